@@ -1,0 +1,197 @@
+"""Matting engines: a BGR uint8 frame in, a float32 alpha in [0, 1] out.
+
+Every engine (MODNet in PyTorch, MODNet in ONNX Runtime, the MediaPipe selfie
+segmenter) follows :class:`MattingEngine`, so sources, smoothers, compositors
+and sinks work with any of them.
+
+Inference size rule
+-------------------
+MODNet needs both sides to be multiples of 32. Users choose the *short side*
+of the network input (``--inference-size``, itself a multiple of 32). The frame
+is scaled so its short side equals that value, and the long side is rounded to
+the nearest multiple of 32 (minimum 32). The aspect ratio is kept to within
+half a block of 32 px: a 1280×720 frame at 288 runs at 288×512, at 512 it runs
+at 512×896. A person is never squashed into a square.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from abc import ABC, abstractmethod
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+BLOCK = 32
+
+
+def round_to_block(value: float, block: int = BLOCK) -> int:
+    """Nearest multiple of ``block``, at least ``block``."""
+    return max(block, int(round(value / block)) * block)
+
+
+def checked_inference_size(value: int) -> int:
+    """Validate a user-given short side; round it to a multiple of 32 with a warning."""
+    value = int(value)
+    if value <= 0:
+        raise ValueError(f"inference size must be positive, got {value}")
+    rounded = round_to_block(value)
+    if rounded != value:
+        log.warning("inference size %d is not a multiple of 32; using %d", value, rounded)
+    return rounded
+
+
+def inference_shape(frame_hw: Sequence[int], short_side: int) -> tuple[int, int]:
+    """(height, width) of the network input for a frame of ``frame_hw`` (see module docs)."""
+    h, w = int(frame_hw[0]), int(frame_hw[1])
+    if h <= 0 or w <= 0:
+        raise ValueError(f"frame size must be positive, got {w}x{h}")
+    scale = short_side / min(h, w)
+    return round_to_block(h * scale), round_to_block(w * scale)
+
+
+def upsample_alpha(alpha: np.ndarray, frame_hw: Sequence[int]) -> np.ndarray:
+    """Bilinear upsampling of an inference-size alpha to the frame size.
+
+    OpenCV's bilinear resize uses pixel centres (the same convention as
+    ``align_corners=False``), so an edge at inference size lands on the same
+    place in the frame; no half-pixel shift.
+    """
+    h, w = int(frame_hw[0]), int(frame_hw[1])
+    if alpha.shape[:2] == (h, w):
+        return alpha.astype(np.float32, copy=False)
+    out = cv2.resize(alpha.astype(np.float32, copy=False), (w, h), interpolation=cv2.INTER_LINEAR)
+    np.clip(out, 0.0, 1.0, out=out)
+    return out
+
+
+def resize_for_inference(frame_bgr: np.ndarray, shape_hw: tuple[int, int]) -> np.ndarray:
+    """Area-resample a frame to the network size (area avoids aliasing when shrinking)."""
+    h, w = shape_hw
+    if frame_bgr.shape[:2] == (h, w):
+        return frame_bgr
+    interp = cv2.INTER_AREA if (h < frame_bgr.shape[0]) else cv2.INTER_LINEAR
+    return cv2.resize(frame_bgr, (w, h), interpolation=interp)
+
+
+class MattingEngine(ABC):
+    """Interface of every engine.
+
+    ``infer`` takes a BGR uint8 frame of any size (H×W×3) and returns a float32
+    alpha (h×w) in [0, 1] at the engine's inference size; use
+    :func:`upsample_alpha` to bring it to the frame size.
+    """
+
+    name: str = "engine"
+    device: str = "cpu"
+    #: per-engine defaults for the temporal smoother and edge refinement
+    default_smoothing: str = "ema"
+    default_refine: bool = False
+
+    @abstractmethod
+    def infer(self, frame_bgr: np.ndarray) -> np.ndarray:
+        ...
+
+    def output_shape(self, frame_hw: Sequence[int]) -> tuple[int, int]:
+        """Shape of the alpha ``infer`` returns for a frame of this size."""
+        raise NotImplementedError
+
+    def warmup(self, frame_hw: Sequence[int] = (720, 1280)) -> None:
+        self.infer(np.zeros((int(frame_hw[0]), int(frame_hw[1]), 3), np.uint8))
+
+    def close(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        return f"{self.name} on {self.device}"
+
+
+def pick_device(requested: str = "auto") -> str:
+    """'auto' picks CUDA, then Apple MPS, then CPU; anything else is validated and returned."""
+    import torch
+
+    requested = (requested or "auto").lower()
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return "mps"
+        return "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was requested but PyTorch sees no CUDA GPU")
+    if requested == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError("--device mps was requested but Apple MPS is not available")
+    if requested not in {"cpu", "mps"} and not requested.startswith("cuda"):
+        raise ValueError(f"unknown device {requested!r}: use auto, cpu, cuda, cuda:N or mps")
+    return requested
+
+
+def set_cpu_threads(threads: int | None) -> None:
+    """Torch intra-op threads; ``None`` keeps torch's default (one per core)."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
+class TorchModnetEngine(MattingEngine):
+    """MODNet in eager PyTorch. float16 on CUDA, float32 elsewhere (float64 for tests)."""
+
+    name = "modnet"
+
+    def __init__(self, weights: str | os.PathLike, inference_size: int = 288, device: str = "auto",
+                 dtype: str | None = None, threads: int | None = None, channels_last: bool | None = None):
+        import torch
+
+        from .weights import load_modnet
+
+        self.device = pick_device(device)
+        self.inference_size = checked_inference_size(inference_size)
+        if dtype is None:
+            dtype = "float16" if self.device.startswith("cuda") else "float32"
+        self.torch_dtype = {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64}[dtype]
+        set_cpu_threads(threads)
+        self.model = load_modnet(weights, device=self.device).to(self.torch_dtype)
+        # channels-last lets cuDNN use its NHWC tensor-core kernels; on CPU it is slower here.
+        self.channels_last = self.device.startswith("cuda") if channels_last is None else channels_last
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.weights = str(weights)
+
+    def output_shape(self, frame_hw: Sequence[int]) -> tuple[int, int]:
+        return inference_shape(frame_hw, self.inference_size)
+
+    def preprocess(self, frame_bgr: np.ndarray):
+        """BGR uint8 frame -> normalised NCHW RGB tensor on the engine's device."""
+        import torch
+
+        small = resize_for_inference(frame_bgr, self.output_shape(frame_bgr.shape))
+        tensor = torch.from_numpy(np.ascontiguousarray(small))
+        if self.device != "cpu":
+            tensor = tensor.pin_memory().to(self.device, non_blocking=True) if self.device.startswith("cuda") \
+                else tensor.to(self.device)
+        # BGR -> RGB, HWC -> CHW, then upstream's (x/255 - 0.5) / 0.5 in the model's dtype.
+        tensor = tensor.flip(-1).permute(2, 0, 1).unsqueeze(0).to(self.torch_dtype)
+        tensor = tensor.div_(255.0).sub_(0.5).div_(0.5)
+        if self.channels_last:
+            tensor = tensor.contiguous(memory_format=torch.channels_last)
+        return tensor
+
+    def infer_tensor(self, frame_bgr: np.ndarray):
+        """Alpha as a 1×1×h×w tensor on the engine's device (for on-device compositing)."""
+        import torch
+
+        with torch.inference_mode():
+            _, _, matte = self.model(self.preprocess(frame_bgr), True)
+        return matte
+
+    def infer(self, frame_bgr: np.ndarray) -> np.ndarray:
+        matte = self.infer_tensor(frame_bgr)
+        return matte[0, 0].float().cpu().numpy()
