@@ -1,0 +1,197 @@
+"""Temporal matte smoothing and the project's flicker metric.
+
+All smoothers work on alphas at inference size (float32 h×w in [0, 1]) and
+take the matching frame (BGR uint8, any size) as a motion guide. ``push``
+returns ``(tag, alpha, frame)`` triples: the tag is whatever the caller
+attached to the frame (the pipeline passes the frame packet), so a smoother
+that delays its output (OFD) hands back the *older* frame with its corrected
+alpha, and the compositor always pairs an alpha with its own frame.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Iterable
+
+import cv2
+import numpy as np
+
+SMOOTHING_CHOICES = ("none", "ema", "ofd", "ofd+ema")
+
+
+def _guide(frame: np.ndarray, shape_hw: tuple[int, int]) -> np.ndarray:
+    """Gray guide at alpha size, float32 0..255."""
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+    if gray.shape[:2] != shape_hw:
+        gray = cv2.resize(gray, (shape_hw[1], shape_hw[0]), interpolation=cv2.INTER_AREA)
+    return gray.astype(np.float32)
+
+
+Item = tuple  # (tag, alpha, frame)
+
+
+class Smoother:
+    """No smoothing: every alpha passes straight through.
+
+    ``push(tag, alpha, frame)`` returns a list of ``(tag, alpha, frame)``
+    ready for compositing (empty while a delaying smoother fills up);
+    ``flush()`` returns what is still held at the end of a stream.
+    """
+
+    name = "none"
+    delay_frames = 0
+
+    def push(self, tag: Any, alpha: np.ndarray, frame: np.ndarray) -> list[Item]:
+        return [(tag, alpha, frame)]
+
+    def flush(self) -> list[Item]:
+        return []
+
+    def reset(self) -> None:
+        pass
+
+
+class MotionAwareEMA(Smoother):
+    """Exponential moving average whose blend weight follows input motion, per pixel.
+
+    Where the input is still, the new alpha gets weight ``still_weight`` (so
+    noise averages over ~1/still_weight frames and stops flickering); where the
+    luma changed by ``motion_full`` or more grey levels it gets weight 1, so
+    moving edges follow the newest matte without ghosting.
+    """
+
+    name = "ema"
+
+    def __init__(self, still_weight: float = 0.25, motion_low: float = 2.0, motion_full: float = 12.0):
+        self.still_weight = still_weight
+        self.motion_low = motion_low
+        self.motion_full = motion_full
+        self._alpha: np.ndarray | None = None
+        self._guide: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self._alpha = None
+        self._guide = None
+
+    def push(self, tag, alpha, frame):
+        guide = _guide(frame, alpha.shape)
+        if self._alpha is None or self._alpha.shape != alpha.shape:
+            self._alpha, self._guide = alpha.astype(np.float32, copy=True), guide
+            return [(tag, self._alpha.copy(), frame)]
+        motion = cv2.absdiff(guide, self._guide)
+        # A 3x3 max spreads motion to the pixels next to it: an edge that moves
+        # one pixel must update on both sides of its old position.
+        motion = cv2.dilate(motion, np.ones((3, 3), np.uint8))
+        ramp = np.clip((motion - self.motion_low) / (self.motion_full - self.motion_low), 0.0, 1.0)
+        weight = self.still_weight + (1.0 - self.still_weight) * ramp
+        self._alpha += weight * (alpha - self._alpha)
+        self._guide = guide
+        return [(tag, self._alpha.copy(), frame)]
+
+
+class OneFrameDelay(Smoother):
+    """MODNet's OFD trick: fix pixels that flip for exactly one frame.
+
+    With mattes at t-1, t, t+1: where the neighbours agree
+    (|a(t-1) - a(t+1)| <= tau) but a(t) differs from both by more than tau, a(t)
+    is replaced by their mean. The output for frame t leaves when frame t+1
+    arrives: one frame of latency.
+    """
+
+    name = "ofd"
+    delay_frames = 1
+
+    def __init__(self, threshold: float = 0.1):
+        self.threshold = threshold
+        self._window: deque[Item] = deque(maxlen=3)
+
+    def reset(self) -> None:
+        self._window.clear()
+
+    def push(self, tag, alpha, frame):
+        out: list[Item] = []
+        if self._window and self._window[-1][1].shape != alpha.shape:
+            out = self.flush()  # resolution changed: neighbours are not comparable
+        self._window.append((tag, alpha, frame))
+        if len(self._window) == 1:
+            return out
+        if len(self._window) == 2:  # no past frame yet: the first one leaves as it is
+            return out + [self._window[0]]
+        (_, prev, _), (mid_tag, mid, mid_frame), (_, nxt, _) = self._window
+        tau = self.threshold
+        flip = (np.abs(prev - nxt) <= tau) & (np.abs(mid - prev) > tau) & (np.abs(mid - nxt) > tau)
+        fixed = np.where(flip, 0.5 * (prev + nxt), mid).astype(np.float32)
+        self._window[1] = (mid_tag, fixed, mid_frame)
+        return out + [(mid_tag, fixed, mid_frame)]
+
+    def flush(self):
+        out = [self._window[-1]] if self._window else []
+        self._window.clear()
+        return out
+
+
+class Chain(Smoother):
+    """Smoothers applied in order (e.g. OFD, then EMA)."""
+
+    def __init__(self, *stages: Smoother):
+        self.stages = stages
+        self.name = "+".join(s.name for s in stages)
+        self.delay_frames = sum(s.delay_frames for s in stages)
+
+    def reset(self) -> None:
+        for s in self.stages:
+            s.reset()
+
+    def push(self, tag, alpha, frame):
+        items = [(tag, alpha, frame)]
+        for stage in self.stages:
+            items = [out for item in items for out in stage.push(*item)]
+        return items
+
+    def flush(self):
+        pending: list[Item] = []
+        for stage in self.stages:
+            pending = [out for item in pending for out in stage.push(*item)] + stage.flush()
+        return pending
+
+
+def make_smoother(name: str) -> Smoother:
+    name = (name or "none").lower()
+    if name == "none":
+        return Smoother()
+    if name == "ema":
+        return MotionAwareEMA()
+    if name == "ofd":
+        return OneFrameDelay()
+    if name == "ofd+ema":
+        return Chain(OneFrameDelay(), MotionAwareEMA())
+    raise ValueError(f"unknown smoothing {name!r}: use one of {', '.join(SMOOTHING_CHOICES)}")
+
+
+# --------------------------------------------------------------------------
+# Flicker metric (shared/NOTES.md): comparable across engines and settings
+# --------------------------------------------------------------------------
+
+METRIC_SIZE = (320, 180)  # (width, height)
+
+
+def flicker(frames: Iterable[np.ndarray], alphas: Iterable[np.ndarray], static_threshold: float = 2.0) -> float:
+    """Mean over t of the mean |α(t) − α(t−1)| over pixels whose luma changed by < 2.
+
+    Frames (BGR uint8) and alphas (float in [0, 1], any size) are first
+    area-downscaled to 320×180.
+    """
+    prev_luma = prev_alpha = None
+    values = []
+    for frame, alpha in zip(frames, alphas):
+        luma = cv2.cvtColor(cv2.resize(frame, METRIC_SIZE, interpolation=cv2.INTER_AREA),
+                            cv2.COLOR_BGR2GRAY).astype(np.float32)
+        a = cv2.resize(alpha.astype(np.float32), METRIC_SIZE, interpolation=cv2.INTER_AREA)
+        if prev_luma is not None:
+            static = np.abs(luma - prev_luma) < static_threshold
+            if static.any():
+                values.append(float(np.abs(a - prev_alpha)[static].mean()))
+        prev_luma, prev_alpha = luma, a
+    if not values:
+        raise ValueError("flicker needs at least two frames with static pixels")
+    return float(np.mean(values))

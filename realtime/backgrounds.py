@@ -1,0 +1,164 @@
+"""The list of backgrounds the hotkeys cycle through, reloaded when the folder changes.
+
+Built-in choices come first (blur, then colours, key green, none), then every
+picture and video in ``backgrounds/``. Files are loaded lazily on selection;
+an unreadable one is skipped with a warning and never ends the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from realtime.compositor import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Background, BlurBackground,
+                                 ColorBackground, MediaError, NoBackground, TransparentBackground,
+                                 load_background_file, parse_color)
+
+log = logging.getLogger(__name__)
+
+MEDIA_EXTENSIONS = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+
+
+@dataclass
+class Entry:
+    name: str
+    factory: Callable[[], Background]
+    path: Path | None = None
+    failed: bool = False
+
+
+class BackgroundLibrary:
+    def __init__(self, folder: str | os.PathLike | None, fit: str = "cover", blur_strength: float = 12.0,
+                 initial: Background | None = None, rescan_interval: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.folder = Path(folder) if folder else None
+        self.fit, self.blur_strength = fit, blur_strength
+        self.rescan_interval = rescan_interval
+        self.clock = clock
+        self._signature: tuple = ()
+        self._last_scan = -1e9
+        self._loaded: dict[str, Background] = {}
+        self._custom: Entry | None = None
+        if initial is not None:
+            self._custom = Entry(initial.name, lambda: initial)
+            self._loaded[initial.name] = initial
+        self.entries: list[Entry] = []
+        self.index = 0
+        self.rescan(force=True)
+        if initial is not None:
+            self.index = next(i for i, e in enumerate(self.entries) if e.name == initial.name)
+
+    # ------------------------------------------------------------------
+    def _builtins(self) -> list[Entry]:
+        colors = [("white", "white"), ("gray", "gray"), ("blue", "blue")]
+        builtins = [Entry("blur", lambda: BlurBackground(self.blur_strength))]
+        builtins += [Entry(name, lambda v=value, n=name: ColorBackground(parse_color(v), name=n))
+                     for name, value in colors]
+        builtins += [Entry("key green", lambda: TransparentBackground(name="key green")),
+                     Entry("none", NoBackground)]
+        return builtins
+
+    def _scan_folder(self) -> list[Path]:
+        if self.folder is None or not self.folder.is_dir():
+            return []
+        try:
+            return sorted(p for p in self.folder.iterdir()
+                          if p.is_file() and p.suffix.lower() in MEDIA_EXTENSIONS and not p.name.startswith("."))
+        except OSError as exc:
+            log.warning("cannot read %s: %s", self.folder, exc)
+            return []
+
+    def rescan(self, force: bool = False) -> bool:
+        """Re-list the folder (at most every ``rescan_interval`` s); True when the list changed."""
+        now = self.clock()
+        if not force and now - self._last_scan < self.rescan_interval:
+            return False
+        self._last_scan = now
+        files = self._scan_folder()
+        signature = tuple((p.name, _mtime(p)) for p in files)
+        if not force and signature == self._signature:
+            return False
+        self._signature = signature
+        current = self.entries[self.index].name if self.entries else None
+        entries = self._builtins()
+        if self._custom is not None and all(e.name != self._custom.name for e in entries):
+            entries.insert(0, self._custom)
+        for path in files:
+            stem = path.stem if all(e.name != path.stem for e in entries) else path.name
+            entries.append(Entry(stem, lambda p=path: load_background_file(p, fit=self.fit), path=path))
+        # Forget loaded files that changed or vanished, so edits show up.
+        keep = {e.name for e in entries}
+        for name in list(self._loaded):
+            entry = next((e for e in entries if e.name == name), None)
+            if name not in keep or (entry is not None and entry.path is not None and not force):
+                self._loaded.pop(name).close()
+        self.entries = entries
+        names = [e.name for e in entries]
+        self.index = names.index(current) if current in names else min(self.index, len(entries) - 1)
+        if not force:
+            log.info("backgrounds reloaded: %d available", len(entries))
+        return True
+
+    # ------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return [e.name for e in self.entries]
+
+    def current(self) -> Background:
+        """The selected background, loading it now; a broken file is skipped."""
+        for _ in range(len(self.entries)):
+            entry = self.entries[self.index]
+            background = self._loaded.get(entry.name)
+            if background is not None:
+                return background
+            try:
+                background = entry.factory()
+            except (MediaError, OSError, ValueError) as exc:
+                log.warning("skipping background %s: %s", entry.name, exc)
+                entry.failed = True
+                del self.entries[self.index]
+                self.index %= len(self.entries)
+                continue
+            self._loaded[entry.name] = background
+            return background
+        return NoBackground()
+
+    @property
+    def current_name(self) -> str:
+        return self.entries[self.index].name
+
+    def step(self, delta: int) -> Background:
+        self.index = (self.index + delta) % len(self.entries)
+        background = self.current()
+        log.info("background: %s", background.name)
+        return background
+
+    def select(self, index: int) -> Background | None:
+        if 0 <= index < len(self.entries):
+            self.index = index
+            return self.step(0)
+        return None
+
+    def select_name(self, name: str) -> bool:
+        for i, e in enumerate(self.entries):
+            if e.name == name:
+                self.index = i
+                return True
+        return False
+
+    def close(self):
+        for background in self._loaded.values():
+            background.close()
+        self._loaded.clear()
+
+
+def _mtime(path: Path) -> float:
+    try:
+        st = path.stat()
+        return st.st_mtime + st.st_size * 1e-12
+    except OSError:
+        return 0.0

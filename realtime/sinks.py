@@ -1,0 +1,211 @@
+"""Where composited frames go: a preview window, a virtual camera, a recording, nowhere.
+
+Every sink takes BGR uint8 frames through ``send(frame, captured_at)`` and is
+closed with ``close()``; sinks with a fixed size (virtual camera, recording)
+resize frames that arrive at another size (a camera that changed resolution).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class SinkError(RuntimeError):
+    """A sink could not be opened; the message is complete and actionable."""
+
+
+class Sink(ABC):
+    name = "sink"
+
+    @abstractmethod
+    def send(self, frame: np.ndarray, captured_at: float) -> None: ...
+
+    def close(self) -> None:
+        pass
+
+
+def _fit(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    w, h = size
+    if frame.shape[1] == w and frame.shape[0] == h:
+        return frame
+    return cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+
+
+class NullSink(Sink):
+    """Counts frames and discards them (benchmarks, tests)."""
+
+    name = "null"
+
+    def __init__(self):
+        self.frames = 0
+        self.last: np.ndarray | None = None
+
+    def send(self, frame, captured_at):
+        self.frames += 1
+        self.last = frame
+
+
+class RecorderSink(Sink):
+    """Records to a video file at a constant frame rate.
+
+    Frames are placed by their capture time, so the file plays in real time
+    whatever the output rate: when output is slower than ``fps`` the previous
+    frame is repeated to fill the gap. ``close`` (also reached on Ctrl-C and
+    SIGTERM) finalises the container so the file stays playable.
+    """
+
+    name = "recording"
+    MAX_GAP_S = 2.0
+
+    def __init__(self, path: str, size: tuple[int, int], fps: float):
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise SinkError(f"--record needs a file name, {self.path} is a folder")
+        if not self.path.parent.exists():
+            raise SinkError(f"cannot record to {self.path}: folder {self.path.parent} does not exist")
+        if not os.access(self.path.parent, os.W_OK):
+            raise SinkError(f"cannot record to {self.path}: folder {self.path.parent} is not writable")
+        self.size, self.fps = size, float(fps)
+        fourcc = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
+        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), self.fps, size)
+        if not self._writer.isOpened():
+            raise SinkError(f"cannot record to {self.path}: OpenCV has no writer for {self.path.suffix or 'it'} "
+                            f"(use .mp4 or .avi)")
+        self.frames_written = 0
+        self._t0: float | None = None
+
+    def send(self, frame, captured_at):
+        frame = _fit(frame, self.size)
+        if self._t0 is None:
+            self._t0 = captured_at
+        due = int(round((captured_at - self._t0) * self.fps)) + 1  # frames that should exist now
+        repeats = max(1, min(due - self.frames_written, int(self.MAX_GAP_S * self.fps)))
+        for _ in range(repeats):
+            self._writer.write(frame)
+        self.frames_written += repeats
+
+    def close(self):
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+            log.info("recording saved: %s (%d frames)", self.path, self.frames_written)
+
+
+VCAM_HELP_LINUX = (
+    "No virtual camera device was found. On Linux install v4l2loopback and load it once per boot:\n"
+    "  sudo apt install v4l2loopback-dkms\n"
+    "  sudo modprobe v4l2loopback devices=1 video_nr=10 card_label=\"Virtual Background\" exclusive_caps=1\n"
+    "then run again (or pass --vcam-device /dev/video10). exclusive_caps=1 is needed for Chrome, Zoom and Teams."
+)
+VCAM_HELP_OTHER = (
+    "No virtual camera is available. Install OBS Studio (28 or newer), open it once and click "
+    "\"Start Virtual Camera\", then \"Stop Virtual Camera\" and close OBS; run again. "
+    "On Windows, Unity Capture also works (--vcam-backend unitycapture)."
+)
+
+
+def vcam_help(platform: str | None = None) -> str:
+    return VCAM_HELP_LINUX if (platform or sys.platform).startswith("linux") else VCAM_HELP_OTHER
+
+
+class VirtualCameraSink(Sink):
+    """pyvirtualcam adapter: BGR frames straight through (PixelFormat.BGR), never mirrored.
+
+    ``camera_factory`` is ``pyvirtualcam.Camera``; tests pass a fake with the
+    same contract (``Camera(width, height, fps, fmt=, device=, backend=)``,
+    ``send``, ``close``, ``device``).
+    """
+
+    name = "virtual camera"
+
+    def __init__(self, size: tuple[int, int], fps: float, device: str | None = None,
+                 backend: str | None = None, camera_factory=None):
+        try:
+            import pyvirtualcam
+        except ImportError:
+            raise SinkError("the virtual camera needs pyvirtualcam: pip install -r requirements.txt") from None
+        factory = camera_factory or pyvirtualcam.Camera
+        self.size = size
+        kwargs = {"fmt": pyvirtualcam.PixelFormat.BGR}
+        if device:
+            kwargs["device"] = device
+        if backend:
+            kwargs["backend"] = backend
+        try:
+            self._cam = factory(size[0], size[1], fps, **kwargs)
+        except Exception as exc:  # pyvirtualcam raises RuntimeError / ValueError with a terse reason
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if device:
+                raise SinkError(f"cannot open virtual camera {device}: {reason}. {vcam_help()}") from None
+            raise SinkError(f"{vcam_help()}\n(pyvirtualcam said: {reason})") from None
+        log.info("virtual camera started: %s (%dx%d @ %.0f fps)", getattr(self._cam, "device", "?"),
+                 size[0], size[1], fps)
+
+    @property
+    def device(self) -> str:
+        return str(getattr(self._cam, "device", ""))
+
+    def send(self, frame, captured_at):
+        self._cam.send(np.ascontiguousarray(_fit(frame, self.size)))
+
+    def close(self):
+        if self._cam is not None:
+            self._cam.close()
+            self._cam = None
+
+
+class WindowSink(Sink):
+    """OpenCV preview window; reports keys and closing.
+
+    ``send`` shows the frame as given (the pipeline mirrors the self-view and
+    draws the HUD before, so text is never mirrored); ``poll_key`` returns the last key pressed (as an
+    OpenCV key code) or -1; ``closed`` is True once the user closed the window.
+    """
+
+    name = "window"
+
+    def __init__(self, title: str = "MODNet Live"):
+        self.title = title
+        try:
+            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+        except cv2.error as exc:
+            raise SinkError(f"cannot open a preview window ({str(exc).strip().splitlines()[-1]}); "
+                            f"use --no-window, e.g. with --vcam or --record") from None
+        self._shown = False
+        self._key = -1
+
+    def send(self, frame, captured_at):
+        cv2.imshow(self.title, frame)
+        self._shown = True
+        self._key = cv2.waitKeyEx(1)
+
+    def poll_key(self) -> int:
+        key, self._key = self._key, -1
+        if key == -1 and self._shown:
+            key = cv2.waitKeyEx(1)
+        return key
+
+    @property
+    def closed(self) -> bool:
+        if not self._shown:
+            return False
+        try:
+            return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
+        except cv2.error:
+            return True
+
+    def close(self):
+        try:
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)
+        except cv2.error:
+            pass

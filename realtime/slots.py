@@ -1,0 +1,61 @@
+"""Thread hand-offs that never queue: a "latest value" slot.
+
+A producer overwrites the slot; each consumer asks for anything newer than the
+last sequence number it saw. A slow consumer therefore skips stale values
+instead of building a backlog, so latency cannot grow.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class SlotClosed(Exception):
+    """The producer finished and nothing newer will come."""
+
+
+class LatestSlot(Generic[T]):
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: T | None = None
+        self._seq = 0
+        self._closed = False
+        self.overwritten = 0  # values replaced before anyone read them (dropped frames)
+        self._read_seq = 0
+
+    def put(self, item: T) -> None:
+        with self._cond:
+            if self._seq > self._read_seq:
+                self.overwritten += 1
+            self._item = item
+            self._seq += 1
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def latest(self) -> tuple[int, T | None]:
+        with self._cond:
+            return self._seq, self._item
+
+    def get_newer(self, seen_seq: int, timeout: float | None = None) -> tuple[int, T] | None:
+        """Wait for a value newer than ``seen_seq``; ``None`` on timeout.
+
+        Raises :class:`SlotClosed` once the slot is closed and holds nothing newer.
+        """
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._seq > seen_seq or self._closed, timeout):
+                return None
+            if self._seq > seen_seq:
+                self._read_seq = max(self._read_seq, self._seq)
+                return self._seq, self._item  # type: ignore[return-value]
+            raise SlotClosed()

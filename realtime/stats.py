@@ -1,0 +1,80 @@
+"""Rates and latency percentiles for the HUD, --stats and the benchmarks."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import numpy as np
+
+
+class RateMeter:
+    """Events per second over a sliding window of the last ``window`` seconds."""
+
+    def __init__(self, window: float = 2.0):
+        self.window = window
+        self._times: deque[float] = deque()
+        self.count = 0
+
+    def tick(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self._times.append(now)
+        self.count += 1
+        self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        while self._times and now - self._times[0] > self.window:
+            self._times.popleft()
+
+    def rate(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        self._trim(now)
+        if len(self._times) < 2:
+            return 0.0
+        span = self._times[-1] - self._times[0]
+        return (len(self._times) - 1) / span if span > 0 else 0.0
+
+
+class RunStats:
+    """Everything the pipeline measures. Bounded memory: keeps the last ``keep`` samples."""
+
+    def __init__(self, keep: int = 20000):
+        self.started = time.monotonic()
+        self.output = RateMeter()
+        self.mattes = RateMeter()
+        self.latency_ms: deque[float] = deque(maxlen=keep)
+        self.infer_ms: deque[float] = deque(maxlen=keep)
+        self.composite_ms: deque[float] = deque(maxlen=keep)
+        self.outputs = 0
+
+    def record_output(self, latency_s: float, composite_s: float, now: float) -> None:
+        self.outputs += 1
+        self.output.tick(now)
+        self.latency_ms.append(latency_s * 1000.0)
+        self.composite_ms.append(composite_s * 1000.0)
+
+    def record_matte(self, infer_s: float, now: float) -> None:
+        self.mattes.tick(now)
+        self.infer_ms.append(infer_s * 1000.0)
+
+    @staticmethod
+    def percentile(values, q: float) -> float:
+        return float(np.percentile(np.fromiter(values, float), q)) if values else float("nan")
+
+    def last_infer_ms(self) -> float:
+        return self.infer_ms[-1] if self.infer_ms else float("nan")
+
+    def line(self, capture_fps: float, now: float | None = None) -> str:
+        now = time.monotonic() if now is None else now
+        recent = list(self.latency_ms)[-300:]
+        return (f"output {self.output.rate(now):5.1f} fps | capture {capture_fps:5.1f} fps | "
+                f"mattes {self.mattes.rate(now):5.1f}/s ({self.percentile(list(self.infer_ms)[-50:], 50):.0f} ms) | "
+                f"latency p50 {self.percentile(recent, 50):.0f} ms p95 {self.percentile(recent, 95):.0f} ms")
+
+    def summary(self, capture_frames: int) -> str:
+        elapsed = max(1e-9, time.monotonic() - self.started)
+        return (f"{self.outputs} frames in {elapsed:.1f} s: output {self.outputs / elapsed:.1f} fps, "
+                f"capture {capture_frames / elapsed:.1f} fps, mattes {self.mattes.count / elapsed:.1f}/s "
+                f"(inference p50 {self.percentile(self.infer_ms, 50):.0f} ms), latency p50 "
+                f"{self.percentile(self.latency_ms, 50):.0f} ms, p95 {self.percentile(self.latency_ms, 95):.0f} ms, "
+                f"p99 {self.percentile(self.latency_ms, 99):.0f} ms")
