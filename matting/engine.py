@@ -91,6 +91,7 @@ class MattingEngine(ABC):
     #: per-engine defaults for the temporal smoother and edge refinement
     default_smoothing: str = "ema"
     default_refine: bool = False
+    ema_still_weight: float = 0.25
 
     @abstractmethod
     def infer(self, frame_bgr: np.ndarray) -> np.ndarray:

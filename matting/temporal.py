@@ -155,16 +155,17 @@ class Chain(Smoother):
         return pending
 
 
-def make_smoother(name: str) -> Smoother:
+def make_smoother(name: str, still_weight: float = 0.25) -> Smoother:
+    """``still_weight``: the EMA's weight of a new alpha where the input is still (per engine)."""
     name = (name or "none").lower()
     if name == "none":
         return Smoother()
     if name == "ema":
-        return MotionAwareEMA()
+        return MotionAwareEMA(still_weight=still_weight)
     if name == "ofd":
         return OneFrameDelay()
     if name == "ofd+ema":
-        return Chain(OneFrameDelay(), MotionAwareEMA())
+        return Chain(OneFrameDelay(), MotionAwareEMA(still_weight=still_weight))
     raise ValueError(f"unknown smoothing {name!r}: use one of {', '.join(SMOOTHING_CHOICES)}")
 
 

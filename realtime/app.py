@@ -47,7 +47,7 @@ def run_live(settings: Settings) -> int:
     try:
         engine = engine_from_settings(settings, photo=False, source_fps=source.fps)
         mode = choose_mode(settings, engine.device)
-        smoother = make_smoother(settings.smoothing or engine.default_smoothing)
+        smoother = make_smoother(settings.smoothing or engine.default_smoothing, still_weight=engine.ema_still_weight)
         refine = engine.default_refine if settings.refine is None else settings.refine
         compositor = Compositor(refine=refine, decontaminate=bool(settings.decontaminate))
         log.info("engine: %s; %s mode; smoothing %s; edge refinement %s", engine.describe(), mode,

@@ -1,0 +1,139 @@
+"""MODNet in ONNX Runtime: export from a checkpoint, and an engine that runs the export.
+
+The export has one input ``input`` (N×3×H×W float32, normalised RGB) and one
+output ``matte`` (N×1×H×W), with dynamic height and width (multiples of 32).
+The engine picks TensorRT, then CUDA, then the CPU execution provider.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from .engine import MattingEngine, checked_inference_size, inference_shape, resize_for_inference
+from .weights import WeightsError
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+
+
+def export_modnet_onnx(weights: str | os.PathLike, output: str | os.PathLike, sample_hw=(288, 512)) -> Path:
+    """Export the checkpoint at ``weights`` to ``output`` (written atomically)."""
+    import torch
+
+    from .weights import load_modnet
+
+    class MatteOnly(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net(x, True)[2]
+
+    output = Path(output)
+    if output.parent and not output.parent.exists():
+        raise WeightsError(f"cannot write {output}: folder {output.parent} does not exist")
+    model = MatteOnly(load_modnet(weights, device="cpu")).eval()
+    tmp = output.with_name(f".{output.name}.part")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # legacy-exporter deprecation and instance-norm notes
+            # The TorchScript exporter handles dynamic H×W through MODNet's
+            # scale-factor interpolations without extra packages.
+            torch.onnx.export(model, (torch.zeros(1, 3, *sample_hw),), str(tmp), input_names=["input"],
+                              output_names=["matte"], opset_version=OPSET, dynamo=False,
+                              dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"},
+                                            "matte": {0: "batch", 2: "height", 3: "width"}})
+        os.replace(tmp, output)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    log.info("exported MODNet to %s", output)
+    return output
+
+
+def cached_export(weights: Path) -> Path:
+    """The ``.onnx`` beside a ``.ckpt``, exported once and refreshed when the checkpoint changes."""
+    onnx_path = weights.with_suffix(".onnx")
+    try:
+        fresh = onnx_path.exists() and onnx_path.stat().st_mtime >= weights.stat().st_mtime
+    except OSError:
+        fresh = False
+    if not fresh:
+        if not os.access(weights.parent, os.W_OK):
+            import tempfile
+
+            onnx_path = Path(tempfile.gettempdir()) / f"{weights.stem}.onnx"
+        log.info("exporting %s to ONNX (once)", weights.name)
+        export_modnet_onnx(weights, onnx_path)
+    return onnx_path
+
+
+def providers_for(device: str) -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    wanted = ["TensorrtExecutionProvider", "CUDAExecutionProvider"] if device.startswith("cuda") else []
+    return [p for p in wanted if p in available] + ["CPUExecutionProvider"]
+
+
+class OnnxModnetEngine(MattingEngine):
+    """MODNet through onnxruntime. ``weights`` is an ``.onnx`` export or a ``.ckpt`` to export."""
+
+    name = "modnet-onnx"
+
+    def __init__(self, weights: str | os.PathLike, inference_size: int = 288, device: str = "cpu",
+                 threads: int | None = None):
+        import onnxruntime as ort
+
+        path = Path(weights)
+        if not path.exists():
+            raise WeightsError(f"model file not found: {path}")
+        if path.suffix.lower() != ".onnx":
+            path = cached_export(path)
+        self.inference_size = checked_inference_size(inference_size)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers_for(device))
+        except Exception as exc:
+            raise WeightsError(f"not a loadable ONNX model: {path} ({str(exc).splitlines()[0][:200]})") from None
+        self._check_signature(path)
+        self.device = "cuda" if self.session.get_providers()[0] != "CPUExecutionProvider" else "cpu"
+        self.path = path
+
+    def _check_signature(self, path: Path) -> None:
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        ok = (len(inputs) == 1 and len(inputs[0].shape) == 4 and inputs[0].shape[1] == 3
+              and inputs[0].type == "tensor(float)" and len(outputs) >= 1 and len(outputs[-1].shape) == 4
+              and outputs[-1].shape[1] == 1)
+        if not ok:
+            got = ", ".join(f"{i.name}{list(i.shape)}" for i in inputs) + " -> " + \
+                ", ".join(f"{o.name}{list(o.shape)}" for o in outputs)
+            raise WeightsError(f"{path} is not a MODNet ONNX model (expected input N×3×H×W float and output "
+                               f"N×1×H×W; it has {got})")
+        self._input = inputs[0].name
+        self._output = outputs[-1].name
+
+    def output_shape(self, frame_hw: Sequence[int]) -> tuple[int, int]:
+        return inference_shape(frame_hw, self.inference_size)
+
+    def preprocess(self, frame_bgr: np.ndarray) -> np.ndarray:
+        small = resize_for_inference(frame_bgr, self.output_shape(frame_bgr.shape))
+        # (x - 127.5) / 127.5 == (x/255 - 0.5) / 0.5, BGR->RGB and HWC->NCHW in one pass.
+        return cv2.dnn.blobFromImage(small, scalefactor=1 / 127.5, mean=(127.5, 127.5, 127.5), swapRB=True)
+
+    def infer(self, frame_bgr: np.ndarray) -> np.ndarray:
+        matte = self.session.run([self._output], {self._input: self.preprocess(frame_bgr)})[0]
+        return matte[0, 0]

@@ -1,0 +1,71 @@
+"""Shared fixtures. Tests that need ../shared skip with a reason when it is absent."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared"
+REFERENCE_CKPT = SHARED / "reference" / "modnet_reference.ckpt"
+VLOG = SHARED / "media" / "vlog_720p.mp4"
+PORTRAIT = SHARED / "media" / "portrait_720p.jpg"
+TWO_PEOPLE = SHARED / "media" / "two_people.jpg"
+NIGHT_SKY = SHARED / "media" / "background_night_sky.jpg"
+MODELS = SHARED / "models"
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"needs {path} (the shared test data is not beside this checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def reference_ckpt() -> Path:
+    return need(REFERENCE_CKPT)
+
+
+@pytest.fixture(scope="session")
+def vlog_path() -> Path:
+    return need(VLOG)
+
+
+@pytest.fixture(scope="session")
+def vlog_frames(vlog_path) -> list[np.ndarray]:
+    """The first 24 frames of the vlog clip (BGR uint8, 1280x720)."""
+    cap = cv2.VideoCapture(str(vlog_path))
+    frames = []
+    while len(frames) < 24:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames
+
+
+@pytest.fixture(scope="session")
+def small_engine(reference_ckpt):
+    """MODNet (reference weights) at a small inference size: quick on a 2-core CPU."""
+    from matting.engine import TorchModnetEngine
+
+    return TorchModnetEngine(reference_ckpt, inference_size=128, device="cpu")
+
+
+def textured_room(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A synthetic 'room': blue/green checkerboard plus noise (no red anywhere)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    checker = ((yy // 16 + xx // 16) % 2).astype(np.float32)
+    room = np.zeros((h, w, 3), np.float32)
+    room[..., 0] = 120 + 100 * checker
+    room[..., 1] = 160 - 60 * checker
+    room += rng.normal(0, 6, room.shape)
+    room[..., 2] = 0
+    return np.clip(room, 0, 255).astype(np.uint8)
