@@ -1,0 +1,116 @@
+"""Test doubles that follow the real interfaces (sources, engines, cameras)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from matting.engine import MattingEngine
+from realtime.sources import FrameSource, SourceError
+
+
+class SyntheticSource(FrameSource):
+    """Frames whose pixels encode their index (B = index % 256), paced at ``fps``.
+
+    ``fail_between=(a, b)``: reads number a..b-1 raise SourceError (a camera that
+    vanishes and comes back); ``sizes`` maps a read number to a new (h, w).
+    """
+
+    def __init__(self, frames=None, fps=30.0, size=(64, 96), fail_between=None, sizes=None, live=True):
+        self.frames, self.fps, self.size = frames, fps, size
+        self.fail_between, self.sizes = fail_between, sizes or {}
+        self.live = live
+        self.name = "synthetic"
+        self.reads = 0
+        self.opens = 0
+        self._t0 = time.monotonic()
+        self._n = 0
+        self.closed = False
+
+    def open(self):
+        self.opens += 1
+        if self.fail_between and self.fail_between[0] <= self.reads < self.fail_between[1]:
+            self.reads += 1
+            raise SourceError("device unplugged")
+
+    def wait(self, stop: threading.Event):
+        delay = self._t0 + self._n / self.fps - time.monotonic()
+        if delay > 0:
+            stop.wait(delay)
+
+    def resync(self):
+        self._t0 = time.monotonic() - self._n / self.fps
+
+    def read(self):
+        n = self.reads
+        self.reads += 1
+        if self.fail_between and self.fail_between[0] <= n < self.fail_between[1]:
+            raise SourceError("device unplugged")
+        if self.frames is not None and self._n >= self.frames:
+            return None
+        self.size = self.sizes.get(n, self.size)
+        frame = np.zeros((*self.size, 3), np.uint8)
+        frame[:, :, 0] = self._n % 256
+        frame[:, :, 1] = 128
+        self._n += 1
+        return frame
+
+    def close(self):
+        self.closed = True
+
+
+class IndexEngine(MattingEngine):
+    """Alpha encodes the frame it was computed from: value = (B channel + 1) / 1000."""
+
+    name = "index"
+
+    def __init__(self, delay=0.0, fail_at=None):
+        self.delay, self.fail_at, self.calls = delay, fail_at, 0
+
+    def output_shape(self, frame_hw):
+        return (32, 48)
+
+    def infer(self, frame):
+        self.calls += 1
+        if self.fail_at is not None and self.calls >= self.fail_at:
+            raise RuntimeError("simulated inference crash")
+        if self.delay:
+            time.sleep(self.delay)
+        return np.full((32, 48), (float(frame[0, 0, 0]) + 1) / 1000, np.float32)
+
+
+class SlowEngine(MattingEngine):
+    """Wraps a real engine and adds a fixed delay (a slower machine)."""
+
+    def __init__(self, inner, delay):
+        self.inner, self.delay = inner, delay
+        self.name, self.device = inner.name, inner.device
+
+    def output_shape(self, frame_hw):
+        return self.inner.output_shape(frame_hw)
+
+    def infer(self, frame):
+        time.sleep(self.delay)
+        return self.inner.infer(frame)
+
+
+class FakeVirtualCamera:
+    """Records what pyvirtualcam.Camera would receive."""
+
+    instances: list["FakeVirtualCamera"] = []
+
+    def __init__(self, width, height, fps, fmt=None, device=None, backend=None):
+        self.args = dict(width=width, height=height, fps=fps, fmt=fmt, device=device, backend=backend)
+        self.device = device or "/dev/video10"
+        self.frames: list[np.ndarray] = []
+        self.closed = False
+        FakeVirtualCamera.instances.append(self)
+
+    def send(self, frame):
+        assert frame.shape == (self.args["height"], self.args["width"], 3) and frame.dtype == np.uint8
+        self.frames.append(frame.copy())
+
+    def close(self):
+        self.closed = True

@@ -1,0 +1,244 @@
+"""The live pipeline, headless: modes, latency, recording, hotkeys, lifecycle, failures."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from fakes import IndexEngine, SlowEngine, SyntheticSource
+from matting.temporal import make_smoother
+from realtime.backgrounds import BackgroundLibrary
+from realtime.compositor import Compositor, ColorBackground
+from realtime.pipeline import LOST_NOTICE, Pipeline, PipelineError
+from realtime.sinks import NullSink, RecorderSink
+from realtime.sources import VideoSource
+
+
+def make_pipeline(source, engine, mode="async", sinks=None, smoothing="none", **kw):
+    library = BackgroundLibrary(None, initial=ColorBackground((0, 0, 0), name="black"))
+    return Pipeline(source, engine, make_smoother(smoothing), Compositor(), library,
+                    sinks if sinks is not None else [NullSink()], mode=mode, terminal_keys=False, **kw)
+
+
+class Spy(NullSink):
+    """Keeps each output's frame index (B channel) and its matte's index (alpha)."""
+
+    def __init__(self):
+        super().__init__()
+        self.pairs = []
+
+
+def spy_emit(pipeline):
+    pairs = []
+    original = pipeline._emit
+
+    def emit(packet, alpha):
+        pairs.append((int(packet.image[0, 0, 0]), int(round(float(alpha[0, 0]) * 1000)) - 1))
+        original(packet, alpha)
+
+    pipeline._emit = emit
+    return pairs
+
+
+def test_sync_every_output_frame_has_its_own_matte():
+    pipeline = make_pipeline(SyntheticSource(frames=40, fps=60), IndexEngine(delay=0.03), mode="sync")
+    pairs = spy_emit(pipeline)
+    pipeline.run()
+    assert len(pairs) >= 10
+    assert all(frame == matte for frame, matte in pairs)
+    # inference (~30 fps) is slower than the source (60 fps): stale frames were dropped, not queued
+    assert len(pairs) < 40
+
+
+def test_async_outputs_at_source_rate_with_slower_inference():
+    source = SyntheticSource(fps=30)
+    engine = IndexEngine(delay=0.15)  # ~6 mattes per second
+    pipeline = make_pipeline(source, engine, mode="async", duration=3.0)
+    pairs = spy_emit(pipeline)
+    stats = pipeline.run()
+    rate = stats.outputs / 3.0
+    assert rate >= 0.9 * 30, f"output {rate:.1f} fps for a 30 fps source"
+    assert engine.calls <= 25
+    assert any(frame != matte for frame, matte in pairs)  # newest matte, not the frame's own
+
+
+def test_latency_stays_bounded_in_sync_mode():
+    engine = IndexEngine(delay=0.05)
+    pipeline = make_pipeline(SyntheticSource(fps=60), engine, mode="sync", duration=3.0)
+    stats = pipeline.run()
+    latencies = list(stats.latency_ms)
+    assert len(latencies) > 30
+    first, last = np.median(latencies[5:15]), np.median(latencies[-10:])
+    # one inference plus at most a frame interval and scheduling noise, and no growth
+    assert last < 50 + 2 * 17 + 60, f"latency {last:.0f} ms"
+    assert last < first + 40
+
+
+def test_recording_of_vlog_has_every_frame_and_size(small_engine, vlog_path, tmp_path):
+    out = tmp_path / "out.mp4"
+    source = VideoSource(str(vlog_path))
+    source.open()
+    first = source.read()
+    recorder = RecorderSink(str(out), (1280, 720), source.fps)
+    pipeline = make_pipeline(source, SlowEngine(small_engine, 0.0), mode="async", sinks=[recorder],
+                             first_frame=first)
+    pipeline.run()
+    cap = cv2.VideoCapture(str(out))
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (1280, 720)
+    assert abs(count - 122) <= 3, count
+    ok, frame = cap.read()
+    assert ok and frame.shape == (720, 1280, 3)
+
+
+def test_async_with_real_model_keeps_near_source_rate(small_engine, vlog_path):
+    """vlog at 24 fps, MODNet made slower than the clip (>= 120 ms per matte)."""
+    source = VideoSource(str(vlog_path))
+    source.open()
+    first = source.read()
+    engine = SlowEngine(small_engine, 0.12)
+    pipeline = make_pipeline(source, engine, mode="async", first_frame=first, duration=4.0)
+    stats = pipeline.run()
+    elapsed = time.monotonic() - stats.started
+    assert stats.outputs / elapsed >= 0.85 * source.fps
+    assert stats.mattes.count / elapsed < source.fps / 2
+
+
+def test_hotkey_actions(tmp_path):
+    pipeline = make_pipeline(SyntheticSource(frames=5), IndexEngine(), snapshot_dir=str(tmp_path))
+    library = pipeline.library
+    names = library.names
+    start = library.index
+    pipeline.apply("next")
+    assert library.index == (start + 1) % len(names)
+    pipeline.apply("previous")
+    assert library.index == start
+    pipeline.apply("pick", 2)
+    assert library.index == 2
+    pipeline.apply("blur")
+    assert library.current_name == "blur"
+    pipeline.apply("blur")
+    assert library.index == 2
+    pipeline.apply("matte")
+    assert pipeline.view == "matte"
+    pipeline.apply("original")
+    assert pipeline.view == "original"
+    pipeline.apply("original")
+    assert pipeline.view == "composite"
+    mirror = pipeline.mirror
+    pipeline.apply("mirror")
+    assert pipeline.mirror != mirror
+    pipeline.apply("pause")
+    assert pipeline.paused
+    pipeline.apply("help")
+    assert pipeline.show_help
+    pipeline._last_output = np.zeros((8, 8, 3), np.uint8)
+    pipeline.apply("snapshot")
+    assert len(list(tmp_path.glob("snapshot_*.png"))) == 1
+    pipeline.apply("quit")
+    assert pipeline.stop_event.is_set()
+
+
+def test_matte_and_original_views_are_what_sinks_get():
+    sink = NullSink()
+    pipeline = make_pipeline(SyntheticSource(frames=3), IndexEngine(), sinks=[sink], mode="sync")
+    pipeline.apply("matte")
+    pipeline.run()
+    # matte view: gray image of the alpha ((index+1)/1000 -> 0..1 grey levels)
+    assert sink.last.shape == (64, 96, 3) and sink.last.max() <= 2
+
+
+def test_stop_joins_everything_quickly():
+    pipeline = make_pipeline(SyntheticSource(fps=30), IndexEngine(delay=0.3), mode="sync")
+    runner = threading.Thread(target=pipeline.run)
+    runner.start()
+    time.sleep(1.0)
+    start = time.monotonic()
+    pipeline.stop("test")
+    runner.join(5)
+    assert not runner.is_alive()
+    assert time.monotonic() - start < 2.0
+    assert not pipeline.capture.is_alive() and not pipeline.inference.is_alive()
+    assert pipeline.source.closed
+
+
+def test_worker_exception_ends_run_with_clear_error_and_finalised_recording(tmp_path):
+    out = tmp_path / "crash.mp4"
+    recorder = RecorderSink(str(out), (96, 64), 30)
+    source = SyntheticSource(fps=30)
+    pipeline = make_pipeline(source, IndexEngine(fail_at=10), mode="sync", sinks=[recorder])
+    with pytest.raises(PipelineError, match="inference thread failed: RuntimeError: simulated inference crash"):
+        pipeline.run()
+    assert source.closed
+    cap = cv2.VideoCapture(str(out))
+    assert cap.isOpened() and cap.read()[0]
+
+
+def test_capture_exception_is_reported():
+    class Broken(SyntheticSource):
+        def read(self):
+            if self.reads > 3:
+                raise ValueError("driver bug")
+            return super().read()
+
+    pipeline = make_pipeline(Broken(fps=30, live=False), IndexEngine(), mode="sync", reconnect=False)
+    with pytest.raises(PipelineError, match="capture thread failed: ValueError: driver bug"):
+        pipeline.run()
+
+
+def _run_cli(*args, **kw):
+    return subprocess.Popen([sys.executable, str(ROOT / "live.py"), *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "MODNET_OFFLINE": "1"}, **kw)
+
+
+def test_sigterm_mid_run_leaves_playable_recording(reference_ckpt, vlog_path, tmp_path):
+    out = tmp_path / "term.mp4"
+    proc = _run_cli("--source", vlog_path, "--loop", "--weights", reference_ckpt, "--no-window",
+                    "--record", out, "--inference-size", "64")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 50_000):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=10)
+    assert time.monotonic() - sent < 2.0
+    assert proc.returncode == 0, proc.stderr.read()
+    cap = cv2.VideoCapture(str(out))
+    assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) > 10
+    ok, frame = cap.read()
+    assert ok and frame.shape == (720, 1280, 3)
+
+
+def test_ctrl_c_stops_cleanly(reference_ckpt, vlog_path, tmp_path):
+    out = tmp_path / "int.mp4"
+    proc = _run_cli("--source", vlog_path, "--loop", "--weights", reference_ckpt, "--no-window",
+                    "--record", out, "--inference-size", "64")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 50_000):
+        time.sleep(0.2)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=10)
+    assert time.monotonic() - sent < 2.0
+    assert "Traceback" not in proc.stderr.read()
+    assert cv2.VideoCapture(str(out)).read()[0]
+
+
+def test_cli_done_when_command(reference_ckpt, vlog_path, tmp_path):
+    out = tmp_path / "out.mp4"
+    proc = _run_cli("--source", vlog_path, "--weights", reference_ckpt, "--no-window", "--record", out,
+                    "--stats", "--inference-size", "128")
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert "latency p50" in stderr and "p95" in stderr
+    cap = cv2.VideoCapture(str(out))
+    assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (1280, 720)
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) >= 115
