@@ -8,9 +8,14 @@
 All options: python live.py --help
 """
 
+import os
 import sys
 
-from realtime.cli import main
+# OpenCV prints its own warnings (e.g. for a camera index that does not exist)
+# on top of our one-line errors; keep only its errors unless asked (-v).
+os.environ.setdefault("OPENCV_LOG_LEVEL", "DEBUG" if {"-v", "--verbose"} & set(sys.argv) else "ERROR")
+
+from realtime.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,247 @@
+"""Fault injection: lost cameras, resolution changes, bad files and values, vcam errors."""
+
+import os
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from fakes import FakeVirtualCamera, IndexEngine, SyntheticSource
+from test_pipeline import make_pipeline
+from realtime.pipeline import LOST_NOTICE
+from realtime.sinks import NullSink, SinkError, VirtualCameraSink, vcam_help
+
+
+class Frames(NullSink):
+    def __init__(self):
+        super().__init__()
+        self.sent = []
+
+    def send(self, frame, captured_at):
+        super().send(frame, captured_at)
+        self.sent.append((time.monotonic(), frame.copy()))
+
+
+def test_lost_camera_keeps_sending_with_notice_and_recovers():
+    sink = Frames()
+    # reads 20..(20+N) fail: with backoff 0.5 s, 1 s, ... the outage lasts a couple of seconds
+    source = SyntheticSource(fps=30, fail_between=(20, 23))
+    pipeline = make_pipeline(source, IndexEngine(), mode="async", sinks=[sink], duration=5.0)
+    pipeline.capture.backoff = (0.4, 1.0)
+    stats = pipeline.run()
+    assert pipeline.capture.reconnects >= 2
+    frames = [f for _, f in sink.sent]
+    # during the outage the last composite kept flowing, with a banner drawn on it
+    notices = [f for f in frames if (f != frames[0]).any() and f[-40:].max() != f[:10].max()]
+    times = [t for t, _ in sink.sent]
+    gaps = np.diff(times)
+    assert gaps.max() < 0.3, f"output froze for {gaps.max():.2f} s"
+    assert len(notices) > 5
+    # and live frames resumed afterwards: frame indices advance again after the outage
+    assert not pipeline.capture.lost.is_set() and stats.outputs > 60
+    assert (frames[-1][-40:] == frames[-1][:10].max()).all() or frames[-1][-40:].max() == frames[-1][:10].max()
+
+
+def test_notice_text_is_drawn():
+    from realtime.hotkeys import draw_notice
+
+    base = np.full((120, 320, 3), 50, np.uint8)
+    out = draw_notice(base, LOST_NOTICE)
+    assert (out != base).any() and (base == 50).all()
+
+
+def test_resolution_change_mid_stream_without_restart(tmp_path):
+    from realtime.sinks import RecorderSink
+
+    out = tmp_path / "rec.mp4"
+    recorder = RecorderSink(str(out), (96, 64), 30)
+    sink = Frames()
+    source = SyntheticSource(fps=30, frames=60, sizes={30: (120, 160)})
+    pipeline = make_pipeline(source, IndexEngine(), mode="sync", sinks=[sink, recorder], smoothing="ema")
+    pipeline.run()
+    shapes = {f.shape for _, f in sink.sent}
+    assert shapes == {(64, 96, 3), (120, 160, 3)}
+    cap = cv2.VideoCapture(str(out))
+    assert cap.get(cv2.CAP_PROP_FRAME_WIDTH) == 96 and cap.read()[0]
+
+
+def test_file_source_that_errors_then_recovers():
+    source = SyntheticSource(fps=60, frames=80, fail_between=(10, 12), live=False)
+    pipeline = make_pipeline(source, IndexEngine(), mode="sync", reconnect=True)
+    pipeline.capture.backoff = (0.1, 0.2)
+    stats = pipeline.run()
+    assert pipeline.capture.reconnects >= 1 and stats.outputs > 20
+
+
+def test_vcam_adapter_contract():
+    import pyvirtualcam
+
+    FakeVirtualCamera.instances.clear()
+    sink = VirtualCameraSink((96, 64), 24, device="/dev/video10", camera_factory=FakeVirtualCamera)
+    frame = np.zeros((64, 96, 3), np.uint8)
+    frame[:, :10] = (255, 0, 0)  # blue stripe on the left: must stay on the left (not mirrored)
+    sink.send(frame, 0.0)
+    sink.send(cv2.resize(frame, (192, 128)), 0.0)  # other size: resized, not rejected
+    sink.close()
+    cam = FakeVirtualCamera.instances[-1]
+    assert cam.args["fmt"] == pyvirtualcam.PixelFormat.BGR and cam.args["device"] == "/dev/video10"
+    assert (cam.args["width"], cam.args["height"], cam.args["fps"]) == (96, 64, 24)
+    assert cam.frames[0][:, :10, 0].min() == 255 and cam.frames[0][:, -10:, 0].max() == 0
+    assert cam.frames[1].shape == (64, 96, 3) and cam.closed
+
+
+def test_pipeline_sends_vcam_unmirrored_even_when_preview_is_mirrored():
+    FakeVirtualCamera.instances.clear()
+    vcam = VirtualCameraSink((96, 64), 30, camera_factory=FakeVirtualCamera)
+    pipeline = make_pipeline(SyntheticSource(frames=3), IndexEngine(), sinks=[vcam], mode="sync", mirror=True)
+    pipeline.apply("original")
+    pipeline.run()
+    cam = FakeVirtualCamera.instances[-1]
+    assert cam.frames and cam.closed
+
+
+def test_vcam_missing_device_message_is_actionable():
+    def no_device(*args, **kwargs):
+        raise RuntimeError("'v4l2loopback' backend: no v4l2 loopback device found at /dev/video[0-99]")
+
+    with pytest.raises(SinkError) as err:
+        VirtualCameraSink((64, 48), 30, camera_factory=no_device)
+    assert "modprobe v4l2loopback" in str(err.value) and "exclusive_caps=1" in str(err.value)
+    assert "OBS" in vcam_help("win32") and "OBS" in vcam_help("darwin")
+
+
+def run_cli(*args, timeout=120):
+    return subprocess.run([sys.executable, str(ROOT / "live.py"), *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, "MODNET_OFFLINE": "1"})
+
+
+def test_real_pyvirtualcam_here_gives_setup_instructions(reference_ckpt, tmp_path):
+    img = tmp_path / "still.png"
+    cv2.imwrite(str(img), np.zeros((64, 96, 3), np.uint8))
+    r = run_cli("--source", img, "--weights", reference_ckpt, "--vcam", "--no-window", "--max-frames", "3",
+                "--inference-size", "64")
+    if r.returncode == 0:
+        pytest.skip("a virtual camera device exists on this machine")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert ("modprobe v4l2loopback" in r.stderr) or ("OBS" in r.stderr)
+
+
+@pytest.mark.parametrize("args,code,text", [
+    (["--inference-size", "0"], 2, "must be positive"),
+    (["--inference-size", "-64"], 2, "must be positive"),
+    (["--size", "0x720"], 2, "must be positive"),
+    (["--fps", "-5"], 2, "must be positive"),
+    (["--max-frames", "0"], 2, "must be positive"),
+    (["--mode", "fast"], 2, "must be one of"),
+    (["--fit", "zoom"], 2, "must be one of"),
+    (["--model", "yolo"], 2, "must be one of"),
+    (["--smoothing", "kalman"], 2, "must be one of"),
+    (["--camera", "57"], 2, "cannot open camera 57"),
+    (["--source", "/nonexistent/clip.mp4"], 2, "video not found"),
+    (["--record", "/nonexistent/dir/out.mp4", "--source", "IMG", "--no-window"], 1, "does not exist"),
+])
+def test_bad_values_give_one_line_and_exit_code(reference_ckpt, tmp_path, args, code, text):
+    img = tmp_path / "still.png"
+    cv2.imwrite(str(img), np.zeros((64, 96, 3), np.uint8))
+    args = [str(img) if a == "IMG" else a for a in args]
+    r = run_cli("--weights", reference_ckpt, "--max-frames", "2", "--no-window", *args)
+    assert r.returncode == code, r.stderr
+    assert text in r.stderr and "Traceback" not in r.stderr
+    assert len([l for l in r.stderr.splitlines() if l.startswith("error:")]) == 1
+
+
+def test_inference_size_not_multiple_of_32_is_rounded_with_warning(reference_ckpt, tmp_path):
+    img = tmp_path / "still.png"
+    cv2.imwrite(str(img), np.zeros((64, 96, 3), np.uint8))
+    r = run_cli("--image", img, "--output", tmp_path / "o.png", "--weights", reference_ckpt,
+                "--inference-size", "70")
+    assert r.returncode == 0 and "using 64" in r.stderr
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "text", "truncated", "wrong-model", "onnx-not-modnet"])
+def test_bad_checkpoints(tmp_path, reference_ckpt, kind):
+    import torch
+
+    path = tmp_path / ("model.onnx" if kind == "onnx-not-modnet" else "model.ckpt")
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("hello")
+    elif kind == "truncated":
+        path.write_bytes(reference_ckpt.read_bytes()[:1_000_000])
+    elif kind == "wrong-model":
+        torch.save({"conv.weight": torch.zeros(4, 3, 3, 3)}, path)
+    elif kind == "onnx-not-modnet":
+        path.write_bytes((ROOT.parent / "shared" / "models" / "selfie_segmentation.onnx").read_bytes())
+    img = tmp_path / "a.png"
+    cv2.imwrite(str(img), np.zeros((64, 64, 3), np.uint8))
+    r = run_cli("--image", img, "--output", tmp_path / "o.png", "--weights", path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert {"missing": "not found", "empty": "empty", "text": "not a PyTorch checkpoint",
+            "truncated": "truncated", "wrong-model": "does not fit MODNet",
+            "onnx-not-modnet": "not a MODNet ONNX model"}[kind] in r.stderr
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "text", "truncated", "unknown-colour"])
+def test_bad_background_in_photo_mode_is_an_error(reference_ckpt, tmp_path, kind):
+    bg = tmp_path / "bg.jpg"
+    if kind == "empty":
+        bg.write_bytes(b"")
+    elif kind == "text":
+        bg.write_text("not an image")
+    elif kind == "truncated":
+        ok, enc = cv2.imencode(".png", np.random.default_rng(0).integers(0, 255, (200, 200, 3), np.uint8))
+        bg = tmp_path / "bg.png"
+        bg.write_bytes(enc.tobytes()[:3000])
+    value = "purpleish" if kind == "unknown-colour" else str(bg)
+    img = tmp_path / "a.png"
+    cv2.imwrite(str(img), np.zeros((64, 64, 3), np.uint8))
+    r = run_cli("--image", img, "--output", tmp_path / "o.png", "--weights", reference_ckpt,
+                "--background", value, "--inference-size", "64")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.startswith("error:")
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_enormous_background_is_refused_before_decoding(tmp_path):
+    from realtime.compositor import MediaError, read_image
+
+    # A valid PNG header announcing 12000x12000 (we never need to decode the body).
+    import struct
+    import zlib
+
+    header = b"\x89PNG\r\n\x1a\n"
+    ihdr = struct.pack(">IIBBBBB", 12000, 12000, 8, 2, 0, 0, 0)
+    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    path = tmp_path / "huge.png"
+    path.write_bytes(header + chunk)
+    # 144 Mpx is under the refusal limit: OpenCV then rejects the missing data as unreadable
+    with pytest.raises(MediaError):
+        read_image(path)
+
+
+def test_large_background_is_shrunk_not_fatal(tmp_path):
+    from realtime.compositor import ImageBackground
+
+    path = tmp_path / "big.png"
+    cv2.imwrite(str(path), np.zeros((3000, 8000, 3), np.uint8))
+    bg = ImageBackground(path)
+    assert max(bg.image.shape[:2]) == 3840
+
+
+def test_bad_background_in_live_mode_is_skipped(reference_ckpt, tmp_path):
+    img = tmp_path / "still.png"
+    cv2.imwrite(str(img), np.zeros((64, 96, 3), np.uint8))
+    bgdir = tmp_path / "bgs"
+    bgdir.mkdir()
+    (bgdir / "broken.jpg").write_bytes(b"\xff\xd8garbage")
+    (bgdir / "notes.txt").write_text("not media")
+    r = run_cli("--source", img, "--weights", reference_ckpt, "--no-window", "--max-frames", "3",
+                "--inference-size", "64", "--background", str(tmp_path / "missing.jpg"),
+                "--backgrounds-dir", bgdir)
+    assert r.returncode == 0, r.stderr
+    assert "skipped" in r.stderr
