@@ -10,6 +10,7 @@ with backoff and reports its state, so the pipeline can keep the call alive.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -76,7 +77,12 @@ class CameraSource(FrameSource):
         self._cap: cv2.VideoCapture | None = None
 
     def open(self) -> None:
-        cap = cv2.VideoCapture(self.device)
+        # On Linux ask for V4L2 directly: OpenCV's default probing also tries
+        # other backends (e.g. Orbbec depth sensors) and prints their failures.
+        if sys.platform.startswith("linux"):
+            cap = cv2.VideoCapture(self.device, cv2.CAP_V4L2)
+        else:
+            cap = cv2.VideoCapture(self.device)
         if not cap.isOpened():
             cap.release()
             raise SourceError(f"cannot open {self.name}: no such camera, or it is in use by another program")

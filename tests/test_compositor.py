@@ -1,0 +1,247 @@
+"""Compositor and backgrounds: every kind and fit, timing, blur halo, hot reload, outputs."""
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import NIGHT_SKY, PORTRAIT, need, textured_room
+from realtime.backgrounds import BackgroundLibrary
+from realtime.compositor import (BlurBackground, ColorBackground, Compositor, ImageBackground, NoBackground,
+                                 TransparentBackground, VideoBackground, estimate_foreground, fit_image,
+                                 guided_upsample, make_background, parse_color)
+from realtime.cli import main
+
+
+def odd_frame(h=37, w=53):
+    return np.random.default_rng(1).integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+
+def test_parse_color_presets_and_hex():
+    assert parse_color("red") == (0, 0, 208)        # BGR of the ID-photo red (208, 0, 0)
+    assert parse_color("blue") == (213, 143, 0)
+    assert parse_color("green") == (134, 134, 0)
+    assert parse_color("white") == (255, 255, 255)
+    assert parse_color("#102030") == (0x30, 0x20, 0x10)
+    assert parse_color("sky") is None and parse_color("102030") is None
+
+
+@pytest.mark.parametrize("mode", ["cover", "contain", "stretch"])
+@pytest.mark.parametrize("frame_hw", [(37, 53), (720, 1280), (101, 33)])
+def test_fit_modes_any_size(mode, frame_hw):
+    picture = np.zeros((1079, 1920, 3), np.uint8)
+    picture[:, :, 2] = 200
+    out = fit_image(picture, frame_hw, mode)
+    assert out.shape == (*frame_hw, 3) and out.dtype == np.uint8
+
+
+def test_cover_crops_centre_and_contain_letterboxes():
+    picture = np.zeros((100, 400, 3), np.uint8)
+    picture[:, 150:250] = 255  # white centre band
+    cover = fit_image(picture, (100, 100), "cover")
+    assert cover.min() == 255  # only the centre is kept
+    contain = fit_image(picture, (100, 100), "contain")
+    assert contain[:30].max() == 0 and contain[-30:].max() == 0  # bars above and below
+    stretch = fit_image(picture, (100, 100), "stretch")
+    assert stretch[:, :30].max() == 0 and stretch[:, 45:55].min() == 255
+
+
+def test_night_sky_background_odd_height(tmp_path):
+    bg = ImageBackground(need(NIGHT_SKY))
+    assert bg.image.shape == (1079, 1920, 3)
+    for hw in [(720, 1280), (1080, 1920), (481, 641)]:
+        assert bg.render(np.zeros((*hw, 3), np.uint8), None, 0.0).shape == (*hw, 3)
+
+
+@pytest.mark.parametrize("value", ["red", "#00ff00", "blur", "blur:5", "none", "transparent"])
+def test_every_kind_composites_odd_sizes(value):
+    frame = odd_frame()
+    alpha = np.zeros((37, 53), np.float32)
+    alpha[10:30, 15:40] = 1.0
+    background = make_background(value)
+    out = Compositor().composite(frame, alpha, background, now=0.0)
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    assert (out[10:30, 15:40] == frame[10:30, 15:40]).all()  # the person is untouched
+    if isinstance(background, NoBackground):
+        assert out is frame
+
+
+def test_composite_matches_float_formula_with_rounding():
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, (45, 77, 3), dtype=np.uint8)
+    alpha = rng.random((45, 77), dtype=np.float32)
+    color = (10, 200, 77)
+    out = Compositor().composite(frame, alpha, ColorBackground(color), now=0.0)
+    expected = alpha[..., None] * frame + (1 - alpha[..., None]) * np.array(color, np.float64)
+    err = np.abs(out - expected)
+    assert err.max() <= 0.51  # rounded to nearest, not truncated
+    assert (np.abs(out.astype(int) - np.rint(expected)) <= 1).all()
+
+
+def test_rgba_output_and_key_colour():
+    frame = odd_frame()
+    alpha = np.linspace(0, 1, 37 * 53, dtype=np.float32).reshape(37, 53)
+    comp = Compositor()
+    rgba = comp.composite(frame, alpha, TransparentBackground(), now=0.0, rgba=True)
+    assert rgba.shape == (37, 53, 4)
+    assert np.abs(rgba[:, :, 3].astype(int) - np.rint(alpha * 255)).max() <= 1
+    keyed = comp.composite(frame, np.zeros_like(alpha), TransparentBackground(), now=0.0)
+    assert (keyed == (0, 255, 0)).all()  # pure green where there is no person: OBS keys it out
+
+
+def test_low_res_alpha_is_upsampled_aligned():
+    frame = np.full((360, 640, 3), 255, np.uint8)
+    small = np.zeros((72, 128), np.float32)
+    small[:, 64:] = 1.0
+    out = Compositor().composite(frame, small, ColorBackground((0, 0, 0)), now=0.0)
+    row = out[180, :, 0].astype(int)
+    assert row[319] < 128 < row[320]
+
+
+def test_video_background_advances_with_wall_clock(tmp_path):
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(20):  # 2 s at 10 fps, frame i has brightness 10*i
+        writer.write(np.full((48, 64, 3), 10 * i, np.uint8))
+    writer.release()
+    bg = VideoBackground(path)
+    frame = np.zeros((30, 40, 3), np.uint8)
+    level = lambda t: int(round(bg.render(frame, None, t).mean() / 10))
+    assert level(100.0) == 0           # the clock starts at the first render
+    assert level(100.55) == 5          # 0.55 s later: frame 5, however few renders happened
+    assert level(101.95) == 19
+    assert level(102.35) == 3          # looped: 2.35 s -> frame 23 -> 3
+    assert level(102.36) == 3
+    bg.close()
+
+
+def test_video_file_as_background_in_photo_mode(reference_ckpt, tmp_path):
+    path = tmp_path / "bgclip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 90))
+    for i in range(5):
+        writer.write(np.full((90, 160, 3), (200, 50 * i, 0), np.uint8))
+    writer.release()
+    out = tmp_path / "vid.jpg"
+    assert main(["--image", str(need(PORTRAIT)), "--weights", str(reference_ckpt), "--background", str(path),
+                 "--output", str(out), "--inference-size", "128"]) == 0
+    assert cv2.imread(str(out)).shape == (720, 1280, 3)
+
+
+@pytest.mark.parametrize("background", ["night", "blur"])
+def test_done_when_background_commands(reference_ckpt, tmp_path, background):
+    value = str(need(NIGHT_SKY)) if background == "night" else "blur"
+    out = tmp_path / "bg.jpg"
+    assert main(["--image", str(need(PORTRAIT)), "--weights", str(reference_ckpt), "--background", value,
+                 "--output", str(out), "--inference-size", "128"]) == 0
+    assert cv2.imread(str(out)).shape == (720, 1280, 3)
+
+
+def test_blur_does_not_spread_person_colour_into_background():
+    h, w = 360, 640
+    room = textured_room(h, w)  # red channel is 0 everywhere in the room
+    frame = room.copy()
+    mask = np.zeros((h, w), np.float32)
+    cv2.ellipse(mask, (320, 220), (90, 150), 0, 0, 360, 1.0, -1)
+    frame[mask > 0] = (30, 30, 250)  # a strongly red person
+    background = BlurBackground(strength=20).render(frame, mask, 0.0)
+    # compare with the naive approach, blurring the whole frame
+    naive = cv2.GaussianBlur(frame, (0, 0), 20 * h / 720)
+    dist = cv2.distanceTransform((mask == 0).astype(np.uint8), cv2.DIST_L2, 5)
+    far = dist > 4  # background pixels more than a few pixels from the person
+    assert background[far][:, 2].max() < 25, "person colour bled into the blurred room"
+    assert naive[far][:, 2].max() > 100  # the test would catch a naive blur
+    # and the room really is blurred (texture contrast drops)
+    assert background[far].std() < room[far].std()
+
+
+def test_guided_upsample_follows_frame_edges():
+    h, w = 240, 320
+    frame = np.zeros((h, w, 3), np.uint8)
+    frame[:, 161:] = 255  # the true edge is at x=161 at full resolution
+    small = cv2.resize((frame[:, :, 0] > 0).astype(np.float32), (80, 60), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), 1.5)  # a soft, coarse mask
+    plain = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    guided = guided_upsample(small, frame)
+    sharp_plain = np.abs(np.diff(plain[120])).max()
+    sharp_guided = np.abs(np.diff(guided[120])).max()
+    assert sharp_guided > 2 * sharp_plain
+    assert guided[120, 150] < 0.3 and guided[120, 172] > 0.7
+
+
+def test_decontamination_removes_old_background_tint():
+    h, w = 120, 160
+    person, room = np.array([40, 160, 60], np.float32), np.array([255, 0, 255], np.float32)
+    alpha = np.zeros((h, w), np.float32)
+    alpha[:, :70] = 1.0
+    alpha[:, 70:90] = np.linspace(1, 0, 20)[None, :]  # a soft, hair-like edge
+    frame = (alpha[..., None] * person + (1 - alpha[..., None]) * room).astype(np.uint8)
+    fg = estimate_foreground(frame, alpha)
+    edge = (alpha > 0.2) & (alpha < 0.8)
+    tint_before = np.abs(frame[edge].astype(float) - person).mean()
+    tint_after = np.abs(fg[edge].astype(float) - person).mean()
+    assert tint_after < 0.3 * tint_before
+
+
+def test_library_hot_reload_add_and_delete(tmp_path):
+    folder = tmp_path / "bgs"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a_first.png"), np.full((20, 30, 3), 10, np.uint8))
+    now = [0.0]
+    lib = BackgroundLibrary(folder, clock=lambda: now[0])
+    assert "a_first" in lib.names
+    cv2.imwrite(str(folder / "b_second.jpg"), np.full((20, 30, 3), 200, np.uint8))
+    (folder / "readme.txt").write_text("not media")
+    now[0] += 0.2
+    assert not lib.rescan()  # rate-limited
+    now[0] += 2.0
+    assert lib.rescan() and "b_second" in lib.names and "readme" not in lib.names
+    lib.select_name("b_second")
+    assert lib.current().render(np.zeros((4, 6, 3), np.uint8), None, 0).mean() > 150
+    (folder / "b_second.jpg").unlink()
+    now[0] += 2.0
+    assert lib.rescan() and "b_second" not in lib.names
+    lib.current()  # selection moved to a valid entry
+
+
+def test_library_skips_unreadable_file(tmp_path, caplog):
+    folder = tmp_path / "bgs"
+    folder.mkdir()
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 nope")
+    cv2.imwrite(str(folder / "good.png"), np.zeros((8, 8, 3), np.uint8))
+    lib = BackgroundLibrary(folder)
+    lib.select_name("broken")
+    background = lib.current()
+    assert background.name == "good" and "skipping background broken" in caplog.text
+    assert "broken" not in lib.names
+
+
+def test_hot_reload_while_pipeline_runs(tmp_path):
+    from fakes import IndexEngine, SyntheticSource
+    from matting.temporal import make_smoother
+    from realtime.pipeline import Pipeline
+    from realtime.sinks import NullSink
+    import threading
+
+    folder = tmp_path / "bgs"
+    folder.mkdir()
+    lib = BackgroundLibrary(folder, rescan_interval=0.1)
+    pipeline = Pipeline(SyntheticSource(fps=30), IndexEngine(), make_smoother("none"), Compositor(), lib,
+                        [NullSink()], mode="async", terminal_keys=False)
+    runner = threading.Thread(target=pipeline.run)
+    runner.start()
+    try:
+        time.sleep(0.5)
+        cv2.imwrite(str(folder / "zz_new.png"), np.full((10, 10, 3), 99, np.uint8))
+        deadline = time.monotonic() + 3
+        while "zz_new" not in lib.names and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "zz_new" in lib.names
+        (folder / "zz_new.png").unlink()
+        deadline = time.monotonic() + 3
+        while "zz_new" in lib.names and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "zz_new" not in lib.names
+    finally:
+        pipeline.stop()
+        runner.join(5)
