@@ -88,7 +88,13 @@ def choose_auto(runtime, weights, weights_dir, offline, device, inference_size, 
         log.info("--model auto: chose MODNet: it runs at %.1f fps on this CPU, enough for the source's %.1f fps",
                  fps, source_fps)
         return modnet
+    try:
+        selfie = create_engine("selfie", weights_dir=weights_dir, offline=offline, threads=threads)
+    except WeightsError as exc:
+        log.info("--model auto: chose MODNet although it runs at %.1f fps, below the source's %.1f fps, because "
+                 "the selfie model is unavailable (%s)", fps, source_fps, exc)
+        return modnet
     log.info("--model auto: chose the selfie segmenter: MODNet runs at %.1f fps on this CPU, below the "
              "source's %.1f fps (use --model modnet to force it)", fps, source_fps)
     modnet.close()
-    return create_engine("selfie", weights_dir=weights_dir, offline=offline, threads=threads)
+    return selfie
