@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from abc import ABC, abstractmethod
 from typing import Sequence
 
@@ -100,6 +101,12 @@ class MattingEngine(ABC):
     def output_shape(self, frame_hw: Sequence[int]) -> tuple[int, int]:
         """Shape of the alpha ``infer`` returns for a frame of this size."""
         raise NotImplementedError
+
+    def infer_timed(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """``(alpha, preprocess_s, inference_s)``; engines that can split the two override this."""
+        start = time.perf_counter()
+        alpha = self.infer(frame_bgr)
+        return alpha, 0.0, time.perf_counter() - start
 
     def warmup(self, frame_hw: Sequence[int] = (720, 1280)) -> None:
         self.infer(np.zeros((int(frame_hw[0]), int(frame_hw[1]), 3), np.uint8))
@@ -196,3 +203,14 @@ class TorchModnetEngine(MattingEngine):
     def infer(self, frame_bgr: np.ndarray) -> np.ndarray:
         matte = self.infer_tensor(frame_bgr)
         return matte[0, 0].float().cpu().numpy()
+
+    def infer_timed(self, frame_bgr):
+        import torch
+
+        start = time.perf_counter()
+        tensor = self.preprocess(frame_bgr)
+        mid = time.perf_counter()
+        with torch.inference_mode():
+            _, _, matte = self.model(tensor, True)
+        alpha = matte[0, 0].float().cpu().numpy()
+        return alpha, mid - start, time.perf_counter() - mid

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -60,19 +61,18 @@ def export_modnet_onnx(weights: str | os.PathLike, output: str | os.PathLike, sa
     return output
 
 
-def cached_export(weights: Path) -> Path:
-    """The ``.onnx`` beside a ``.ckpt``, exported once and refreshed when the checkpoint changes."""
-    onnx_path = weights.with_suffix(".onnx")
-    try:
-        fresh = onnx_path.exists() and onnx_path.stat().st_mtime >= weights.stat().st_mtime
-    except OSError:
-        fresh = False
-    if not fresh:
-        if not os.access(weights.parent, os.W_OK):
-            import tempfile
+def cached_export(weights: Path, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Export a checkpoint once into ``cache_dir`` (default weights/), keyed by its content hash.
 
-            onnx_path = Path(tempfile.gettempdir()) / f"{weights.stem}.onnx"
-        log.info("exporting %s to ONNX (once)", weights.name)
+    Nothing is written beside the user's checkpoint; a changed checkpoint gets a new export.
+    """
+    from .weights import WEIGHTS_DIR, blake2b_file
+
+    folder = Path(cache_dir) if cache_dir is not None else WEIGHTS_DIR
+    onnx_path = folder / f"{weights.stem}-{blake2b_file(weights)[:16]}.onnx"
+    if not onnx_path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        log.info("exporting %s to ONNX once: %s", weights.name, onnx_path)
         export_modnet_onnx(weights, onnx_path)
     return onnx_path
 
@@ -91,14 +91,14 @@ class OnnxModnetEngine(MattingEngine):
     name = "modnet-onnx"
 
     def __init__(self, weights: str | os.PathLike, inference_size: int = 288, device: str = "cpu",
-                 threads: int | None = None):
+                 threads: int | None = None, cache_dir: str | os.PathLike | None = None):
         import onnxruntime as ort
 
         path = Path(weights)
         if not path.exists():
             raise WeightsError(f"model file not found: {path}")
         if path.suffix.lower() != ".onnx":
-            path = cached_export(path)
+            path = cached_export(path, cache_dir)
         self.inference_size = checked_inference_size(inference_size)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -137,3 +137,10 @@ class OnnxModnetEngine(MattingEngine):
     def infer(self, frame_bgr: np.ndarray) -> np.ndarray:
         matte = self.session.run([self._output], {self._input: self.preprocess(frame_bgr)})[0]
         return matte[0, 0]
+
+    def infer_timed(self, frame_bgr):
+        start = time.perf_counter()
+        blob = self.preprocess(frame_bgr)
+        mid = time.perf_counter()
+        matte = self.session.run([self._output], {self._input: blob})[0]
+        return matte[0, 0], mid - start, time.perf_counter() - mid

@@ -28,7 +28,7 @@ def choose_mode(settings: Settings, device: str) -> str:
 
 def run_live(settings: Settings) -> int:
     source = make_source(settings.camera, settings.source, settings.loop, settings.size, settings.fps,
-                         settings.fourcc)
+                         settings.fourcc, pace=not settings.every_frame)
     try:
         source.open()
         first = source.read()
@@ -66,7 +66,7 @@ def run_live(settings: Settings) -> int:
             sinks.append(VirtualCameraSink((width, height), settings.vcam_fps or source.fps,
                                            device=settings.vcam_device, backend=settings.vcam_backend))
         if settings.record:
-            sinks.append(RecorderSink(settings.record, (width, height), source.fps))
+            sinks.append(RecorderSink(settings.record, (width, height), source.fps, realtime=not settings.every_frame))
         if settings.window:
             if not has_display():
                 raise SinkError("no display to open a preview window on; use --no-window "
@@ -80,7 +80,8 @@ def run_live(settings: Settings) -> int:
                             mirror=settings.mirror, hud=settings.hud,
                             stats_every=settings.stats_interval if settings.stats else None,
                             max_frames=settings.max_frames, duration=settings.duration,
-                            snapshot_dir=settings.snapshot_dir, reconnect=settings.reconnect, first_frame=first)
+                            snapshot_dir=settings.snapshot_dir, reconnect=settings.reconnect, first_frame=first,
+                            lossless=settings.every_frame)
     except SinkError as exc:
         _close_all(source, sinks, window, library)
         raise UserFacingError(str(exc), EXIT_FAILED) from None

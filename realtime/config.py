@@ -35,12 +35,13 @@ class Settings:
     camera: str = "0"                   # webcam index or device path
     source: str | None = None           # video file, URL or picture instead of the webcam
     loop: bool = False                  # loop a video source
+    every_frame: bool = False           # files: process every frame, unpaced (offline conversion)
     size: tuple[int, int] | None = None  # requested camera size (width, height)
     fps: float | None = None            # requested camera fps
     fourcc: str | None = None           # requested camera pixel format, e.g. MJPG
     # --- model --------------------------------------------------------------
     model: str = "modnet"               # modnet | selfie | auto
-    engine: str = "torch"               # torch | onnx (MODNet's runtime)
+    engine: str = "auto"                # auto | torch | onnx (MODNet's runtime; auto: onnx on CPU live)
     weights: str | None = None          # checkpoint / model file; default: download into weights/
     weights_dir: str = str(PROJECT_ROOT / "weights")
     offline: bool = False
@@ -78,7 +79,7 @@ class Settings:
 
         choices = {
             "model": ("modnet", "selfie", "auto"),
-            "engine": ("torch", "onnx"),
+            "engine": ("auto", "torch", "onnx"),
             "smoothing": (None, "none", "ema", "ofd", "ofd+ema"),
             "mode": (None, "sync", "async"),
             "fit": FIT_MODES,
@@ -106,6 +107,12 @@ class Settings:
             raise UsageError(f"--size must be positive, got {self.size[0]}x{self.size[1]}")
         if self.fourcc is not None and len(self.fourcc) != 4:
             raise UsageError(f"--fourcc must be 4 characters (e.g. MJPG, YUYV), got {self.fourcc!r}")
+        if self.every_frame:
+            if not self.source:
+                raise UsageError("--every-frame is for video files (--source FILE), not cameras")
+            if self.mode == "async":
+                raise UsageError("--every-frame needs --mode sync (each frame its own matte)")
+            self.mode = "sync"
         if self.output and not self.image:
             raise UsageError("--output is for photo mode: use it with --image (live mode records with --record)")
         if self.image and not self.output:
@@ -134,12 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--camera", help="webcam index or device path (default 0)")
     g.add_argument("--source", help="video file, stream URL or picture to use instead of the webcam")
     g.add_argument("--loop", action="store_true", default=None, help="loop a video source")
+    g.add_argument("--every-frame", action="store_true", default=None,
+                   help="video files: process every frame as fast as possible instead of in real time "
+                        "(offline conversion with --record; implies --mode sync)")
     g.add_argument("--size", type=parse_size, help="requested camera size, e.g. 1280x720")
     g.add_argument("--fps", type=float, help="requested camera frame rate")
     g.add_argument("--fourcc", help="requested camera pixel format, e.g. MJPG")
     g = p.add_argument_group("model")
     g.add_argument("--model", help="modnet (default), selfie (fast, CPU) or auto")
-    g.add_argument("--engine", help="MODNet runtime: torch (default) or onnx")
+    g.add_argument("--engine", help="MODNet runtime: auto (default: ONNX Runtime for live video on a CPU, "
+                                    "PyTorch otherwise), torch or onnx")
     g.add_argument("--weights", help="model file to use instead of the default download")
     g.add_argument("--weights-dir", help="folder for downloaded models (default weights/)")
     g.add_argument("--offline", action="store_true", default=None,

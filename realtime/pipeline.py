@@ -70,10 +70,11 @@ class InferenceThread(threading.Thread):
         self.engine, self.smoother = engine, smoother
         self.frames, self.mattes, self.stop_event, self.stats = frames, mattes, stop, stats
         self.error: BaseException | None = None
+        self.seen = 0  # sequence number of the last frame taken from the slot
 
     def run(self) -> None:
         try:
-            seen = 0
+            seen = self.seen
             while not self.stop_event.is_set():
                 try:
                     got = self.frames.get_newer(seen, timeout=0.1)
@@ -84,12 +85,15 @@ class InferenceThread(threading.Thread):
                 if got is None:
                     continue
                 seen, packet = got
+                alpha, pre_s, run_s = self.engine.infer_timed(packet.image)
+                self.stats.stage("preprocess", pre_s)
+                self.stats.stage("inference", run_s)
+                self.stats.record_matte(pre_s + run_s, time.monotonic())
                 start = time.perf_counter()
-                alpha = self.engine.infer(packet.image)
-                infer_s = time.perf_counter() - start
-                self.stats.record_matte(infer_s, time.monotonic())
-                for tagged, smoothed, _ in self.smoother.push(packet, alpha, packet.image):
-                    self.mattes.put(MatteResult(tagged, smoothed, infer_s))
+                smoothed_items = self.smoother.push(packet, alpha, packet.image)
+                self.stats.stage("smoothing", time.perf_counter() - start)
+                for tagged, smoothed, _ in smoothed_items:
+                    self.mattes.put(MatteResult(tagged, smoothed, pre_s + run_s))
         except BaseException as exc:
             self.error = exc
             self.stop_event.set()
@@ -105,9 +109,11 @@ class Pipeline:
                  mode: str = "async", mirror: bool = True, hud: bool = True, stats_every: float | None = None,
                  max_frames: int | None = None, duration: float | None = None, snapshot_dir: str = ".",
                  reconnect: bool = True, terminal_keys: bool = True, first_frame: np.ndarray | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 lossless: bool = False, clock: Callable[[], float] = time.monotonic):
         if mode not in ("sync", "async"):
             raise ValueError(f"mode must be sync or async, got {mode!r}")
+        if lossless and mode != "sync":
+            raise ValueError("lossless (every frame) processing needs sync mode")
         self.source, self.engine, self.smoother, self.compositor = source, engine, smoother, compositor
         self.library, self.sinks, self.window = library, sinks, window
         self.mode, self.mirror, self.hud = mode, mirror, hud
@@ -116,9 +122,12 @@ class Pipeline:
         self.clock = clock
         self.stop_event = threading.Event()
         self.stats = RunStats()
-        self.frames: LatestSlot[FramePacket] = LatestSlot()
-        self.mattes: LatestSlot[MatteResult] = LatestSlot()
-        self.capture = CaptureThread(source, self.frames, self.stop_event, reconnect=reconnect, clock=clock)
+        # Live: latest-value slots (stale frames dropped). Lossless (files only):
+        # one-deep bounded hand-offs, so every frame is processed, in order.
+        self.frames: LatestSlot[FramePacket] = LatestSlot(lossless=lossless)
+        self.mattes: LatestSlot[MatteResult] = LatestSlot(lossless=lossless)
+        self.capture = CaptureThread(source, self.frames, self.stop_event, reconnect=reconnect, clock=clock,
+                                     stats=self.stats)
         self.inference = InferenceThread(engine, smoother, self.frames, self.mattes, self.stop_event, self.stats)
         self.terminal = TerminalKeys(self.stop_event) if (terminal_keys and window is None) else None
         self._first_frame = first_frame  # read by the caller to size the sinks: do not lose it
@@ -151,8 +160,10 @@ class Pipeline:
             for tagged, smoothed, _ in self.smoother.push(packet, alpha, packet.image):
                 self.mattes.put(MatteResult(tagged, smoothed, 0.0))
             packet.captured_at = self.clock()
-            self.frames.put(packet)
-            self._seen_frame = 0
+            if self.mode == "async":
+                # the render loop needs the frame; inference already has its matte
+                self.frames.put(packet)
+                self.inference.seen = 1
         self.capture.start()
         self.inference.start()
         if self.terminal is not None:
@@ -225,7 +236,10 @@ class Pipeline:
         else:
             output = self._render(packet.image, alpha)
         composite_s = time.perf_counter() - start
+        self.stats.stage("composite", composite_s)
+        start = time.perf_counter()
         self._send(output, packet.captured_at)
+        self.stats.stage("sink", time.perf_counter() - start)
         now = self.clock()
         self.stats.record_output(now - packet.captured_at, composite_s, now)
 
@@ -335,6 +349,8 @@ class Pipeline:
     # ------------------------------------------------------------------
     def _shutdown(self) -> None:
         self.stop_event.set()
+        self.frames.close()  # releases a producer blocked on a lossless slot
+        self.mattes.close()
         deadline = time.monotonic() + STOP_TIMEOUT_S
         for thread in (self.capture, self.inference, self.terminal):
             if thread is not None and thread.is_alive():

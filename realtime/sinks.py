@@ -66,7 +66,7 @@ class RecorderSink(Sink):
     name = "recording"
     MAX_GAP_S = 2.0
 
-    def __init__(self, path: str, size: tuple[int, int], fps: float):
+    def __init__(self, path: str, size: tuple[int, int], fps: float, realtime: bool = True):
         self.path = Path(path)
         if self.path.is_dir():
             raise SinkError(f"--record needs a file name, {self.path} is a folder")
@@ -75,6 +75,7 @@ class RecorderSink(Sink):
         if not os.access(self.path.parent, os.W_OK):
             raise SinkError(f"cannot record to {self.path}: folder {self.path.parent} is not writable")
         self.size, self.fps = size, float(fps)
+        self.realtime = realtime  # False: write each frame once (offline, every-frame processing)
         fourcc = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
         self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), self.fps, size)
         if not self._writer.isOpened():
@@ -85,6 +86,10 @@ class RecorderSink(Sink):
 
     def send(self, frame, captured_at):
         frame = _fit(frame, self.size)
+        if not self.realtime:
+            self._writer.write(frame)
+            self.frames_written += 1
+            return
         if self._t0 is None:
             self._t0 = captured_at
         due = int(round((captured_at - self._t0) * self.fps)) + 1  # frames that should exist now

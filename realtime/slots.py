@@ -18,7 +18,12 @@ class SlotClosed(Exception):
 
 
 class LatestSlot(Generic[T]):
-    def __init__(self) -> None:
+    """``lossless=True`` turns the slot into a one-deep bounded queue: ``put``
+    waits until the previous value was read (offline processing of a file,
+    where every frame must be kept and nothing is live)."""
+
+    def __init__(self, lossless: bool = False) -> None:
+        self.lossless = lossless
         self._cond = threading.Condition()
         self._item: T | None = None
         self._seq = 0
@@ -28,6 +33,8 @@ class LatestSlot(Generic[T]):
 
     def put(self, item: T) -> None:
         with self._cond:
+            if self.lossless:
+                self._cond.wait_for(lambda: self._read_seq >= self._seq or self._closed)
             if self._seq > self._read_seq:
                 self.overwritten += 1
             self._item = item
@@ -57,5 +64,6 @@ class LatestSlot(Generic[T]):
                 return None
             if self._seq > seen_seq:
                 self._read_seq = max(self._read_seq, self._seq)
+                self._cond.notify_all()  # a lossless producer may be waiting for this read
                 return self._seq, self._item  # type: ignore[return-value]
             raise SlotClosed()

@@ -225,11 +225,11 @@ class ImageSource(FrameSource):
 
 
 def make_source(camera: str = "0", source: str | None = None, loop: bool = False,
-                size=None, fps=None, fourcc=None) -> FrameSource:
+                size=None, fps=None, fourcc=None, pace: bool = True) -> FrameSource:
     if source:
         if Path(source).suffix.lower() in IMAGE_EXTENSIONS and not source.lower().startswith(STREAM_PREFIXES):
             return ImageSource(source, fps=fps or 30.0)
-        return VideoSource(source, loop=loop)
+        return VideoSource(source, loop=loop, pace=pace)
     return CameraSource(camera, size=size, fps=fps, fourcc=fourcc)
 
 
@@ -244,12 +244,13 @@ class CaptureThread(threading.Thread):
 
     def __init__(self, source: FrameSource, slot: LatestSlot[FramePacket], stop: threading.Event,
                  reconnect: bool = True, backoff: tuple[float, float] = (0.5, 5.0),
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, stats=None):
         super().__init__(name="capture", daemon=True)
         self.source, self.slot, self.stop_event = source, slot, stop
         self.reconnect = reconnect
         self.backoff = backoff
         self.clock = clock
+        self.stats = stats
         self.error: BaseException | None = None
         self.lost = threading.Event()
         self.frames_read = 0
@@ -283,7 +284,10 @@ class CaptureThread(threading.Thread):
                 self.source.wait(self.stop_event)
                 if self.stop_event.is_set():
                     return
+                start = time.perf_counter()
                 image = self.source.read()
+                if self.stats is not None:
+                    self.stats.stage("capture", time.perf_counter() - start)
             except (SourceError, cv2.error, OSError) as exc:
                 if not (self.source.live or self.reconnect):
                     raise

@@ -45,9 +45,31 @@ class RunStats:
         self.latency_ms: deque[float] = deque(maxlen=keep)
         self.infer_ms: deque[float] = deque(maxlen=keep)
         self.composite_ms: deque[float] = deque(maxlen=keep)
+        #: per-stage durations in ms: capture, preprocess, inference, smoothing, composite, sink
+        self.stages: dict[str, deque[float]] = {}
+        self._keep = keep
         self.outputs = 0
 
+    def stage(self, name: str, seconds: float) -> None:
+        """Record one duration of a pipeline stage (thread-safe enough: deque appends are atomic)."""
+        bucket = self.stages.get(name)
+        if bucket is None:
+            bucket = self.stages.setdefault(name, deque(maxlen=self._keep))
+        bucket.append(seconds * 1000.0)
+
+    first_output_at: float | None = None
+    last_output_at: float | None = None
+
+    def steady_fps(self) -> float:
+        """Output rate between the first and last output (excludes start-up)."""
+        if self.outputs < 2 or self.first_output_at is None or self.last_output_at == self.first_output_at:
+            return float("nan")
+        return (self.outputs - 1) / (self.last_output_at - self.first_output_at)
+
     def record_output(self, latency_s: float, composite_s: float, now: float) -> None:
+        if self.first_output_at is None:
+            self.first_output_at = now
+        self.last_output_at = now
         self.outputs += 1
         self.output.tick(now)
         self.latency_ms.append(latency_s * 1000.0)
