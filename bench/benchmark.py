@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Benchmark: this project's pipeline against the naive single-threaded loop.
+
+    python bench/benchmark.py --quick            # < 2 minutes on a 2-core CPU
+    python bench/benchmark.py --frames 48        # longer, steadier figures
+
+For each resolution (the clip at 720p and the same frames upscaled to 1080p):
+
+* naive   the upstream webcam demo's shape: one thread reads a frame, resizes
+          it to 512 px high (width rounded to a multiple of 32: 512x896 for
+          16:9), runs MODNet in float32 eager PyTorch, composites in numpy
+          over white, writes the frame to a video file.
+* project the same work through the pipeline: synchronous mode (every output
+          frame has its own matte), the same inference size, the same frames,
+          no frame dropped (lossless hand-offs), the same kind of writer;
+          engine = what this machine's defaults pick (ONNX Runtime on a CPU).
+
+Then the default configuration a user meets (asynchronous mode, default
+engine and inference size, smoothing, blur background) on the clip paced at
+its own frame rate. The last line is ``speedup_vs_naive=<720p ratio>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from matting.engine import inference_shape, pick_device, round_to_block  # noqa: E402
+from matting.factory import create_engine, default_inference_size  # noqa: E402
+from matting.temporal import make_smoother  # noqa: E402
+from matting.weights import load_modnet  # noqa: E402
+from realtime.backgrounds import BackgroundLibrary  # noqa: E402
+from realtime.compositor import ColorBackground, Compositor, make_background  # noqa: E402
+from realtime.pipeline import Pipeline  # noqa: E402
+from realtime.sinks import NullSink, RecorderSink  # noqa: E402
+from realtime.sources import VideoSource  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+NAIVE_HEIGHT = 512
+STAGES = ["capture", "preprocess", "inference", "smoothing", "composite", "sink"]
+
+
+def default_weights() -> Path:
+    for candidate in (ROOT / "weights" / "modnet_webcam_portrait_matting.ckpt",
+                      SHARED / "reference" / "modnet_reference.ckpt"):
+        if candidate.exists():
+            return candidate
+    sys.exit("no MODNet checkpoint: pass --weights PATH")
+
+
+def make_clip(src: Path, dst: Path, frames: int, size: tuple[int, int] | None) -> float:
+    """Copy the first ``frames`` frames of ``src`` (optionally resized) to an MJPG file; returns fps."""
+    cap = cv2.VideoCapture(str(src))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 24.0
+    writer = None
+    for _ in range(frames):
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if size:
+            frame = cv2.resize(frame, size, interpolation=cv2.INTER_CUBIC)
+        if writer is None:
+            writer = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"MJPG"), fps, frame.shape[1::-1])
+        writer.write(frame)
+    writer.release()
+    cap.release()
+    return fps
+
+
+def naive_loop(clip: Path, weights: Path, out: Path, frames: int) -> dict:
+    """The upstream demo's loop: everything in one thread, float32 eager PyTorch."""
+    import torch
+
+    net = load_modnet(weights, device="cpu")
+    cap = cv2.VideoCapture(str(clip))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    writer = None
+    stages = {k: [] for k in STAGES}
+    latencies, done = [], []
+    for i in range(frames + 1):  # frame 0 warms up and is not counted
+        t0 = time.perf_counter()
+        ok, frame = cap.read()
+        if not ok:
+            break
+        t1 = time.perf_counter()
+        h, w = frame.shape[:2]
+        size = (round_to_block(w * NAIVE_HEIGHT / h), NAIVE_HEIGHT)
+        rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        tensor = (torch.from_numpy(small).permute(2, 0, 1)[None].float() / 255.0 - 0.5) / 0.5
+        t2 = time.perf_counter()
+        with torch.no_grad():
+            _, _, matte = net(tensor, True)
+        t3 = time.perf_counter()
+        # as upstream's demo: the matte repeated to 3 channels, float64 numpy over white,
+        # here at the frame's full size (upstream shows the 512-px crop)
+        matte = cv2.resize(matte[0, 0].numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
+        matte = np.repeat(matte[:, :, None], 3, axis=2)
+        composite = np.uint8(matte * frame + (1 - matte) * np.full(frame.shape, 255.0))
+        t4 = time.perf_counter()
+        if writer is None:
+            writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+        writer.write(composite)
+        t5 = time.perf_counter()
+        if i == 0:
+            continue
+        for name, a, b in [("capture", t0, t1), ("preprocess", t1, t2), ("inference", t2, t3),
+                           ("composite", t3, t4), ("sink", t4, t5)]:
+            stages[name].append((b - a) * 1000)
+        latencies.append((t5 - t1) * 1000)
+        done.append(t5)
+    writer.release()
+    fps_out = (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 else float("nan")
+    return {"fps": fps_out, "stages": stages, "latency": latencies, "mattes": fps_out,
+            "size": f"{size[1]}x{size[0]}"}
+
+
+def project_run(clip: Path, weights: Path, out: Path | None, frames: int | None, inference_size: int,
+                mode: str, lossless: bool, smoothing: str, background, pace: bool, runtime: str = "auto",
+                duration: float | None = None) -> dict:
+    engine = create_engine("modnet", runtime, str(weights), inference_size=inference_size, device="auto")
+    source = VideoSource(str(clip), pace=pace)
+    source.open()
+    first = source.read()
+    sinks = [RecorderSink(str(out), first.shape[1::-1], source.fps, realtime=not lossless)] if out else [NullSink()]
+    library = BackgroundLibrary(None, initial=background)
+    pipeline = Pipeline(source, engine, make_smoother(smoothing), Compositor(), library, sinks, mode=mode,
+                        lossless=lossless, max_frames=frames, duration=duration, first_frame=first,
+                        terminal_keys=False)
+    stats = pipeline.run()
+    elapsed = (stats.last_output_at or 0) - (stats.first_output_at or 0)
+    shape = engine.output_shape(first.shape[:2])
+    return {"fps": stats.steady_fps(), "stages": {k: list(v) for k, v in stats.stages.items()},
+            "latency": list(stats.latency_ms), "mattes": stats.mattes.count / max(elapsed, 1e-9),
+            "engine": engine.describe(), "size": f"{shape[0]}x{shape[1]}"}
+
+
+def med(values) -> float:
+    return float(np.median(values)) if len(values) else float("nan")
+
+
+def print_table(title: str, rows: list[tuple[str, dict]]) -> None:
+    print(f"\n{title}")
+    header = f"{'configuration':34s} {'infer size':>10s} " + " ".join(f"{s:>10s}" for s in STAGES) + \
+        f" {'out fps':>8s} {'mattes/s':>8s} {'lat p50':>8s} {'lat p95':>8s}"
+    print(header)
+    print("-" * len(header))
+    for name, r in rows:
+        stage_cells = " ".join(f"{med(r['stages'].get(s, [])):10.1f}" for s in STAGES)
+        lat = r["latency"]
+        print(f"{name:34s} {r['size']:>10s} {stage_cells} {r['fps']:8.2f} {r['mattes']:8.2f} "
+              f"{med(lat):8.0f} {np.percentile(lat, 95) if lat else float('nan'):8.0f}")
+    print("(stage columns: median ms per frame; latency: capture -> sink, ms)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--video", default=str(SHARED / "media" / "vlog_720p.mp4"))
+    parser.add_argument("--weights", help="MODNet checkpoint (default: weights/ or the shared reference one)")
+    parser.add_argument("--frames", type=int, default=24, help="frames per naive/project run")
+    parser.add_argument("--quick", action="store_true", help="fewer frames: finishes in under two minutes")
+    parser.add_argument("--no-1080p", action="store_true", help="skip the 1080p runs")
+    args = parser.parse_args()
+    video = Path(args.video)
+    if not video.exists():
+        sys.exit(f"video not found: {video}")
+    weights = Path(args.weights) if args.weights else default_weights()
+    frames = 6 if args.quick else args.frames
+    device = pick_device("auto")
+    print(f"machine: {os.cpu_count()} CPU cores, device {device}; weights {weights.name}; video {video.name}; "
+          f"{frames} timed frames per run")
+
+    ratios = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        resolutions = [("720p", None)] + ([] if args.no_1080p else [("1080p", (1920, 1080))])
+        for label, size in resolutions:
+            clip = tmp / f"clip_{label}.avi"
+            make_clip(video, clip, frames + 2, size)
+            naive = naive_loop(clip, weights, tmp / "naive.mp4", frames)
+            project = project_run(clip, weights, tmp / "project.mp4", frames + 1, NAIVE_HEIGHT, "sync", True,
+                                  "none", ColorBackground((255, 255, 255), name="white"), pace=False)
+            ratios[label] = project["fps"] / naive["fps"]
+            print_table(f"{label}: same work (sync, every frame, {NAIVE_HEIGHT}-px inference, white background)",
+                        [("naive loop (eager PyTorch, 1 thread)", naive), (f"project ({project['engine']})", project)])
+            print(f"speedup_vs_naive_{label}={ratios[label]:.2f}")
+
+        # What users meet: defaults on this machine, the clip paced at its own rate.
+        size = default_inference_size(device, photo=False)
+        duration = 5.0 if args.quick else 10.0
+        default = project_run(video, weights, None, None, size, "async" if device == "cpu" else "sync", False,
+                              "ema", make_background("blur"), pace=True, duration=duration)
+        source_fps = cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS)
+        print_table(f"default configuration ({'async' if device == 'cpu' else 'sync'} mode, EMA smoothing, blur), "
+                    f"source paced at {source_fps:.2f} fps for {duration:.0f} s",
+                    [(f"project defaults ({default['engine']})", default)])
+        print(f"default: output {default['fps']:.2f} fps ({100 * default['fps'] / source_fps:.0f}% of the source's "
+              f"{source_fps:.2f}), {default['mattes']:.2f} matte updates/s, latency p50 {med(default['latency']):.0f} ms "
+              f"p95 {np.percentile(default['latency'], 95):.0f} ms")
+    print(f"speedup_vs_naive={ratios['720p']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
