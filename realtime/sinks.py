@@ -181,14 +181,22 @@ class WindowSink(Sink):
     def __init__(self, title: str = "MODNet Live"):
         self.title = title
         try:
-            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+            # GUI_NORMAL: no Qt toolbar (it would take key focus and space)
+            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
         except cv2.error as exc:
             raise SinkError(f"cannot open a preview window ({str(exc).strip().splitlines()[-1]}); "
                             f"use --no-window, e.g. with --vcam or --record") from None
         self._shown = False
         self._key = -1
 
+    MAX_INITIAL_SIZE = (1280, 720)
+
     def send(self, frame, captured_at):
+        if not self._shown:
+            # Open at the frame's size (shrunk to fit 1280x720); users can resize it.
+            h, w = frame.shape[:2]
+            scale = min(1.0, self.MAX_INITIAL_SIZE[0] / w, self.MAX_INITIAL_SIZE[1] / h)
+            cv2.resizeWindow(self.title, int(w * scale), int(h * scale))
         cv2.imshow(self.title, frame)
         self._shown = True
         self._key = cv2.waitKeyEx(1)

@@ -245,3 +245,14 @@ def test_bad_background_in_live_mode_is_skipped(reference_ckpt, tmp_path):
                 "--backgrounds-dir", bgdir)
     assert r.returncode == 0, r.stderr
     assert "skipped" in r.stderr
+
+
+def test_window_without_display_says_use_no_window(reference_ckpt, tmp_path):
+    img = tmp_path / "still.png"
+    cv2.imwrite(str(img), np.zeros((64, 96, 3), np.uint8))
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    r = subprocess.run([sys.executable, str(ROOT / "live.py"), "--source", str(img), "--weights",
+                        str(reference_ckpt), "--max-frames", "2"], capture_output=True, text=True, timeout=120,
+                       env={**env, "MODNET_OFFLINE": "1"})
+    if sys.platform.startswith("linux"):
+        assert r.returncode == 1 and "--no-window" in r.stderr and "Traceback" not in r.stderr
