@@ -340,9 +340,12 @@ class BlurBackground(Background):
         self.strength = float(strength)  # Gaussian sigma in pixels of a 720p frame
         self.name = name or "blur"
 
+    #: short side of the working image: a blur this wide loses nothing at that scale
+    WORK_SHORT_SIDE = 180
+
     def render(self, frame, alpha, now):
         h, w = frame.shape[:2]
-        factor = 4 if min(h, w) >= 128 else 1
+        factor = max(1, round(min(h, w) / self.WORK_SHORT_SIDE))
         sh, sw = max(1, h // factor), max(1, w // factor)
         small = cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32)
         a_small = cv2.resize(alpha, (sw, sh), interpolation=cv2.INTER_AREA)
@@ -351,16 +354,21 @@ class BlurBackground(Background):
         weight = 1.0 - cv2.dilate(a_small, np.ones((3, 3), np.uint8))
         weight *= weight
         sigma = max(0.5, self.strength * (min(h, w) / 720.0) / factor)
-        num = cv2.GaussianBlur(small * weight[:, :, None], (0, 0), sigma)
+        weighted = small * weight[:, :, None]
+        num = cv2.GaussianBlur(weighted, (0, 0), sigma)
         den = cv2.GaussianBlur(weight, (0, 0), sigma)
-        # Where the person covers the whole neighbourhood there is no background to
-        # average: widen the search there, it is hidden behind the person anyway.
-        wide_num = cv2.GaussianBlur(small * weight[:, :, None], (0, 0), sigma * 4)
-        wide_den = cv2.GaussianBlur(weight, (0, 0), sigma * 4)
+        # Where the person covers the whole neighbourhood there is no background
+        # to average: fill from a 4x wider search (done at a quarter of the size;
+        # it is hidden behind the person anyway).
+        tw, th = max(1, sw // 4), max(1, sh // 4)
+        wide_num = cv2.resize(cv2.GaussianBlur(cv2.resize(weighted, (tw, th), interpolation=cv2.INTER_AREA),
+                                               (0, 0), sigma), (sw, sh), interpolation=cv2.INTER_LINEAR)
+        wide_den = cv2.resize(cv2.GaussianBlur(cv2.resize(weight, (tw, th), interpolation=cv2.INTER_AREA),
+                                               (0, 0), sigma), (sw, sh), interpolation=cv2.INTER_LINEAR)
         mix = np.clip(den / 0.05, 0.0, 1.0)[:, :, None]
         bg = mix * (num / np.maximum(den, 1e-6)[:, :, None]) + \
             (1 - mix) * (wide_num / np.maximum(wide_den, 1e-6)[:, :, None])
-        fallback = wide_den < 1e-4  # person fills everything: plain blur
+        fallback = wide_den < 1e-4  # the person fills everything: plain blur
         if fallback.any():
             bg[fallback] = cv2.GaussianBlur(small, (0, 0), sigma * 4)[fallback]
         bg = np.clip(bg + 0.5, 0, 255).astype(np.uint8)
@@ -470,26 +478,47 @@ def guided_upsample(alpha_small: np.ndarray, frame: np.ndarray, radius: int = 2,
     return out
 
 
-def estimate_foreground(frame: np.ndarray, alpha: np.ndarray, radii: Sequence[int] = (45, 6)) -> np.ndarray:
-    """Colour decontamination by blur-fusion (Forte & Pitié 2021), BGR uint8 in and out.
+def estimate_foreground(frame: np.ndarray, alpha: np.ndarray, radii: Sequence[int] = (90, 6),
+                        work_short_side: int = 360) -> np.ndarray:
+    """Colour decontamination by blur-fusion (Forte & Pitie 2021), BGR uint8 in and out.
 
     Semi-transparent edge pixels are a mix of the person and the old room; this
     estimates the person's own colour so the room's tint does not travel to the
-    new background. Large then small box radii: the first pass finds colours
-    far from the edge, the second refines near it.
+    new background. Large then small box radii (in 720p pixels): the first pass
+    finds colours far from the edge, the second refines near it. The blurred
+    colour estimates are smooth, so they are computed at ``work_short_side``
+    and only the final correction runs at full resolution.
     """
-    image = frame.astype(np.float32) * (1.0 / 255.0)
-    a = alpha.astype(np.float32, copy=False)[:, :, None]
-    fg, bg = image, image
+    h, w = frame.shape[:2]
+    scale = min(1.0, work_short_side / min(h, w))
+    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+    image_small = cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32) * (1.0 / 255.0)
+    a_small = cv2.resize(alpha.astype(np.float32, copy=False), (sw, sh), interpolation=cv2.INTER_AREA)[:, :, None]
+    fg, bg = image_small, image_small
+    blurred_fg = blurred_bg = image_small
     for r in radii:
-        k = (2 * r + 1, 2 * r + 1)
-        blurred_a = cv2.boxFilter(a[:, :, 0], -1, k)[:, :, None]
-        blurred_fg = cv2.boxFilter(fg * a, -1, k) / (blurred_a + 1e-5)
-        blurred_bg = cv2.boxFilter(bg * (1 - a), -1, k) / ((1 - blurred_a) + 1e-5)
-        fg = blurred_fg + a * (image - a * blurred_fg - (1 - a) * blurred_bg)
+        rs = max(1, round(r * min(h, w) / 720 * scale))
+        k = (2 * rs + 1, 2 * rs + 1)
+        blurred_a = cv2.boxFilter(a_small[:, :, 0], -1, k)[:, :, None]
+        blurred_fg = cv2.boxFilter(fg * a_small, -1, k) / (blurred_a + 1e-5)
+        blurred_bg = cv2.boxFilter(bg * (1 - a_small), -1, k) / ((1 - blurred_a) + 1e-5)
+        fg = blurred_fg + a_small * (image_small - a_small * blurred_fg - (1 - a_small) * blurred_bg)
         np.clip(fg, 0.0, 1.0, out=fg)
         bg = blurred_bg
-    return np.clip(fg * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if scale < 1.0:
+        blurred_fg = cv2.resize(blurred_fg, (w, h), interpolation=cv2.INTER_LINEAR)
+        blurred_bg = cv2.resize(blurred_bg, (w, h), interpolation=cv2.INTER_LINEAR)
+    # Only semi-transparent pixels change: where alpha is 1 the formula gives the
+    # frame itself, and where it is 0 the colour is never seen. Correct the edge band only.
+    out = frame.copy()
+    ys, xs = np.nonzero((alpha > 0.004) & (alpha < 0.996))
+    if ys.size:
+        a = alpha[ys, xs].astype(np.float32)[:, None]
+        image = frame[ys, xs].astype(np.float32) * (1.0 / 255.0)
+        bf, bb = blurred_fg[ys, xs], blurred_bg[ys, xs]
+        fg = bf + a * (image - a * bf - (1 - a) * bb)
+        out[ys, xs] = np.clip(fg * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 # --------------------------------------------------------------------------

@@ -170,17 +170,18 @@ def test_guided_upsample_follows_frame_edges():
 
 
 def test_decontamination_removes_old_background_tint():
-    h, w = 120, 160
+    h, w = 360, 640
     person, room = np.array([40, 160, 60], np.float32), np.array([255, 0, 255], np.float32)
     alpha = np.zeros((h, w), np.float32)
-    alpha[:, :70] = 1.0
-    alpha[:, 70:90] = np.linspace(1, 0, 20)[None, :]  # a soft, hair-like edge
-    frame = (alpha[..., None] * person + (1 - alpha[..., None]) * room).astype(np.uint8)
+    alpha[:, :280] = 1.0
+    alpha[:, 280:320] = np.linspace(1, 0, 40)[None, :]  # a soft, hair-like edge
+    frame = (alpha[..., None] * person + (1 - alpha[..., None]) * room + 0.5).astype(np.uint8)
     fg = estimate_foreground(frame, alpha)
     edge = (alpha > 0.2) & (alpha < 0.8)
     tint_before = np.abs(frame[edge].astype(float) - person).mean()
     tint_after = np.abs(fg[edge].astype(float) - person).mean()
     assert tint_after < 0.3 * tint_before
+    assert (fg[alpha == 1] == frame[alpha == 1]).all()  # opaque pixels untouched
 
 
 def test_library_hot_reload_add_and_delete(tmp_path):

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Time the compositor alone, per background kind, at 720p and 1080p.
+
+    python bench/compositor_bench.py [--repeats 30]
+
+Input: a synthetic frame and a 288-px-high alpha (what the engine hands over),
+so the figure includes upsampling the alpha to the frame. Prints the median ms
+per composite and the implied ceiling in frames per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from matting.engine import inference_shape  # noqa: E402
+from realtime.compositor import (BlurBackground, ColorBackground, Compositor, ImageBackground,  # noqa: E402
+                                 NoBackground, TransparentBackground, VideoBackground)
+
+
+def synthetic_inputs(h: int, w: int):
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+    ih, iw = inference_shape((h, w), 288)
+    alpha = np.zeros((ih, iw), np.float32)
+    cv2.ellipse(alpha, (iw // 2, ih), (iw // 5, ih * 3 // 4), 0, 0, 360, 1.0, -1)
+    return frame, cv2.GaussianBlur(alpha, (0, 0), 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        picture = Path(tmp) / "bg.jpg"
+        cv2.imwrite(str(picture), np.random.default_rng(1).integers(0, 255, (1079, 1920, 3), dtype=np.uint8))
+        clip = Path(tmp) / "bg.avi"
+        writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30, (1280, 720))
+        for i in range(30):
+            writer.write(np.full((720, 1280, 3), i * 8, np.uint8))
+        writer.release()
+        kinds = [
+            ("colour", lambda: ColorBackground((213, 143, 0)), {}),
+            ("image (cover)", lambda: ImageBackground(picture, fit="cover"), {}),
+            ("image (contain)", lambda: ImageBackground(picture, fit="contain"), {}),
+            ("video", lambda: VideoBackground(clip), {}),
+            ("blur", lambda: BlurBackground(12), {}),
+            ("key colour", lambda: TransparentBackground(), {}),
+            ("none (pass-through)", lambda: NoBackground(), {}),
+            ("colour + guided refine", lambda: ColorBackground((213, 143, 0)), {"refine": True}),
+            ("colour + decontaminate", lambda: ColorBackground((213, 143, 0)), {"decontaminate": True}),
+        ]
+        print(f"{'background':26s} {'720p ms':>9s} {'720p fps':>9s} {'1080p ms':>9s} {'1080p fps':>10s}")
+        for name, factory, options in kinds:
+            cells = []
+            for h, w in [(720, 1280), (1080, 1920)]:
+                frame, alpha = synthetic_inputs(h, w)
+                background = factory()
+                compositor = Compositor(**options)
+                compositor.composite(frame, alpha, background, now=0.0)  # caches, buffers
+                times = []
+                for i in range(args.repeats):
+                    start = time.perf_counter()
+                    compositor.composite(frame, alpha, background, now=i / 30)
+                    times.append(time.perf_counter() - start)
+                ms = 1000 * float(np.median(times))
+                cells.append(f"{ms:9.1f} {1000 / ms if ms > 0 else float('inf'):9.0f}")
+                background.close()
+            print(f"{name:26s} {cells[0]} {cells[1]}")
+
+
+if __name__ == "__main__":
+    main()
