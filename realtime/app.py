@@ -49,7 +49,13 @@ def run_live(settings: Settings) -> int:
         mode = choose_mode(settings, engine.device)
         smoother = make_smoother(settings.smoothing or engine.default_smoothing, still_weight=engine.ema_still_weight)
         refine = engine.default_refine if settings.refine is None else settings.refine
-        compositor = Compositor(refine=refine, decontaminate=bool(settings.decontaminate))
+        if engine.device.startswith("cuda"):
+            from realtime.gpu_compositor import TorchCompositor
+
+            # the GPU is there anyway: upsample and blend on it (CPU fallback for blur)
+            compositor = TorchCompositor(engine.device, refine=refine, decontaminate=bool(settings.decontaminate))
+        else:
+            compositor = Compositor(refine=refine, decontaminate=bool(settings.decontaminate))
         log.info("engine: %s; %s mode; smoothing %s; edge refinement %s", engine.describe(), mode,
                  smoother.name, "on" if refine else "off")
 

@@ -246,3 +246,21 @@ def test_hot_reload_while_pipeline_runs(tmp_path):
     finally:
         pipeline.stop()
         runner.join(5)
+
+
+@pytest.mark.parametrize("value", ["blue", "image", "transparent", "blur"])
+def test_device_compositor_matches_cpu_compositor(value, tmp_path):
+    """The torch compositor (used when MODNet runs on CUDA) gives the CPU result; checked here on CPU."""
+    from realtime.gpu_compositor import TorchCompositor
+
+    if value == "image":
+        path = tmp_path / "bg.png"
+        cv2.imwrite(str(path), np.random.default_rng(5).integers(0, 255, (300, 500, 3), dtype=np.uint8))
+        value = str(path)
+    frame = np.random.default_rng(2).integers(0, 255, (181, 243, 3), dtype=np.uint8)
+    alpha = np.random.default_rng(3).random((64, 96), dtype=np.float32)
+    background = make_background(value)
+    expected = Compositor().composite(frame, alpha, background, now=0.0)
+    got = TorchCompositor(device="cpu").composite(frame, alpha, background, now=0.0)
+    assert got.shape == expected.shape and got.dtype == np.uint8
+    assert np.abs(got.astype(int) - expected).max() <= 1
