@@ -187,6 +187,9 @@ class Pipeline:
                     self.stop("time limit reached")
         except KeyboardInterrupt:
             self.stop("interrupted (Ctrl-C)")
+        except Exception as exc:  # the render loop itself (compositing, a sink) failed
+            self.render_error = exc
+            self.stop("render loop failed")
         finally:
             self._shutdown()
         self._raise_worker_error()
@@ -366,11 +369,13 @@ class Pipeline:
                 log.warning("closing %s failed: %s", sink.name, exc)
         self.library.close()
 
+    render_error: BaseException | None = None
+
     def _raise_worker_error(self) -> None:
-        for thread in (self.capture, self.inference):
-            if thread.error is not None:
-                exc = thread.error
-                raise PipelineError(f"{thread.name} thread failed: {type(exc).__name__}: {exc}") from exc
+        for name, exc in (("capture thread", self.capture.error), ("inference thread", self.inference.error),
+                          ("render loop", self.render_error)):
+            if exc is not None:
+                raise PipelineError(f"{name} failed: {type(exc).__name__}: {exc}") from exc
 
 
 def install_signal_handlers(pipeline: Pipeline) -> Callable[[], None]:

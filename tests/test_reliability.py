@@ -207,20 +207,30 @@ def test_bad_background_in_photo_mode_is_an_error(reference_ckpt, tmp_path, kind
     assert not (tmp_path / "o.png").exists()
 
 
-def test_enormous_background_is_refused_before_decoding(tmp_path):
-    from realtime.compositor import MediaError, read_image
+def test_enormous_background_is_decoded_reduced_and_fast(tmp_path):
+    from realtime.compositor import ImageBackground
 
-    # A valid PNG header announcing 12000x12000 (we never need to decode the body).
+    path = tmp_path / "huge.jpg"
+    ok, enc = cv2.imencode(".jpg", np.full((12000, 12000, 3), 90, np.uint8))
+    path.write_bytes(enc.tobytes())
+    start = time.monotonic()
+    bg = ImageBackground(path)
+    assert max(bg.image.shape[:2]) <= 3840 and bg.image.shape[0] == bg.image.shape[1]
+    assert time.monotonic() - start < 3.0
+
+
+def test_absurd_background_is_refused_before_decoding(tmp_path):
+    """A header announcing 20000x20000 (400 Mpx) is refused without decoding anything."""
     import struct
     import zlib
 
-    header = b"\x89PNG\r\n\x1a\n"
-    ihdr = struct.pack(">IIBBBBB", 12000, 12000, 8, 2, 0, 0, 0)
+    from realtime.compositor import MediaError, read_image
+
+    ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
     chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
-    path = tmp_path / "huge.png"
-    path.write_bytes(header + chunk)
-    # 144 Mpx is under the refusal limit: OpenCV then rejects the missing data as unreadable
-    with pytest.raises(MediaError):
+    path = tmp_path / "absurd.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk)
+    with pytest.raises(MediaError, match="too large"):
         read_image(path)
 
 
@@ -256,3 +266,35 @@ def test_window_without_display_says_use_no_window(reference_ckpt, tmp_path):
                        env={**env, "MODNET_OFFLINE": "1"})
     if sys.platform.startswith("linux"):
         assert r.returncode == 1 and "--no-window" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_render_loop_failure_is_reported_and_cleans_up(tmp_path):
+    from realtime.pipeline import PipelineError
+    from realtime.sinks import RecorderSink
+
+    class Flaky(NullSink):
+        def send(self, frame, captured_at):
+            super().send(frame, captured_at)
+            if self.frames == 5:
+                raise OSError("virtual camera device went away")
+
+    recorder = RecorderSink(str(tmp_path / "r.mp4"), (96, 64), 30)
+    source = SyntheticSource(fps=30)
+    pipeline = make_pipeline(source, IndexEngine(), mode="sync", sinks=[recorder, Flaky()])
+    with pytest.raises(PipelineError, match="render loop failed: OSError: virtual camera device went away"):
+        pipeline.run()
+    assert source.closed and not pipeline.capture.is_alive() and not pipeline.inference.is_alive()
+    assert cv2.VideoCapture(str(tmp_path / "r.mp4")).read()[0]
+
+
+def test_config_file_values_and_cli_precedence(tmp_path):
+    from realtime.config import UsageError, settings_from_args
+
+    cfg = tmp_path / "s.toml"
+    cfg.write_text('background = "blue"\ninference_size = 256\nsize = "640x360"\nvcam = true\n')
+    s = settings_from_args(["--config", str(cfg), "--background", "white"])
+    assert (s.background, s.inference_size, s.size, s.vcam) == ("white", 256, (640, 360), True)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('backgroud = "blue"\n')
+    with pytest.raises(UsageError, match="unknown settings"):
+        settings_from_args(["--config", str(bad)])
