@@ -164,6 +164,7 @@ class Pipeline:
                 # the render loop needs the frame; inference already has its matte
                 self.frames.put(packet)
                 self.inference.seen = 1
+                self._seen = 0
         self.capture.start()
         self.inference.start()
         if self.terminal is not None:
@@ -201,25 +202,20 @@ class Pipeline:
     # ------------------------------------------------------------------
     def _step(self) -> bool:
         """Produce at most one output frame. False when the stream has ended."""
+        # sync: driven by new mattes (each with its own frame); async: by new frames
+        slot = self.mattes if self.mode == "sync" else self.frames
+        try:
+            got = slot.get_newer(self._seen, timeout=0.05)
+        except SlotClosed:
+            return False
+        if got is None:
+            self._keep_alive()
+            return True
+        self._seen, item = got
         if self.mode == "sync":
-            try:
-                got = self.mattes.get_newer(self._seen_matte, timeout=0.05)
-            except SlotClosed:
-                return False
-            if got is None:
-                self._keep_alive()
-                return True
-            self._seen_matte, result = got
-            packet, alpha = result.packet, result.alpha
+            packet, alpha = item.packet, item.alpha
         else:
-            try:
-                got = self.frames.get_newer(self._seen_frame, timeout=0.05)
-            except SlotClosed:
-                return False
-            if got is None:
-                self._keep_alive()
-                return True
-            self._seen_frame, packet = got
+            packet = item
             _, result = self.mattes.latest()
             if result is None:
                 return True  # no matte yet: never show the unmasked room
@@ -229,8 +225,7 @@ class Pipeline:
         self._emit(packet, alpha)
         return True
 
-    _seen_matte = 0
-    _seen_frame = 0
+    _seen = 0  # sequence number of the last item the render loop took
 
     def _emit(self, packet: FramePacket, alpha: np.ndarray) -> None:
         start = time.perf_counter()
