@@ -127,8 +127,10 @@ def naive_loop(clip: Path, weights: Path, out: Path, frames: int) -> dict:
 
 def project_run(clip: Path, weights: Path, out: Path | None, frames: int | None, inference_size: int,
                 mode: str, lossless: bool, smoothing: str, background, pace: bool, runtime: str = "auto",
-                duration: float | None = None, model: str = "modnet") -> dict:
-    engine = create_engine(model, runtime, str(weights), inference_size=inference_size, device="auto")
+                duration: float | None = None, model: str = "modnet", workers: int = 1) -> dict:
+    threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+    engine = create_engine(model, runtime, str(weights), inference_size=inference_size, device="auto",
+                           threads=threads)
     source = VideoSource(str(clip), pace=pace)
     source.open()
     first = source.read()
@@ -137,7 +139,7 @@ def project_run(clip: Path, weights: Path, out: Path | None, frames: int | None,
     pipeline = Pipeline(source, engine, make_smoother(smoothing, engine.ema_still_weight),
                         Compositor(refine=engine.default_refine), library, sinks, mode=mode,
                         lossless=lossless, max_frames=frames, duration=duration, first_frame=first,
-                        terminal_keys=False)
+                        terminal_keys=False, inference_workers=workers)
     stats = pipeline.run()
     elapsed = (stats.last_output_at or 0) - (stats.first_output_at or 0)
     shape = engine.output_shape(first.shape[:2])
@@ -172,6 +174,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer frames: finishes in under two minutes")
     parser.add_argument("--no-1080p", action="store_true", help="skip the 1080p runs")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved naive/project rounds (median)")
+    parser.add_argument("--workers", type=int, default=2 if (os.cpu_count() or 1) >= 2 else 1,
+                        help="inference workers in the same-work runs (default: what --every-frame uses on a CPU)")
     parser.add_argument("--selfie", default=str(SHARED / "models" / "selfie_segmentation_landscape.tflite"),
                         help="selfie model for the default-configuration table ('' to skip)")
     args = parser.parse_args()
@@ -200,7 +204,7 @@ def main() -> None:
                 naive_runs.append(naive_loop(clip, weights, tmp / "naive.mp4", frames))
                 project_runs.append(project_run(clip, weights, tmp / "project.mp4", frames + 1, NAIVE_HEIGHT,
                                                 "sync", True, "none", ColorBackground((255, 255, 255), name="white"),
-                                                pace=False))
+                                                pace=False, workers=args.workers))
             naive, project = median_run(naive_runs), median_run(project_runs)
             ratios[label] = project["fps"] / naive["fps"]
             print_table(f"{label}: same work (sync, every frame, {NAIVE_HEIGHT}-px inference, white background), "

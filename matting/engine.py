@@ -93,6 +93,8 @@ class MattingEngine(ABC):
     default_smoothing: str = "ema"
     default_refine: bool = False
     ema_still_weight: float = 0.25
+    #: True when ``infer`` may run from several threads at once (several inference workers)
+    thread_safe: bool = False
 
     @abstractmethod
     def infer(self, frame_bgr: np.ndarray) -> np.ndarray:

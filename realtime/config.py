@@ -48,6 +48,7 @@ class Settings:
     device: str = "auto"                # auto | cpu | cuda | cuda:N | mps
     inference_size: int | None = None   # short side of the network input; None = per mode/device
     threads: int | None = None          # CPU threads for inference
+    inference_workers: int | None = None  # concurrent inference threads; None = 1 live, 2 for --every-frame on CPU
     # --- temporal smoothing and compositing --------------------------------
     smoothing: str | None = None        # none | ema | ofd | ofd+ema; None = engine default
     background: str | None = None       # starting background; None = blur live, transparent photo
@@ -99,7 +100,7 @@ class Settings:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
-        for name in ("max_frames", "threads"):
+        for name in ("max_frames", "threads", "inference_workers"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
@@ -160,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="short side of the network input, a multiple of 32 (default 288 on CPU, "
                         "512 on GPU and for photos)")
     g.add_argument("--threads", type=int, help="CPU threads for inference")
+    g.add_argument("--inference-workers", type=int,
+                   help="frames inferred at once (ONNX engine; default 1 live, 2 for --every-frame on a CPU: "
+                        "more throughput, more latency)")
     g.add_argument("--export-onnx", metavar="PATH", help="export MODNet to ONNX and exit")
     g = p.add_argument_group("look")
     g.add_argument("--smoothing", help="temporal matte smoothing: ema (default), ofd, ofd+ema, none")

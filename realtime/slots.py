@@ -30,6 +30,7 @@ class LatestSlot(Generic[T]):
         self._closed = False
         self.overwritten = 0  # values replaced before anyone read them (dropped frames)
         self._read_seq = 0
+        self._taken_seq = 0  # for take(): the newest value some consumer has claimed
 
     def put(self, item: T) -> None:
         with self._cond:
@@ -53,6 +54,25 @@ class LatestSlot(Generic[T]):
     def latest(self) -> tuple[int, T | None]:
         with self._cond:
             return self._seq, self._item
+
+    def take(self, timeout: float | None = None) -> tuple[int, T] | None:
+        """Claim the newest value no other ``take`` claimed (several workers share a slot).
+
+        ``None`` on timeout; :class:`SlotClosed` once closed with nothing unclaimed.
+        """
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._seq > self._taken_seq or self._closed, timeout):
+                return None
+            if self._seq > self._taken_seq:
+                self._taken_seq = self._read_seq = max(self._read_seq, self._seq)
+                self._cond.notify_all()
+                return self._seq, self._item  # type: ignore[return-value]
+            raise SlotClosed()
+
+    def mark_taken(self, seq: int) -> None:
+        """Treat values up to ``seq`` as claimed (the caller handled them itself)."""
+        with self._cond:
+            self._taken_seq = max(self._taken_seq, seq)
 
     def get_newer(self, seen_seq: int, timeout: float | None = None) -> tuple[int, T] | None:
         """Wait for a value newer than ``seen_seq``; ``None`` on timeout.

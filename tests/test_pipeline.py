@@ -229,3 +229,30 @@ def test_cli_done_when_command(reference_ckpt, vlog_path, tmp_path):
     cap = cv2.VideoCapture(str(out))
     assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (1280, 720)
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) >= 115
+
+
+def test_lossless_with_two_workers_keeps_order_and_every_frame():
+    """Several inference workers finish out of order; the render loop still gets frames in capture order."""
+    import random
+
+    class JitteryEngine(IndexEngine):
+        thread_safe = True
+
+        def infer(self, frame):
+            time.sleep(random.uniform(0.0, 0.03))  # later frames often finish first
+            return super().infer(frame)
+
+    for smoothing in ("none", "ofd+ema"):
+        source = SyntheticSource(frames=60, fps=1000)
+        pipeline = make_pipeline(source, JitteryEngine(), mode="sync", lossless=True, inference_workers=3,
+                                 smoothing=smoothing)
+        pairs = spy_emit(pipeline)
+        pipeline.run()
+        assert [f for f, _ in pairs] == list(range(60))  # every frame, in order
+        if smoothing == "none":
+            assert all(frame == matte for frame, matte in pairs)  # each with its own matte
+
+
+def test_several_workers_need_a_thread_safe_engine():
+    with pytest.raises(ValueError, match="cannot run several inference workers"):
+        make_pipeline(SyntheticSource(frames=3), IndexEngine(), mode="sync", inference_workers=2)
