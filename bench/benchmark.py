@@ -163,7 +163,7 @@ def print_table(title: str, rows: list[tuple[str, dict]]) -> None:
         lat = r["latency"]
         print(f"{name:34s} {r['size']:>10s} {stage_cells} {r['fps']:8.2f} {r['mattes']:8.2f} "
               f"{med(lat):8.0f} {np.percentile(lat, 95) if lat else float('nan'):8.0f}")
-    print("(stage columns: median ms per frame; latency: capture -> sink, ms)")
+    print("(stage columns: median ms per frame and worker; latency: capture -> sink, ms)")
 
 
 def main() -> None:
@@ -183,7 +183,7 @@ def main() -> None:
     if not video.exists():
         sys.exit(f"video not found: {video}")
     weights = Path(args.weights) if args.weights else default_weights()
-    frames = 5 if args.quick else args.frames
+    frames = 9 if args.quick else args.frames
     if args.quick:
         args.rounds = min(args.rounds, 3)
     device = pick_device("auto")
@@ -208,7 +208,7 @@ def main() -> None:
             naive, project = median_run(naive_runs), median_run(project_runs)
             ratios[label] = project["fps"] / naive["fps"]
             print_table(f"{label}: same work (sync, every frame, {NAIVE_HEIGHT}-px inference, white background), "
-                        f"median of {args.rounds} interleaved rounds",
+                        f"median of {args.rounds} interleaved rounds; project: {args.workers} inference worker(s)",
                         [("naive loop (eager PyTorch, 1 thread)", naive), (f"project ({project['engine']})", project)])
             naive_fps = ", ".join(f"{r['fps']:.2f}" for r in naive_runs)
             project_fps = ", ".join(f"{r['fps']:.2f}" for r in project_runs)
