@@ -124,6 +124,7 @@ class VideoSource(FrameSource):
         self.path = str(path)
         self.live = self.path.lower().startswith(STREAM_PREFIXES)
         self.loop = loop
+        self._want_pace = pace
         self.pace = pace and not self.live
         self.clock = clock
         self.name = Path(self.path).name if not self.live else self.path
@@ -144,6 +145,10 @@ class VideoSource(FrameSource):
             raise SourceError(f"cannot open video {self.path}: not a video OpenCV can decode, or unreachable")
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and 1 <= fps <= 240 else 30.0
+        if self.path.lower().startswith(STREAM_PREFIXES) and cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0:
+            # A URL with a known length is a file served over the network, not a live
+            # stream: pace it at its own rate, let it end or loop like a local file.
+            self.live, self.pace = False, self._want_pace
         self._cap = cap
         self._t0, self._n = self.clock(), 0
 

@@ -298,3 +298,30 @@ def test_config_file_values_and_cli_precedence(tmp_path):
     bad.write_text('backgroud = "blue"\n')
     with pytest.raises(UsageError, match="unknown settings"):
         settings_from_args(["--config", str(bad)])
+
+
+def test_video_over_http_is_paced_like_a_file(vlog_path):
+    """A URL with a known length plays at its own rate; live streams are read as they come."""
+    import functools
+    import http.server
+    import threading
+
+    from realtime.sources import VideoSource
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(vlog_path.parent))
+    handler.log_message = lambda *a: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        source = VideoSource(f"http://127.0.0.1:{httpd.server_address[1]}/{vlog_path.name}")
+        source.open()
+        assert not source.live and source.pace
+        stop = threading.Event()
+        start = time.monotonic()
+        for _ in range(24):
+            source.wait(stop)
+            assert source.read().shape == (720, 1280, 3)
+        assert 0.85 < time.monotonic() - start < 1.6  # 24 frames at 23.98 fps: about one second
+        source.close()
+    finally:
+        httpd.shutdown()
