@@ -21,6 +21,7 @@ Timing modes
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import signal
@@ -330,7 +331,7 @@ class Pipeline:
 
     def _hud_lines(self) -> list[str]:
         now = self.clock()
-        latency = list(self.stats.latency_ms)[-30:]
+        latency = list(itertools.islice(reversed(self.stats.latency_ms), 30))  # newest 30, no full copy
         lines = [
             f"{self.stats.output.rate(now):4.1f} fps  infer {self.stats.last_infer_ms():.0f} ms  "
             f"latency {np.median(latency) if latency else float('nan'):.0f} ms",
