@@ -35,7 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from matting.engine import inference_shape, pick_device, round_to_block  # noqa: E402
+from matting.engine import pick_device, round_to_block  # noqa: E402
 from matting.factory import create_engine, default_inference_size  # noqa: E402
 from matting.temporal import make_smoother  # noqa: E402
 from matting.weights import load_modnet  # noqa: E402

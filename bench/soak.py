@@ -62,7 +62,7 @@ def soak(video: Path, weights: str | None, model: str, minutes: float, every: fl
     runner.start()
     rows = []
     start = time.monotonic()
-    seen_latency, seen_outputs = 0, 0
+    seen_outputs = 0
     print(f"{'t (s)':>7s} {'RSS MiB':>8s} {'out fps':>8s} {'lat p50':>8s} {'lat p95':>8s}", file=out, flush=True)
     while runner.is_alive():
         runner.join(every - ((time.monotonic() - start) % every))

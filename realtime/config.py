@@ -10,7 +10,7 @@ import argparse
 import json
 import logging
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Sequence
 

@@ -1,7 +1,6 @@
 """Photo mode end to end through the CLI: cut-outs, ID photos, odd inputs, batches."""
 
 import os
-import shutil
 import struct
 import subprocess
 import sys

@@ -16,7 +16,7 @@ from fakes import IndexEngine, SlowEngine, SyntheticSource
 from matting.temporal import make_smoother
 from realtime.backgrounds import BackgroundLibrary
 from realtime.compositor import Compositor, ColorBackground
-from realtime.pipeline import LOST_NOTICE, Pipeline, PipelineError
+from realtime.pipeline import Pipeline, PipelineError
 from realtime.sinks import NullSink, RecorderSink
 from realtime.sources import VideoSource
 
