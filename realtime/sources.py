@@ -62,7 +62,18 @@ class FrameSource(ABC):
         """Restart pacing from now (after a slow start such as loading the model)."""
 
 
-class CameraSource(FrameSource):
+class _OpenCVSource(FrameSource):
+    """A source read through ``cv2.VideoCapture`` (held in ``_cap`` while open)."""
+
+    _cap: cv2.VideoCapture | None = None
+
+    def close(self):
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class CameraSource(_OpenCVSource):
     """A webcam by index (``0``) or device path (``/dev/video2``)."""
 
     live = True
@@ -110,13 +121,8 @@ class CameraSource(FrameSource):
             raise SourceError(f"{self.name} stopped delivering frames")
         return to_bgr8(frame)
 
-    def close(self):
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
 
-
-class VideoSource(FrameSource):
+class VideoSource(_OpenCVSource):
     """A video file, paced at its own frame rate (optionally looping), or a stream URL."""
 
     def __init__(self, path: str, loop: bool = False, pace: bool = True,
@@ -189,11 +195,6 @@ class VideoSource(FrameSource):
                     raise SourceError(f"cannot restart video {self.name} for looping")
         self._n += 1
         return to_bgr8(frame)
-
-    def close(self):
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
 
 
 class ImageSource(FrameSource):

@@ -94,14 +94,43 @@ def test_vcam_adapter_contract():
     assert cam.frames[1].shape == (64, 96, 3) and cam.closed
 
 
-def test_pipeline_sends_vcam_unmirrored_even_when_preview_is_mirrored():
+def test_pipeline_sends_vcam_unmirrored_while_preview_is_mirrored():
+    class StripeSource(SyntheticSource):
+        def read(self):
+            frame = super().read()
+            if frame is not None:
+                frame[:, :10] = (255, 0, 0)  # blue stripe on the left
+            return frame
+
+    class FakeWindow:  # the WindowSink contract without a display
+        name = "window"
+        closed = False
+
+        def __init__(self):
+            self.frames = []
+
+        def send(self, frame, captured_at):
+            self.frames.append(frame.copy())
+
+        def poll_key(self):
+            return -1
+
+        def close(self):
+            pass
+
     FakeVirtualCamera.instances.clear()
     vcam = VirtualCameraSink((96, 64), 30, camera_factory=FakeVirtualCamera)
-    pipeline = make_pipeline(SyntheticSource(frames=3), IndexEngine(), sinks=[vcam], mode="sync", mirror=True)
+    window = FakeWindow()
+    pipeline = make_pipeline(StripeSource(frames=3), IndexEngine(), sinks=[vcam], mode="sync", mirror=True,
+                             window=window, hud=False)
     pipeline.apply("original")
     pipeline.run()
     cam = FakeVirtualCamera.instances[-1]
-    assert cam.frames and cam.closed
+    assert cam.frames and window.frames and cam.closed
+    assert (cam.frames[-1][:, :10, 0] == 255).all() and cam.frames[-1][:, -10:, 0].max() < 255  # as captured
+    assert (window.frames[-1][:, -10:, 0] == 255).all()  # the preview is a mirror
+    pipeline.apply("mirror")
+    assert not pipeline.mirror
 
 
 def test_vcam_missing_device_message_is_actionable():
