@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -23,14 +24,28 @@ from .weights import WeightsError
 log = logging.getLogger(__name__)
 
 OPSET = 17
+# Bumped whenever the exported graph changes, so cached exports in weights/ are redone.
+GRAPH_VERSION = 2
+# Size-specialised sessions kept per engine (each holds its own copy of the weights, ~25 MB).
+MAX_SIZED_SESSIONS = 4
 
 
-def export_modnet_onnx(weights: str | os.PathLike, output: str | os.PathLike, sample_hw=(288, 512)) -> Path:
-    """Export the checkpoint at ``weights`` to ``output`` (written atomically)."""
+def export_modnet_onnx(weights: str | os.PathLike, output: str | os.PathLike, sample_hw=(288, 512),
+                       rewritten: bool = True) -> Path:
+    """Export the checkpoint at ``weights`` to ``output`` (written atomically).
+
+    The graph is :class:`matting.fast_graph.MattePass`: MODNet's matte with
+    exact rewrites that run faster (see that module). ``rewritten=False``
+    exports the network as upstream writes it (for comparisons).
+    """
     import torch
 
+    from .fast_graph import MattePass
     from .weights import load_modnet
 
+    output = Path(output)
+    if output.parent and not output.parent.exists():
+        raise WeightsError(f"cannot write {output}: folder {output.parent} does not exist")
     class MatteOnly(torch.nn.Module):
         def __init__(self, net):
             super().__init__()
@@ -39,10 +54,8 @@ def export_modnet_onnx(weights: str | os.PathLike, output: str | os.PathLike, sa
         def forward(self, x):
             return self.net(x, True)[2]
 
-    output = Path(output)
-    if output.parent and not output.parent.exists():
-        raise WeightsError(f"cannot write {output}: folder {output.parent} does not exist")
-    model = MatteOnly(load_modnet(weights, device="cpu")).eval()
+    net = load_modnet(weights, device="cpu").eval()
+    model = MattePass(net).eval() if rewritten else MatteOnly(net).eval()
     tmp = output.with_name(f".{output.name}.part")
     try:
         with warnings.catch_warnings():
@@ -69,7 +82,7 @@ def cached_export(weights: Path, cache_dir: str | os.PathLike | None = None) -> 
     from .weights import WEIGHTS_DIR, blake2b_file
 
     folder = Path(cache_dir) if cache_dir is not None else WEIGHTS_DIR
-    onnx_path = folder / f"{weights.stem}-{blake2b_file(weights)[:16]}.onnx"
+    onnx_path = folder / f"{weights.stem}-{blake2b_file(weights)[:16]}-g{GRAPH_VERSION}.onnx"
     if not onnx_path.exists():
         folder.mkdir(parents=True, exist_ok=True)
         log.info("exporting %s to ONNX once: %s", weights.name, onnx_path)
@@ -101,18 +114,49 @@ class OnnxModnetEngine(MattingEngine):
         if path.suffix.lower() != ".onnx":
             path = cached_export(path, cache_dir)
         self.inference_size = checked_inference_size(inference_size)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._options = ort.SessionOptions()
+        self._options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
-            options.intra_op_num_threads = int(threads)
-        options.log_severity_level = 3
+            self._options.intra_op_num_threads = int(threads)
+        self._options.log_severity_level = 3
+        self._providers = providers_for(device)
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=providers_for(device))
+            self.session = ort.InferenceSession(str(path), self._options, providers=self._providers)
         except Exception as exc:
             raise WeightsError(f"not a loadable ONNX model: {path} ({str(exc).splitlines()[0][:200]})") from None
         self._check_signature(path)
         self.device = "cuda" if self.session.get_providers()[0] != "CPUExecutionProvider" else "cpu"
         self.path = path
+        self._sized_sessions: dict[tuple[int, int], object] = {}
+        self._sized_lock = threading.Lock()
+
+    def session_for(self, height: int, width: int):
+        """A session specialised to one input size (the export's dynamic dimensions fixed).
+
+        With every shape known, onnxruntime proves that the parts of the
+        rewritten graph (``matting.fast_graph``) line up and fuses their sums
+        into the convolutions: 10-20% faster than the dynamic session. Sizes
+        change only when the camera does, so a few are kept.
+        """
+        import onnxruntime as ort
+
+        dims = self.session.get_inputs()[0].shape
+        if not all(isinstance(d, str) for d in (dims[0], dims[2], dims[3])):
+            return self.session  # a fixed-size export, or unnamed dimensions: nothing to specialise
+        key = (height, width)
+        with self._sized_lock:
+            session = self._sized_sessions.get(key)
+            if session is None:
+                options = ort.SessionOptions()
+                for name in ("graph_optimization_level", "intra_op_num_threads", "log_severity_level"):
+                    setattr(options, name, getattr(self._options, name))
+                for name, value in zip((dims[0], dims[2], dims[3]), (1, height, width)):
+                    options.add_free_dimension_override_by_name(name, value)
+                session = ort.InferenceSession(str(self.path), options, providers=self._providers)
+                if len(self._sized_sessions) >= MAX_SIZED_SESSIONS:
+                    self._sized_sessions.pop(next(iter(self._sized_sessions)))
+                self._sized_sessions[key] = session
+        return session
 
     def _check_signature(self, path: Path) -> None:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -142,13 +186,15 @@ class OnnxModnetEngine(MattingEngine):
         blob -= 1.0
         return blob
 
+    def _run(self, blob: np.ndarray) -> np.ndarray:
+        return self.session_for(*blob.shape[2:]).run([self._output], {self._input: blob})[0]
+
     def infer(self, frame_bgr: np.ndarray) -> np.ndarray:
-        matte = self.session.run([self._output], {self._input: self.preprocess(frame_bgr)})[0]
-        return matte[0, 0]
+        return self._run(self.preprocess(frame_bgr))[0, 0]
 
     def infer_timed(self, frame_bgr):
         start = time.perf_counter()
         blob = self.preprocess(frame_bgr)
         mid = time.perf_counter()
-        matte = self.session.run([self._output], {self._input: blob})[0]
+        matte = self._run(blob)
         return matte[0, 0], mid - start, time.perf_counter() - mid

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import warnings
 
 import cv2
 import numpy as np
@@ -188,3 +189,38 @@ def test_auto_prefers_selfie_when_modnet_is_too_slow(reference_ckpt, caplog, tmp
     engine = create_engine("auto", weights=str(reference_ckpt), weights_dir=str(tmp_path), device="cpu",
                            inference_size=64, source_fps=10000, offline=True)
     assert engine.name.startswith("modnet") and "selfie model is unavailable" in caplog.text
+
+
+def test_size_specialised_sessions_match_the_dynamic_one(exported, vlog_frames):
+    """The engine runs a session fixed to each input size; it computes what the dynamic export computes."""
+    from matting.onnx_engine import MAX_SIZED_SESSIONS, OnnxModnetEngine
+
+    engine = OnnxModnetEngine(exported, inference_size=96)
+    frame = vlog_frames[5]
+    blob = engine.preprocess(frame)
+    dynamic = engine.session.run(None, {"input": blob})[0][0, 0]
+    assert np.abs(engine.infer(frame) - dynamic).max() < 1e-5
+    assert engine.session_for(*blob.shape[2:]) is not engine.session
+    assert engine.session_for(*blob.shape[2:]) is engine.session_for(*blob.shape[2:])  # reused
+    for side in range(64, 64 + 32 * (MAX_SIZED_SESSIONS + 1), 32):
+        engine.session_for(side, side)
+    assert len(engine._sized_sessions) == MAX_SIZED_SESSIONS  # bounded
+
+
+def test_fixed_size_onnx_runs_as_is(reference_ckpt, tmp_path):
+    """An export without dynamic dimensions is run by its own session (nothing to specialise)."""
+    import torch
+
+    from matting.fast_graph import MattePass
+    from matting.onnx_engine import OnnxModnetEngine
+    from matting.weights import load_modnet
+
+    path = tmp_path / "fixed.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(MattePass(load_modnet(reference_ckpt, device="cpu").eval()).eval(),
+                          (torch.zeros(1, 3, 64, 96),), str(path), input_names=["input"],
+                          output_names=["matte"], opset_version=17, dynamo=False)
+    engine = OnnxModnetEngine(path, inference_size=64)
+    alpha = engine.infer(np.zeros((64, 96, 3), np.uint8))
+    assert alpha.shape == (64, 96) and engine.session_for(64, 96) is engine.session
