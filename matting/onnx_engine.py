@@ -152,7 +152,12 @@ class OnnxModnetEngine(MattingEngine):
                     setattr(options, name, getattr(self._options, name))
                 for name, value in zip((dims[0], dims[2], dims[3]), (1, height, width)):
                     options.add_free_dimension_override_by_name(name, value)
-                session = ort.InferenceSession(str(self.path), options, providers=self._providers)
+                try:
+                    session = ort.InferenceSession(str(self.path), options, providers=self._providers)
+                except Exception as exc:  # the dynamic session still works: slower, not broken
+                    log.warning("could not specialise %s to %dx%d (%s); using the dynamic session",
+                                self.path.name, height, width, str(exc).splitlines()[0][:200])
+                    session = self.session
                 if len(self._sized_sessions) >= MAX_SIZED_SESSIONS:
                     self._sized_sessions.pop(next(iter(self._sized_sessions)))
                 self._sized_sessions[key] = session

@@ -224,3 +224,20 @@ def test_fixed_size_onnx_runs_as_is(reference_ckpt, tmp_path):
     engine = OnnxModnetEngine(path, inference_size=64)
     alpha = engine.infer(np.zeros((64, 96, 3), np.uint8))
     assert alpha.shape == (64, 96) and engine.session_for(64, 96) is engine.session
+
+
+def test_specialisation_failure_falls_back_to_the_dynamic_session(exported, monkeypatch, caplog):
+    import onnxruntime as ort
+
+    from matting.onnx_engine import OnnxModnetEngine
+
+    engine = OnnxModnetEngine(exported, inference_size=64)
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("no memory for another session")
+
+    monkeypatch.setattr(ort, "InferenceSession", refuse)
+    alpha = engine.infer(np.zeros((64, 96, 3), np.uint8))
+    assert alpha.shape == (64, 96)
+    assert engine.session_for(64, 96) is engine.session
+    assert "using the dynamic session" in caplog.text
