@@ -16,9 +16,9 @@ For each resolution (the clip at 720p and the same frames upscaled to 1080p):
           engine = what this machine's defaults pick (ONNX Runtime on a CPU).
 
 The speedup is the median over rounds of (project fps / naive fps), each round
-timing both loops back to back. Then the default configuration a user meets (asynchronous mode, default
-engine and inference size, smoothing, blur background) on the clip paced at
-its own frame rate. The last line is ``speedup_vs_naive=<720p ratio>``.
+timing both loops back to back. Then the default configuration a user meets
+(asynchronous mode, default engine and inference size, smoothing, blur
+background) on the clip paced at its own frame rate. The last line is ``speedup_vs_naive=<720p ratio>``.
 """
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 OPSET = 17
 # Bumped whenever the exported graph changes, so cached exports in weights/ are redone.
 GRAPH_VERSION = 2
-# Size-specialised sessions kept per engine (each holds its own copy of the weights, ~25 MB).
+# Size-specialised sessions kept per engine: each has its own weights and buffers (the first
+# one at 288x512 added 87 MiB of resident memory on the test machine).
 MAX_SIZED_SESSIONS = 4
 
 
@@ -46,6 +47,7 @@ def export_modnet_onnx(weights: str | os.PathLike, output: str | os.PathLike, sa
     output = Path(output)
     if output.parent and not output.parent.exists():
         raise WeightsError(f"cannot write {output}: folder {output.parent} does not exist")
+
     class MatteOnly(torch.nn.Module):
         def __init__(self, net):
             super().__init__()
@@ -125,6 +127,10 @@ class OnnxModnetEngine(MattingEngine):
         except Exception as exc:
             raise WeightsError(f"not a loadable ONNX model: {path} ({str(exc).splitlines()[0][:200]})") from None
         self._check_signature(path)
+        dims = self.session.get_inputs()[0].shape
+        # names of the batch, height and width dimensions when the export leaves them dynamic
+        self._dynamic_dims = (dims[0], dims[2], dims[3]) if all(isinstance(dims[i], str) for i in (0, 2, 3)) \
+            else None
         self.device = "cuda" if self.session.get_providers()[0] != "CPUExecutionProvider" else "cpu"
         self.path = path
         self._sized_sessions: dict[tuple[int, int], object] = {}
@@ -135,22 +141,24 @@ class OnnxModnetEngine(MattingEngine):
 
         With every shape known, onnxruntime proves that the parts of the
         rewritten graph (``matting.fast_graph``) line up and fuses their sums
-        into the convolutions: 10-20% faster than the dynamic session. Sizes
-        change only when the camera does, so a few are kept.
+        into the convolutions: 0.5-8% faster than the dynamic session here
+        (``bench/engines.py``). Sizes change only when the camera does, so a few are kept.
         """
-        import onnxruntime as ort
-
-        dims = self.session.get_inputs()[0].shape
-        if not all(isinstance(d, str) for d in (dims[0], dims[2], dims[3])):
+        if self._dynamic_dims is None:
             return self.session  # a fixed-size export, or unnamed dimensions: nothing to specialise
         key = (height, width)
+        session = self._sized_sessions.get(key)  # the per-frame path: no lock once built
+        if session is not None:
+            return session
+        import onnxruntime as ort
+
         with self._sized_lock:
             session = self._sized_sessions.get(key)
             if session is None:
                 options = ort.SessionOptions()
                 for name in ("graph_optimization_level", "intra_op_num_threads", "log_severity_level"):
                     setattr(options, name, getattr(self._options, name))
-                for name, value in zip((dims[0], dims[2], dims[3]), (1, height, width)):
+                for name, value in zip(self._dynamic_dims, (1, height, width)):
                     options.add_free_dimension_override_by_name(name, value)
                 try:
                     session = ort.InferenceSession(str(self.path), options, providers=self._providers)
