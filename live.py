@@ -11,11 +11,14 @@ All options: python live.py --help
 import os
 import sys
 
-# OpenCV prints its own warnings (e.g. for a camera index that does not exist)
-# on top of our one-line errors; keep only its errors unless asked (-v).
-os.environ.setdefault("OPENCV_LOG_LEVEL", "DEBUG" if {"-v", "--verbose"} & set(sys.argv) else "ERROR")
+if sys.version_info < (3, 11):  # tomllib (config files) and the typing the settings use need 3.11
+    sys.exit(f"error: live.py needs Python 3.11 or newer; this is Python {sys.version.split()[0]}")
 
-from realtime.cli import main  # noqa: E402
+# OpenCV prints its own messages (a camera index that does not exist, a broken picture)
+# on top of our one-line errors; silence them unless asked (-v).
+os.environ.setdefault("OPENCV_LOG_LEVEL", "DEBUG" if {"-v", "--verbose"} & set(sys.argv) else "OFF")
+
+from app.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

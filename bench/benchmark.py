@@ -33,30 +33,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
+from common import SHARED, default_weights, pipeline_for  # noqa: E402  (sets up the project's imports)
+from matting.checkpoint import load_modnet  # noqa: E402
 from matting.engine import pick_device, round_to_block  # noqa: E402
-from matting.factory import create_engine, default_inference_size  # noqa: E402
-from matting.temporal import make_smoother  # noqa: E402
-from matting.weights import load_modnet  # noqa: E402
-from realtime.backgrounds import BackgroundLibrary  # noqa: E402
-from realtime.compositor import ColorBackground, Compositor, make_background  # noqa: E402
-from realtime.pipeline import Pipeline  # noqa: E402
-from realtime.sinks import NullSink, RecorderSink  # noqa: E402
-from realtime.sources import VideoSource  # noqa: E402
 
-SHARED = ROOT.parent / "shared"
 NAIVE_HEIGHT = 512
 STAGES = ["capture", "preprocess", "inference", "smoothing", "composite", "sink"]
-
-
-def default_weights() -> Path:
-    for candidate in (ROOT / "weights" / "modnet_webcam_portrait_matting.ckpt",
-                      SHARED / "reference" / "modnet_reference.ckpt"):
-        if candidate.exists():
-            return candidate
-    sys.exit("no MODNet checkpoint: pass --weights PATH")
 
 
 def make_clip(src: Path, dst: Path, frames: int, size: tuple[int, int] | None) -> float:
@@ -126,27 +108,17 @@ def naive_loop(clip: Path, weights: Path, out: Path, frames: int) -> dict:
             "size": f"{size[1]}x{size[0]}"}
 
 
-def project_run(clip: Path, weights: Path, out: Path | None, frames: int | None, inference_size: int,
-                mode: str, lossless: bool, smoothing: str, background, pace: bool, runtime: str = "auto",
-                duration: float | None = None, model: str = "modnet", workers: int = 1) -> dict:
-    threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
-    engine = create_engine(model, runtime, str(weights), inference_size=inference_size, device="auto",
-                           threads=threads)
-    source = VideoSource(str(clip), pace=pace)
-    source.open()
-    first = source.read()
-    sinks = [RecorderSink(str(out), first.shape[1::-1], source.fps, realtime=not lossless)] if out else [NullSink()]
-    library = BackgroundLibrary(None, initial=background)
-    pipeline = Pipeline(source, engine, make_smoother(smoothing, engine.ema_still_weight),
-                        Compositor(refine=engine.default_refine), library, sinks, mode=mode,
-                        lossless=lossless, max_frames=frames, duration=duration, first_frame=first,
-                        terminal_keys=False, inference_workers=workers)
+def project_run(clip: Path, weights: Path, out: Path | None, frames: int | None, **values) -> dict:
+    """``live.py --source CLIP --weights WEIGHTS [--record OUT] [--max-frames FRAMES]`` plus ``values``
+    (Settings fields), built by the CLI's own builder."""
+    pipeline, source = pipeline_for(clip, weights=str(weights), record=str(out) if out else None,
+                                    max_frames=frames, **values)
     stats = pipeline.run()
     elapsed = (stats.last_output_at or 0) - (stats.first_output_at or 0)
-    shape = engine.output_shape(first.shape[:2])
+    shape = pipeline.engine.output_shape(pipeline._first_frame.shape[:2])
     return {"fps": stats.steady_fps(), "stages": {k: list(v) for k, v in stats.stages.items()},
             "latency": list(stats.latency_ms), "mattes": max(0, stats.mattes.count - 1) / max(elapsed, 1e-9),
-            "engine": engine.describe(), "size": f"{shape[0]}x{shape[1]}"}
+            "engine": pipeline.engine.describe(), "size": f"{shape[0]}x{shape[1]}"}
 
 
 def med(values) -> float:
@@ -203,9 +175,9 @@ def main() -> None:
             naive_runs, project_runs = [], []
             for _ in range(args.rounds):
                 naive_runs.append(naive_loop(clip, weights, tmp / "naive.mp4", frames))
-                project_runs.append(project_run(clip, weights, tmp / "project.mp4", frames + 1, NAIVE_HEIGHT,
-                                                "sync", True, "none", ColorBackground((255, 255, 255), name="white"),
-                                                pace=False, workers=args.workers))
+                project_runs.append(project_run(clip, weights, tmp / "project.mp4", frames + 1,
+                                                inference_size=NAIVE_HEIGHT, every_frame=True, smoothing="none",
+                                                background="white", inference_workers=args.workers))
             naive, project = median_run(naive_runs), median_run(project_runs)
             # Each round's two loops ran back to back, so the per-round ratio cancels the
             # machine's drift; the reported speedup is the median of those ratios.
@@ -221,18 +193,16 @@ def main() -> None:
             print(f"speedup_vs_naive_{label}={ratios[label]:.2f}")
 
         # What users meet: defaults on this machine, the clip paced at its own rate.
-        size = default_inference_size(device, photo=False)
         duration = 5.0 if args.quick else 10.0
         mode = "async" if device == "cpu" else "sync"
         source_fps = cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS)
-        rows = [(None, "modnet", str(weights), size)]
+        rows = [("modnet", weights)]
         selfie = Path(args.selfie) if args.selfie else None
         if selfie and selfie.exists():
-            rows.append((None, "selfie", str(selfie), None))
+            rows.append(("selfie", selfie))
         results = []
-        for _, model, model_weights, model_size in rows:
-            result = project_run(video, Path(model_weights), None, None, model_size, mode, False,
-                                 "ema", make_background("blur"), pace=True, duration=duration, model=model)
+        for model, model_weights in rows:
+            result = project_run(video, model_weights, None, None, model=model, duration=duration)
             results.append((f"defaults, {result['engine']}", result))
         print_table(f"default configuration ({mode} mode, EMA smoothing, blur), source paced at {source_fps:.2f} fps "
                     f"for {duration:.0f} s", results)

@@ -11,7 +11,6 @@ per composite and the implied ceiling in frames per second.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,12 +18,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
+import common  # noqa: F401,E402  (sets up the project's imports)
+from compositing import Compositor  # noqa: E402
+from compositing.backgrounds import (BlurBackground, ColorBackground, ImageBackground, NoBackground,  # noqa: E402
+                                     TransparentBackground, VideoBackground)
 from matting.engine import inference_shape  # noqa: E402
-from realtime.compositor import (BlurBackground, ColorBackground, Compositor, ImageBackground,  # noqa: E402
-                                 NoBackground, TransparentBackground, VideoBackground)
 
 
 def synthetic_inputs(h: int, w: int):

@@ -17,20 +17,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from matting.onnx_engine import export_modnet_onnx  # noqa: E402
-from matting.weights import load_modnet  # noqa: E402
-
-SHARED = ROOT.parent / "shared"
+from common import default_weights  # noqa: E402  (sets up the project's imports)
+from matting.checkpoint import load_modnet  # noqa: E402
+from matting.onnx_export import export_modnet_onnx  # noqa: E402
 
 
 def main() -> None:
@@ -43,11 +38,7 @@ def main() -> None:
     import onnxruntime as ort
     import torch
 
-    weights = Path(args.weights) if args.weights else next(
-        (p for p in (ROOT / "weights" / "modnet_webcam_portrait_matting.ckpt",
-                     SHARED / "reference" / "modnet_reference.ckpt") if p.exists()), None)
-    if weights is None:
-        sys.exit("no MODNet checkpoint: pass --weights PATH")
+    weights = Path(args.weights) if args.weights else default_weights()
     net = load_modnet(weights, device="cpu").eval()
     print(f"machine: {os.cpu_count()} CPU cores; torch {torch.__version__}, onnxruntime {ort.__version__}; "
           f"weights {weights.name}; {args.rounds} interleaved rounds")

@@ -12,18 +12,13 @@ Each engine runs once over the clip; every smoother then sees the same alphas.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import cv2
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from matting.factory import create_engine  # noqa: E402
-from matting.temporal import SMOOTHING_CHOICES, flicker, make_smoother  # noqa: E402
-
-SHARED = ROOT.parent / "shared"
+from common import SELFIE_TFLITE, VLOG, default_weights, engine_for  # noqa: E402  (sets up the project's imports)
+from matting.metrics import flicker  # noqa: E402
+from matting.temporal import SMOOTHING_CHOICES, make_smoother  # noqa: E402
 
 
 def read_frames(path: Path, limit: int | None) -> list:
@@ -48,22 +43,21 @@ def smoothed(alphas, frames, name: str, still_weight: float):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--video", default=str(SHARED / "media" / "vlog_720p.mp4"))
+    parser.add_argument("--video", default=str(VLOG))
     parser.add_argument("--modnet", help="MODNet checkpoint (default: weights/ webcam model, else the shared "
                                          "reference checkpoint)")
-    parser.add_argument("--selfie", default=str(SHARED / "models" / "selfie_segmentation_landscape.tflite"))
+    parser.add_argument("--selfie", default=str(SELFIE_TFLITE))
     parser.add_argument("--frames", type=int, help="limit the number of frames")
     parser.add_argument("--inference-size", type=int, default=288)
     args = parser.parse_args()
     frames = read_frames(Path(args.video), args.frames)
-    modnet = args.modnet or next((str(p) for p in (ROOT / "weights" / "modnet_webcam_portrait_matting.ckpt",
-                                                   SHARED / "reference" / "modnet_reference.ckpt") if p.exists()), None)
+    modnet = args.modnet or default_weights(required=False)
     engines = []
     if modnet:
-        engines.append((f"modnet ({Path(modnet).name})", create_engine("modnet", "auto", modnet,
-                                                                         inference_size=args.inference_size)))
+        engines.append((f"modnet ({Path(modnet).name})", engine_for("modnet", modnet,
+                                                                     inference_size=args.inference_size)))
     if args.selfie and Path(args.selfie).exists():
-        engines.append((f"selfie ({Path(args.selfie).name})", create_engine("selfie", weights=args.selfie)))
+        engines.append((f"selfie ({Path(args.selfie).name})", engine_for("selfie", args.selfie)))
     print(f"{Path(args.video).name}: {len(frames)} frames")
     print(f"{'engine':48s} {'smoothing':16s} {'flicker':>9s} {'vs none':>8s}")
     for label, engine in engines:

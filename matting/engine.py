@@ -17,7 +17,6 @@ at 512×896. A person is never squashed into a square.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from abc import ABC, abstractmethod
 from typing import Sequence
@@ -28,6 +27,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 BLOCK = 32
+#: Largest short side accepted: beyond it MODNet's cost (and memory) explode for no gain (photos use 512).
+MAX_INFERENCE_SIZE = 2048
 
 
 def round_to_block(value: float, block: int = BLOCK) -> int:
@@ -40,6 +41,8 @@ def checked_inference_size(value: int) -> int:
     value = int(value)
     if value <= 0:
         raise ValueError(f"inference size must be positive, got {value}")
+    if value > MAX_INFERENCE_SIZE:
+        raise ValueError(f"inference size must be at most {MAX_INFERENCE_SIZE}, got {value}")
     rounded = round_to_block(value)
     if rounded != value:
         log.warning("inference size %d is not a multiple of 32; using %d", value, rounded)
@@ -110,9 +113,6 @@ class MattingEngine(ABC):
         alpha = self.infer(frame_bgr)
         return alpha, 0.0, time.perf_counter() - start
 
-    def warmup(self, frame_hw: Sequence[int] = (720, 1280)) -> None:
-        self.infer(np.zeros((int(frame_hw[0]), int(frame_hw[1]), 3), np.uint8))
-
     def close(self) -> None:
         pass
 
@@ -149,70 +149,3 @@ def set_cpu_threads(threads: int | None) -> None:
 
     if threads:
         torch.set_num_threads(int(threads))
-
-
-class TorchModnetEngine(MattingEngine):
-    """MODNet in eager PyTorch. float16 on CUDA, float32 elsewhere (float64 for tests)."""
-
-    name = "modnet"
-
-    def __init__(self, weights: str | os.PathLike, inference_size: int = 288, device: str = "auto",
-                 dtype: str | None = None, threads: int | None = None, channels_last: bool | None = None):
-        import torch
-
-        from .weights import load_modnet
-
-        self.device = pick_device(device)
-        self.inference_size = checked_inference_size(inference_size)
-        if dtype is None:
-            dtype = "float16" if self.device.startswith("cuda") else "float32"
-        self.torch_dtype = {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64}[dtype]
-        set_cpu_threads(threads)
-        self.model = load_modnet(weights, device=self.device).to(self.torch_dtype)
-        # channels-last lets cuDNN use its NHWC tensor-core kernels; on CPU it is slower here.
-        self.channels_last = self.device.startswith("cuda") if channels_last is None else channels_last
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.weights = str(weights)
-
-    def output_shape(self, frame_hw: Sequence[int]) -> tuple[int, int]:
-        return inference_shape(frame_hw, self.inference_size)
-
-    def preprocess(self, frame_bgr: np.ndarray):
-        """BGR uint8 frame -> normalised NCHW RGB tensor on the engine's device."""
-        import torch
-
-        small = resize_for_inference(frame_bgr, self.output_shape(frame_bgr.shape))
-        tensor = torch.from_numpy(np.ascontiguousarray(small))
-        if self.device != "cpu":
-            tensor = tensor.pin_memory().to(self.device, non_blocking=True) if self.device.startswith("cuda") \
-                else tensor.to(self.device)
-        # BGR -> RGB, HWC -> CHW, then upstream's (x/255 - 0.5) / 0.5 in the model's dtype.
-        tensor = tensor.flip(-1).permute(2, 0, 1).unsqueeze(0).to(self.torch_dtype)
-        tensor = tensor.div_(255.0).sub_(0.5).div_(0.5)
-        if self.channels_last:
-            tensor = tensor.contiguous(memory_format=torch.channels_last)
-        return tensor
-
-    def infer_tensor(self, frame_bgr: np.ndarray):
-        """Alpha as a 1×1×h×w tensor on the engine's device (for on-device compositing)."""
-        import torch
-
-        with torch.inference_mode():
-            _, _, matte = self.model(self.preprocess(frame_bgr), True)
-        return matte
-
-    def infer(self, frame_bgr: np.ndarray) -> np.ndarray:
-        matte = self.infer_tensor(frame_bgr)
-        return matte[0, 0].float().cpu().numpy()
-
-    def infer_timed(self, frame_bgr):
-        import torch
-
-        start = time.perf_counter()
-        tensor = self.preprocess(frame_bgr)
-        mid = time.perf_counter()
-        with torch.inference_mode():
-            _, _, matte = self.model(tensor, True)
-        alpha = matte[0, 0].float().cpu().numpy()
-        return alpha, mid - start, time.perf_counter() - mid

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from .engine import MattingEngine, pick_device
-from .weights import MODNET_PHOTO, MODNET_WEBCAM, WeightsError, ensure_weights
+from .errors import WeightsError
+from .weights import MODNET_PHOTO, MODNET_WEBCAM, ensure_weights
 
 log = logging.getLogger(__name__)
 
+#: What ``--model`` and ``--engine`` accept.
+MODELS = ("modnet", "selfie", "auto")
+RUNTIMES = ("auto", "torch", "onnx")
 #: Default short side of the network input.
 LIVE_SIZE_CPU = 288
 LIVE_SIZE_GPU = 512
@@ -25,12 +30,19 @@ def default_inference_size(device: str, photo: bool) -> int:
     return LIVE_SIZE_CPU if device == "cpu" else LIVE_SIZE_GPU
 
 
+def user_weights(weights: str | os.PathLike) -> Path:
+    """A model file the user named: it must exist and be a file."""
+    path = Path(weights).expanduser()
+    if not path.exists():
+        raise WeightsError(f"weights file not found: {path}")
+    if not path.is_file():
+        raise WeightsError(f"--weights needs a model file, {path} is a folder")
+    return path
+
+
 def modnet_weights(weights: str | None, weights_dir: str | None, offline: bool | None, photo: bool) -> Path:
     if weights:
-        path = Path(weights).expanduser()
-        if not path.exists():
-            raise WeightsError(f"weights file not found: {path}")
-        return path
+        return user_weights(weights)
     return ensure_weights(MODNET_PHOTO if photo else MODNET_WEBCAM, weights_dir, offline=offline)
 
 
@@ -44,10 +56,10 @@ def create_engine(model: str = "modnet", runtime: str = "auto", weights: str | N
     if model == "selfie":
         from .selfie import SelfieEngine, ensure_selfie_weights
 
-        path = Path(weights).expanduser() if weights else ensure_selfie_weights(weights_dir, offline=offline)
+        path = user_weights(weights) if weights else ensure_selfie_weights(weights_dir, offline=offline)
         return SelfieEngine(path, threads=threads)
     if model != "modnet":
-        raise ValueError(f"unknown model {model!r}: use modnet, selfie or auto")
+        raise ValueError(f"unknown model {model!r}: use {', '.join(MODELS)}")
     resolved_device = pick_device(device)
     size = inference_size or default_inference_size(resolved_device, photo)
     if runtime == "auto":
@@ -58,7 +70,7 @@ def create_engine(model: str = "modnet", runtime: str = "auto", weights: str | N
         path = modnet_weights(weights, weights_dir, offline, photo)
         return OnnxModnetEngine(path, inference_size=size, device=resolved_device, threads=threads,
                                 cache_dir=weights_dir)
-    from .engine import TorchModnetEngine
+    from .torch_engine import TorchModnetEngine
 
     path = modnet_weights(weights, weights_dir, offline, photo)
     return TorchModnetEngine(path, inference_size=size, device=resolved_device, threads=threads)

@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 
 from .engine import MattingEngine
-from .weights import KnownWeights, WeightsError, ensure_weights
+from .errors import WeightsError
+from .weights import KnownWeights, ensure_weights
 
 log = logging.getLogger(__name__)
 

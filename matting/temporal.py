@@ -1,4 +1,4 @@
-"""Temporal matte smoothing and the project's flicker metric.
+"""Temporal matte smoothing: motion-aware EMA, one-frame delay (OFD), and their chain.
 
 All smoothers work on alphas at inference size (float32 h×w in [0, 1]) and
 take the matching frame (BGR uint8, any size) as a motion guide. ``push``
@@ -11,7 +11,7 @@ alpha, and the compositor always pairs an alpha with its own frame.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Iterable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -167,32 +167,3 @@ def make_smoother(name: str, still_weight: float = 0.25) -> Smoother:
     if name == "ofd+ema":
         return Chain(OneFrameDelay(), MotionAwareEMA(still_weight=still_weight))
     raise ValueError(f"unknown smoothing {name!r}: use one of {', '.join(SMOOTHING_CHOICES)}")
-
-
-# --------------------------------------------------------------------------
-# Flicker metric (shared/NOTES.md): comparable across engines and settings
-# --------------------------------------------------------------------------
-
-METRIC_SIZE = (320, 180)  # (width, height)
-
-
-def flicker(frames: Iterable[np.ndarray], alphas: Iterable[np.ndarray], static_threshold: float = 2.0) -> float:
-    """Mean over t of the mean |α(t) − α(t−1)| over pixels whose luma changed by < 2.
-
-    Frames (BGR uint8) and alphas (float in [0, 1], any size) are first
-    area-downscaled to 320×180.
-    """
-    prev_luma = prev_alpha = None
-    values = []
-    for frame, alpha in zip(frames, alphas):
-        luma = cv2.cvtColor(cv2.resize(frame, METRIC_SIZE, interpolation=cv2.INTER_AREA),
-                            cv2.COLOR_BGR2GRAY).astype(np.float32)
-        a = cv2.resize(alpha.astype(np.float32), METRIC_SIZE, interpolation=cv2.INTER_AREA)
-        if prev_luma is not None:
-            static = np.abs(luma - prev_luma) < static_threshold
-            if static.any():
-                values.append(float(np.abs(a - prev_alpha)[static].mean()))
-        prev_luma, prev_alpha = luma, a
-    if not values:
-        raise ValueError("flicker needs at least two frames with static pixels")
-    return float(np.mean(values))

@@ -1,10 +1,10 @@
-"""Checkpoints: safe loading of MODNet state dicts and download on first use.
+"""Model files: where they live, and their download on first use, checksummed.
 
-A ``.ckpt`` file is a pickle, and unpickling can run code, so every load goes
-through ``torch.load(weights_only=True)``. Downloads stream into a temporary
-file in the destination folder and are renamed into place only after their
-checksum (or a caller's validation) passed, so an interrupted or corrupted
-download never leaves a file that looks usable.
+Downloads stream into a temporary file in the destination folder and are
+renamed into place only after their checksum (or a caller's validation)
+passed, so an interrupted or corrupted download never leaves a file that looks
+usable. Importing this module does not import torch (the selfie and ONNX
+paths never need it).
 """
 
 from __future__ import annotations
@@ -12,15 +12,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable
 
-import torch
+from .errors import DownloadError, ModelUnavailable
+from .files import open_temp_beside
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +27,6 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 OFFLINE_ENV = "MODNET_OFFLINE"
 MIRROR_ENV = "MODNET_WEIGHTS_MIRROR"
 DEFAULT_MIRROR = "https://huggingface.co/DavG25/modnet-pretrained-models/resolve/main/models"
-
-
-class WeightsError(RuntimeError):
-    """A checkpoint could not be found, fetched or loaded; the message is for the user."""
 
 
 @dataclass(frozen=True)
@@ -70,73 +65,6 @@ def is_offline(offline: bool | None = None) -> bool:
 
 
 # --------------------------------------------------------------------------
-# Loading
-# --------------------------------------------------------------------------
-
-def load_state_dict(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    """Read a MODNet state dict from any of the accepted layouts.
-
-    Accepts the official checkpoints (a ``DataParallel`` state dict whose keys
-    start with ``module.``), a plain state dict, or a dict holding one under
-    ``state_dict``. Raises :class:`WeightsError` with a one-line reason.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise WeightsError(f"checkpoint not found: {path}")
-    if path.is_dir():
-        raise WeightsError(f"checkpoint path is a folder, not a file: {path}")
-    if path.stat().st_size == 0:
-        raise WeightsError(f"checkpoint is an empty file: {path}")
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except (zipfile.BadZipFile, EOFError) as exc:
-        raise WeightsError(f"checkpoint is truncated or damaged: {path} ({exc})") from None
-    except RuntimeError as exc:
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "zip" in text.lower() or "archive" in text.lower() or "stream" in text.lower():
-            raise WeightsError(f"checkpoint is truncated or damaged: {path} ({text})") from None
-        raise WeightsError(f"not a PyTorch checkpoint: {path} ({text})") from None
-    except Exception as exc:  # UnpicklingError, ValueError, ...: anything that is not a checkpoint
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise WeightsError(f"not a PyTorch checkpoint (or one that needs unsafe unpickling): {path} ({text})") from None
-
-    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
-        obj = obj["state_dict"]
-    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise WeightsError(f"file is a PyTorch pickle but holds no state dict of tensors: {path}")
-    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()}
-
-
-def apply_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Load ``state`` into ``model`` strictly, with a readable error when it does not fit."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    mismatched = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    if missing or unexpected or mismatched:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing keys (first: {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys (first: {', '.join(unexpected[:3])})")
-        if mismatched:
-            k = mismatched[0]
-            parts.append(f"{len(mismatched)} shape mismatches (first: {k} is {tuple(state[k].shape)}, "
-                         f"model expects {tuple(expected[k].shape)})")
-        raise WeightsError(f"checkpoint does not fit MODNet: {source}: " + "; ".join(parts))
-    model.load_state_dict(state, strict=True)
-
-
-def load_modnet(path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Build MODNet, load ``path`` into it, move it to ``device`` and set eval mode."""
-    from .modnet import MODNet
-
-    model = MODNet(backbone_pretrained=False)
-    apply_state_dict(model, load_state_dict(path, map_location="cpu"), str(path))
-    return model.to(device).eval()
-
-
-# --------------------------------------------------------------------------
 # Download on first use
 # --------------------------------------------------------------------------
 
@@ -155,19 +83,15 @@ def ensure_weights(known: KnownWeights, weights_dir: str | os.PathLike | None = 
     if dest.exists():
         return dest
     if is_offline(offline):
-        raise WeightsError(offline_message(known, dest, f"offline mode is on: --offline or {OFFLINE_ENV}=1"))
+        raise ModelUnavailable(offline_message(known, dest, f"offline mode is on: --offline or {OFFLINE_ENV}=1"))
     if known.credit:
         log.info("Downloading %s (%s)", known.filename, known.credit)
     try:
         download(known.download_url(), dest, expected_blake2b=known.blake2b,
                  validate=validate, progress=progress, timeout=timeout)
     except DownloadError as exc:
-        raise WeightsError(offline_message(known, dest, str(exc))) from None
+        raise ModelUnavailable(offline_message(known, dest, str(exc))) from None
     return dest
-
-
-class DownloadError(RuntimeError):
-    pass
 
 
 def blake2b_file(path: str | os.PathLike) -> str:
@@ -184,8 +108,7 @@ def download(url: str, dest: str | os.PathLike, expected_blake2b: str | None = N
     """Stream ``url`` to ``dest`` atomically; nothing is left behind on failure."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
+    fd, tmp = open_temp_beside(dest)  # created with the user's umask, like any file they save
     try:
         digest = hashlib.blake2b(digest_size=64)
         request = urllib.request.Request(url, headers={"User-Agent": "modnet-live/1.0"})

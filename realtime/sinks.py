@@ -10,17 +10,16 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from .errors import SinkError
+
 log = logging.getLogger(__name__)
-
-
-class SinkError(RuntimeError):
-    """A sink could not be opened; the message is complete and actionable."""
 
 
 class Sink(ABC):
@@ -54,6 +53,10 @@ class NullSink(Sink):
         self.last = frame
 
 
+#: Recording containers and the codec each is written with.
+RECORD_FORMATS = {".mp4": "mp4v", ".avi": "MJPG"}
+
+
 class RecorderSink(Sink):
     """Records to a video file at a constant frame rate.
 
@@ -76,11 +79,14 @@ class RecorderSink(Sink):
             raise SinkError(f"cannot record to {self.path}: folder {self.path.parent} is not writable")
         self.size, self.fps = size, float(fps)
         self.realtime = realtime  # False: write each frame once (offline, every-frame processing)
-        fourcc = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
-        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), self.fps, size)
+        suffix = self.path.suffix.lower()
+        if suffix not in RECORD_FORMATS:
+            raise SinkError(f"cannot record to {self.path}: use a file name ending in "
+                            f"{' or '.join(RECORD_FORMATS)}")
+        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*RECORD_FORMATS[suffix]), self.fps,
+                                       size)
         if not self._writer.isOpened():
-            raise SinkError(f"cannot record to {self.path}: OpenCV has no writer for {self.path.suffix or 'it'} "
-                            f"(use .mp4 or .avi)")
+            raise SinkError(f"cannot record to {self.path}: the file cannot be created there")
         self.frames_written = 0
         self._t0: float | None = None
 
@@ -222,3 +228,22 @@ class WindowSink(Sink):
             cv2.waitKey(1)
         except cv2.error:
             pass
+
+
+def save_snapshot(image: np.ndarray, folder: str | os.PathLike) -> Path | None:
+    """Save a BGR frame as ``snapshot_<time>.png`` in ``folder`` (never over an existing file)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.warning("could not create snapshot folder %s: %s", folder, exc.strerror)
+        return None
+    stem = time.strftime("snapshot_%Y%m%d_%H%M%S")
+    path, n = folder / f"{stem}.png", 1
+    while path.exists():
+        path, n = folder / f"{stem}-{n}.png", n + 1
+    if cv2.imwrite(str(path), image):
+        log.info("snapshot saved: %s", path)
+        return path
+    log.warning("could not save snapshot to %s", path)
+    return None

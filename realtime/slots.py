@@ -28,7 +28,6 @@ class LatestSlot(Generic[T]):
         self._item: T | None = None
         self._seq = 0
         self._closed = False
-        self.overwritten = 0  # values replaced before anyone read them (dropped frames)
         self._read_seq = 0
         self._taken_seq = 0  # for take(): the newest value some consumer has claimed
 
@@ -36,8 +35,6 @@ class LatestSlot(Generic[T]):
         with self._cond:
             if self.lossless:
                 self._cond.wait_for(lambda: self._read_seq >= self._seq or self._closed)
-            if self._seq > self._read_seq:
-                self.overwritten += 1
             self._item = item
             self._seq += 1
             self._cond.notify_all()

@@ -1,10 +1,8 @@
-"""Frame sources behind one interface, and the capture thread.
+"""Frame sources behind one interface: a webcam, a video file or stream, a still picture.
 
 A source yields BGR uint8 frames: a webcam (index or device path), a video file
 or stream URL (files are paced at their own frame rate, like a camera), or a
-still picture repeated at a fixed rate. The capture thread keeps only the
-newest frame in a :class:`LatestSlot`; when a live source fails it reconnects
-with backoff and reports its state, so the pipeline can keep the call alive.
+still picture repeated at a fixed rate.
 """
 
 from __future__ import annotations
@@ -14,30 +12,20 @@ import sys
 import threading
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import cv2
 import numpy as np
 
-from realtime.compositor import IMAGE_EXTENSIONS, MediaError, read_image, to_bgr8
-from realtime.slots import LatestSlot
+from compositing import IMAGE_EXTENSIONS, MediaError, read_image, to_bgr8
+from compositing.media import sane_fps
+
+from .errors import SourceError
 
 log = logging.getLogger(__name__)
 
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
-
-
-class SourceError(RuntimeError):
-    """A source could not be opened or read; the message is for the user."""
-
-
-@dataclass
-class FramePacket:
-    index: int              # capture order, from 0
-    image: np.ndarray       # BGR uint8, H×W×3
-    captured_at: float      # time.monotonic() when the frame was read
 
 
 class FrameSource(ABC):
@@ -60,6 +48,32 @@ class FrameSource(ABC):
 
     def resync(self) -> None:
         """Restart pacing from now (after a slow start such as loading the model)."""
+
+
+class Pacer:
+    """Delivers frame ``n`` at ``t0 + n / fps``: what makes a file or a picture behave like a camera."""
+
+    def __init__(self, fps: float, clock: Callable[[], float] = time.monotonic):
+        self.fps, self.clock = fps, clock
+        self.count = 0      # frames delivered since the (re)start of pacing
+        self._t0 = clock()
+
+    def restart(self, fps: float | None = None) -> None:
+        self.fps = fps or self.fps
+        self._t0, self.count = self.clock(), 0
+
+    def resync(self) -> None:
+        """Keep the count, restart the clock from now (after a slow start such as loading the model)."""
+        self._t0 = self.clock() - self.count / self.fps
+
+    def delay(self) -> float:
+        """Seconds until the next frame is due (negative when behind)."""
+        return self._t0 + self.count / self.fps - self.clock()
+
+    def wait(self, stop: threading.Event) -> None:
+        delay = self.delay()
+        if delay > 0:
+            stop.wait(delay)
 
 
 class _OpenCVSource(FrameSource):
@@ -105,8 +119,7 @@ class CameraSource(_OpenCVSource):
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
         if fps:
             cap.set(cv2.CAP_PROP_FPS, fps)
-        got_fps = cap.get(cv2.CAP_PROP_FPS)
-        self.fps = got_fps if got_fps and 1 <= got_fps <= 240 else (fps or 30.0)
+        self.fps = sane_fps(cap.get(cv2.CAP_PROP_FPS), fps or 30.0)
         code = int(cap.get(cv2.CAP_PROP_FOURCC))
         got_fourcc = "".join(chr((code >> 8 * i) & 0xFF) for i in range(4)) if code > 0 else "?"
         log.info("%s gives %dx%d at %.1f fps, format %s", self.name, cap.get(cv2.CAP_PROP_FRAME_WIDTH),
@@ -135,8 +148,7 @@ class VideoSource(_OpenCVSource):
         self.clock = clock
         self.name = Path(self.path).name if not self.live else self.path
         self._cap: cv2.VideoCapture | None = None
-        self._t0 = 0.0
-        self._n = 0  # frames delivered since the (re)start of pacing
+        self.pacer = Pacer(self.fps, clock)
 
     def open(self) -> None:
         if not self.live:
@@ -149,20 +161,18 @@ class VideoSource(_OpenCVSource):
         if not cap.isOpened():
             cap.release()
             raise SourceError(f"cannot open video {self.path}: not a video OpenCV can decode, or unreachable")
-        fps = cap.get(cv2.CAP_PROP_FPS)
-        self.fps = fps if fps and 1 <= fps <= 240 else 30.0
+        self.fps = sane_fps(cap.get(cv2.CAP_PROP_FPS))
         if self.path.lower().startswith(STREAM_PREFIXES) and cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0:
             # A URL with a known length is a file served over the network, not a live
             # stream: pace it at its own rate, let it end or loop like a local file.
             self.live, self.pace = False, self._want_pace
         self._cap = cap
-        self._t0, self._n = self.clock(), 0
+        self.pacer.restart(self.fps)
 
     def wait(self, stop: threading.Event) -> None:
         if not self.pace:
             return
-        due = self._t0 + self._n / self.fps
-        delay = due - self.clock()
+        delay = self.pacer.delay()
         if delay > 0:
             stop.wait(delay)
         elif delay < -1.0 / self.fps and self._cap is not None:
@@ -171,10 +181,10 @@ class VideoSource(_OpenCVSource):
             for _ in range(behind):
                 if not self._cap.grab():
                     break
-                self._n += 1
+                self.pacer.count += 1
 
     def resync(self) -> None:
-        self._t0 = self.clock() - self._n / self.fps
+        self.pacer.resync()
 
     def read(self):
         if self._cap is None:
@@ -193,7 +203,7 @@ class VideoSource(_OpenCVSource):
                 ok, frame = self._cap.read()
                 if not ok or frame is None:
                     raise SourceError(f"cannot restart video {self.name} for looping")
-        self._n += 1
+        self.pacer.count += 1
         return to_bgr8(frame)
 
 
@@ -205,28 +215,25 @@ class ImageSource(FrameSource):
         self.path, self.fps, self.frames, self.clock = path, fps, frames, clock
         self.name = Path(path).name
         self._image: np.ndarray | None = None
-        self._n = 0
-        self._t0 = 0.0
+        self.pacer = Pacer(fps, clock)
 
     def open(self):
         try:
             self._image = read_image(self.path)
         except MediaError as exc:
             raise SourceError(str(exc)) from None
-        self._t0, self._n = self.clock(), 0
+        self.pacer.restart()
 
     def wait(self, stop):
-        delay = self._t0 + self._n / self.fps - self.clock()
-        if delay > 0:
-            stop.wait(delay)
+        self.pacer.wait(stop)
 
     def resync(self) -> None:
-        self._t0 = self.clock() - self._n / self.fps
+        self.pacer.resync()
 
     def read(self):
-        if self.frames is not None and self._n >= self.frames:
+        if self.frames is not None and self.pacer.count >= self.frames:
             return None
-        self._n += 1
+        self.pacer.count += 1
         return self._image.copy()
 
 
@@ -237,84 +244,3 @@ def make_source(camera: str = "0", source: str | None = None, loop: bool = False
             return ImageSource(source, fps=fps or 30.0)
         return VideoSource(source, loop=loop, pace=pace)
     return CameraSource(camera, size=size, fps=fps, fourcc=fourcc)
-
-
-class CaptureThread(threading.Thread):
-    """Reads a source as fast as it delivers and keeps only the newest frame.
-
-    On a failure of a live source (or any source when ``reconnect`` is set),
-    ``lost`` is set and the source is reopened with exponential backoff; the
-    frames resume under the same slot. The end of a finite source closes the
-    slot. Any other error is kept in ``error`` and ends the run.
-    """
-
-    def __init__(self, source: FrameSource, slot: LatestSlot[FramePacket], stop: threading.Event,
-                 reconnect: bool = True, backoff: tuple[float, float] = (0.5, 5.0),
-                 clock: Callable[[], float] = time.monotonic, stats=None):
-        super().__init__(name="capture", daemon=True)
-        self.source, self.slot, self.stop_event = source, slot, stop
-        self.reconnect = reconnect
-        self.backoff = backoff
-        self.clock = clock
-        self.stats = stats
-        self.error: BaseException | None = None
-        self.lost = threading.Event()
-        self.frames_read = 0
-        self.reconnects = 0
-        self._attempts = 0  # consecutive failed attempts: sets the backoff
-        self.opened = True  # the pipeline opens the source before starting the thread
-
-    def run(self) -> None:
-        try:
-            self.source.resync()
-            self._loop()
-        except BaseException as exc:  # reported to the main thread, which ends the run
-            self.error = exc
-            self.stop_event.set()
-        finally:
-            try:
-                self.source.close()
-            finally:
-                self.slot.close()
-
-    def _loop(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                if not self.opened:
-                    self.source.open()
-                    self.opened = True
-                    if self.lost.is_set():
-                        log.info("%s is back", self.source.name)
-                    self.lost.clear()
-                    self._attempts = 0
-                self.source.wait(self.stop_event)
-                if self.stop_event.is_set():
-                    return
-                start = time.perf_counter()
-                image = self.source.read()
-                if self.stats is not None:
-                    self.stats.stage("capture", time.perf_counter() - start)
-            except (SourceError, cv2.error, OSError) as exc:
-                if not (self.source.live or self.reconnect):
-                    raise
-                self._recover(exc)
-                continue
-            if image is None:
-                log.info("%s ended", self.source.name)
-                return
-            self.slot.put(FramePacket(self.frames_read, image, self.clock()))
-            self.frames_read += 1
-
-    def _recover(self, exc: BaseException) -> None:
-        if not self.lost.is_set():
-            log.warning("camera lost (%s); reconnecting", exc)
-        self.lost.set()
-        try:
-            self.source.close()
-        except Exception:  # closing a broken device may fail too; reopening is what matters
-            pass
-        self.opened = False
-        delay = min(self.backoff[1], self.backoff[0] * (2 ** min(self._attempts, 8)))
-        self._attempts += 1
-        self.reconnects += 1
-        self.stop_event.wait(delay)

@@ -20,7 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from realtime.compositor import Compositor, ImageBackground, make_background  # noqa: E402
+from compositing import Compositor, ImageBackground, make_background  # noqa: E402
 
 W, H = 640, 360
 

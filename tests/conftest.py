@@ -53,7 +53,7 @@ def vlog_frames(vlog_path) -> list[np.ndarray]:
 @pytest.fixture(scope="session")
 def small_engine(reference_ckpt):
     """MODNet (reference weights) at a small inference size: quick on a 2-core CPU."""
-    from matting.engine import TorchModnetEngine
+    from matting.torch_engine import TorchModnetEngine
 
     return TorchModnetEngine(reference_ckpt, inference_size=128, device="cpu")
 

@@ -7,8 +7,10 @@ import time
 
 import numpy as np
 
-from matting.engine import MattingEngine
-from realtime.sources import FrameSource, SourceError
+from compositing import BackgroundLibrary, ColorBackground, Compositor
+from matting import MattingEngine, make_smoother
+from realtime import NullSink, Pipeline, PipelineOptions, SourceError
+from realtime.sources import FrameSource, Pacer
 
 
 class SyntheticSource(FrameSource):
@@ -25,8 +27,7 @@ class SyntheticSource(FrameSource):
         self.name = "synthetic"
         self.reads = 0
         self.opens = 0
-        self._t0 = time.monotonic()
-        self._n = 0
+        self.pacer = Pacer(fps)
         self.closed = False
 
     def open(self):
@@ -36,25 +37,24 @@ class SyntheticSource(FrameSource):
             raise SourceError("device unplugged")
 
     def wait(self, stop: threading.Event):
-        delay = self._t0 + self._n / self.fps - time.monotonic()
-        if delay > 0:
-            stop.wait(delay)
+        self.pacer.wait(stop)
 
     def resync(self):
-        self._t0 = time.monotonic() - self._n / self.fps
+        self.pacer.resync()
 
     def read(self):
         n = self.reads
         self.reads += 1
         if self.fail_between and self.fail_between[0] <= n < self.fail_between[1]:
             raise SourceError("device unplugged")
-        if self.frames is not None and self._n >= self.frames:
+        index = self.pacer.count
+        if self.frames is not None and index >= self.frames:
             return None
         self.size = self.sizes.get(n, self.size)
         frame = np.zeros((*self.size, 3), np.uint8)
-        frame[:, :, 0] = self._n % 256
+        frame[:, :, 0] = index % 256
         frame[:, :, 1] = 128
-        self._n += 1
+        self.pacer.count += 1
         return frame
 
     def close(self):
@@ -114,3 +114,22 @@ class FakeVirtualCamera:
 
     def close(self):
         self.closed = True
+
+
+def make_pipeline(source, engine, mode="async", sinks=None, smoothing="none", background=None, window=None,
+                  first_frame=None, **options):
+    """A pipeline over a black background (or ``background``), no terminal keys; ``options`` are
+    :class:`PipelineOptions` fields."""
+    library = BackgroundLibrary(None, initial=background or ColorBackground((0, 0, 0), name="black"))
+    return Pipeline(source, engine, make_smoother(smoothing), Compositor(), library,
+                    sinks if sinks is not None else [NullSink()], window=window,
+                    options=PipelineOptions(mode=mode, terminal_keys=False, **options), first_frame=first_frame)
+
+
+def wait_until(predicate, timeout=30.0, what="the condition"):
+    """Poll ``predicate`` until true: waits for an event instead of guessing a sleep on a loaded machine."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.02)

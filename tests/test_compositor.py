@@ -1,17 +1,16 @@
 """Compositor and backgrounds: every kind and fit, timing, blur halo, hot reload, outputs."""
 
-import time
-
 import cv2
 import numpy as np
 import pytest
 
 from conftest import NIGHT_SKY, PORTRAIT, need, textured_room
-from realtime.backgrounds import BackgroundLibrary
-from realtime.compositor import (BlurBackground, ColorBackground, Compositor, ImageBackground, NoBackground,
-                                 TransparentBackground, VideoBackground, estimate_foreground, fit_image,
-                                 guided_upsample, make_background, parse_color)
-from realtime.cli import main
+from compositing import BackgroundLibrary
+from compositing import Compositor
+from compositing.backgrounds import (BlurBackground, ColorBackground, ImageBackground, NoBackground,
+                                     TransparentBackground, VideoBackground, fit_image, make_background, parse_color)
+from compositing.refine import estimate_foreground, guided_upsample
+from app.cli import main
 
 
 def odd_frame(h=37, w=53):
@@ -208,41 +207,49 @@ def test_library_hot_reload_add_and_delete(tmp_path):
 def test_library_skips_unreadable_file(tmp_path, caplog):
     folder = tmp_path / "bgs"
     folder.mkdir()
-    (folder / "broken.jpg").write_bytes(b"\xff\xd8 nope")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 nope")  # no readable header: never listed nor counted
+    ok, enc = cv2.imencode(".png", np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8))
+    (folder / "cut.png").write_bytes(enc.tobytes()[:200])  # a good header, then truncated: fails on load
     cv2.imwrite(str(folder / "good.png"), np.zeros((8, 8, 3), np.uint8))
     lib = BackgroundLibrary(folder)
-    lib.select_name("broken")
+    assert "broken" not in lib.names and "skipping background broken.jpg" in caplog.text
+    assert lib.names[-2:] == ["cut", "good"]
+    lib.select_name("cut")
     background = lib.current()
-    assert background.name == "good" and "skipping background broken" in caplog.text
-    assert "broken" not in lib.names
+    assert background.name == "good" and "skipping background cut" in caplog.text
+    assert "cut" not in lib.names
+
+
+def test_reload_count_leaves_out_unreadable_files(tmp_path, caplog):
+    folder = tmp_path / "bgs"
+    folder.mkdir()
+    lib = BackgroundLibrary(folder, rescan_interval=0.0)
+    builtins = len(lib.names)
+    cv2.imwrite(str(folder / "good.png"), np.zeros((8, 8, 3), np.uint8))
+    (folder / "notes.jpg").write_text("not a picture")
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert lib.rescan()
+    assert f"backgrounds reloaded: {builtins + 1} available" in caplog.text
 
 
 def test_hot_reload_while_pipeline_runs(tmp_path):
-    from fakes import IndexEngine, SyntheticSource
-    from matting.temporal import make_smoother
-    from realtime.pipeline import Pipeline
-    from realtime.sinks import NullSink
     import threading
+
+    from fakes import IndexEngine, SyntheticSource, make_pipeline, wait_until
 
     folder = tmp_path / "bgs"
     folder.mkdir()
-    lib = BackgroundLibrary(folder, rescan_interval=0.1)
-    pipeline = Pipeline(SyntheticSource(fps=30), IndexEngine(), make_smoother("none"), Compositor(), lib,
-                        [NullSink()], mode="async", terminal_keys=False)
+    pipeline = make_pipeline(SyntheticSource(fps=30), IndexEngine(), mode="async")
+    lib = pipeline.library = pipeline.controls.library = BackgroundLibrary(folder, rescan_interval=0.1)
     runner = threading.Thread(target=pipeline.run)
     runner.start()
     try:
-        time.sleep(0.5)
+        wait_until(lambda: pipeline.stats.outputs >= 1, what="the first output")
         cv2.imwrite(str(folder / "zz_new.png"), np.full((10, 10, 3), 99, np.uint8))
-        deadline = time.monotonic() + 3
-        while "zz_new" not in lib.names and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert "zz_new" in lib.names
+        wait_until(lambda: "zz_new" in lib.names, timeout=10, what="the new background to be listed")
         (folder / "zz_new.png").unlink()
-        deadline = time.monotonic() + 3
-        while "zz_new" in lib.names and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert "zz_new" not in lib.names
+        wait_until(lambda: "zz_new" not in lib.names, timeout=10, what="the deleted background to go")
     finally:
         pipeline.stop()
         runner.join(5)
@@ -251,7 +258,7 @@ def test_hot_reload_while_pipeline_runs(tmp_path):
 @pytest.mark.parametrize("value", ["blue", "image", "transparent", "blur"])
 def test_device_compositor_matches_cpu_compositor(value, tmp_path):
     """The torch compositor (used when MODNet runs on CUDA) gives the CPU result; checked here on CPU."""
-    from realtime.gpu_compositor import TorchCompositor
+    from compositing.gpu_compositor import TorchCompositor
 
     if value == "image":
         path = tmp_path / "bg.png"

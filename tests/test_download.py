@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from matting.weights import KnownWeights, WeightsError, download, DownloadError, ensure_weights
+from matting import DownloadError, WeightsError
+from matting.weights import KnownWeights, download, ensure_weights
 
 PAYLOAD = bytes(range(256)) * 4000  # ~1 MB
 DIGEST = hashlib.blake2b(PAYLOAD, digest_size=64).hexdigest()

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 
 from conftest import MODELS, ROOT, SHARED, need
-from matting.engine import TorchModnetEngine
-from matting.weights import WeightsError
+from matting.torch_engine import TorchModnetEngine
+from matting import WeightsError
 
 pytest.importorskip("onnxruntime")
 
 
 @pytest.fixture(scope="module")
 def exported(reference_ckpt, tmp_path_factory):
-    from matting.onnx_engine import export_modnet_onnx
+    from matting.onnx_export import export_modnet_onnx
 
     return export_modnet_onnx(reference_ckpt, tmp_path_factory.mktemp("onnx") / "modnet.onnx")
 
@@ -213,7 +213,7 @@ def test_fixed_size_onnx_runs_as_is(reference_ckpt, tmp_path):
 
     from matting.fast_graph import MattePass
     from matting.onnx_engine import OnnxModnetEngine
-    from matting.weights import load_modnet
+    from matting.checkpoint import load_modnet
 
     path = tmp_path / "fixed.onnx"
     with warnings.catch_warnings():

@@ -8,7 +8,7 @@ import torch
 
 from conftest import SHARED, need
 from matting.modnet import MODNet
-from matting.weights import load_modnet
+from matting.checkpoint import load_modnet
 
 CASES = ["case_vlog_288x512", "case_two_people_384x640"]
 
@@ -60,7 +60,7 @@ def test_reference_vectors(reference_net, case, dtype, tol):
 @pytest.mark.parametrize("dtype,tol", [("float64", 1e-9), ("float32", 2e-4)])
 def test_engine_matches_reference_on_bgr_input(reference_ckpt, dtype, tol):
     """The engine's own preprocessing (BGR->RGB, normalisation in torch) is upstream's."""
-    from matting.engine import TorchModnetEngine
+    from matting.torch_engine import TorchModnetEngine
 
     ref = np.load(need(SHARED / "reference" / "case_vlog_288x512.npz"))
     engine = TorchModnetEngine(reference_ckpt, inference_size=288, device="cpu", dtype=dtype)
@@ -71,7 +71,7 @@ def test_engine_matches_reference_on_bgr_input(reference_ckpt, dtype, tol):
 
 def test_engine_float64_exact(reference_ckpt):
     """Without the float32 return cast the float64 path is exact to 1e-9."""
-    from matting.engine import TorchModnetEngine
+    from matting.torch_engine import TorchModnetEngine
 
     ref = np.load(need(SHARED / "reference" / "case_two_people_384x640.npz"))
     engine = TorchModnetEngine(reference_ckpt, inference_size=384, device="cpu", dtype="float64")

@@ -12,19 +12,11 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from fakes import IndexEngine, SlowEngine, SyntheticSource
-from matting.temporal import make_smoother
-from realtime.backgrounds import BackgroundLibrary
-from realtime.compositor import Compositor, ColorBackground
-from realtime.pipeline import Pipeline, PipelineError
+from fakes import IndexEngine, SlowEngine, SyntheticSource, make_pipeline, wait_until
+from compositing import ColorBackground
+from realtime import PipelineError
 from realtime.sinks import NullSink, RecorderSink
 from realtime.sources import VideoSource
-
-
-def make_pipeline(source, engine, mode="async", sinks=None, smoothing="none", **kw):
-    library = BackgroundLibrary(None, initial=ColorBackground((0, 0, 0), name="black"))
-    return Pipeline(source, engine, make_smoother(smoothing), Compositor(), library,
-                    sinks if sinks is not None else [NullSink()], mode=mode, terminal_keys=False, **kw)
 
 
 class Spy(NullSink):
@@ -127,18 +119,18 @@ def test_hotkey_actions(tmp_path):
     pipeline.apply("blur")
     assert library.index == 2
     pipeline.apply("matte")
-    assert pipeline.view == "matte"
+    assert pipeline.state.view == "matte"
     pipeline.apply("original")
-    assert pipeline.view == "original"
+    assert pipeline.state.view == "original"
     pipeline.apply("original")
-    assert pipeline.view == "composite"
-    mirror = pipeline.mirror
+    assert pipeline.state.view == "composite"
+    mirror = pipeline.state.mirror
     pipeline.apply("mirror")
-    assert pipeline.mirror != mirror
+    assert pipeline.state.mirror != mirror
     pipeline.apply("pause")
-    assert pipeline.paused
+    assert pipeline.state.paused
     pipeline.apply("help")
-    assert pipeline.show_help
+    assert pipeline.state.show_help
     pipeline._last_output = np.zeros((8, 8, 3), np.uint8)
     pipeline.apply("snapshot")
     assert len(list(tmp_path.glob("snapshot_*.png"))) == 1
@@ -146,20 +138,29 @@ def test_hotkey_actions(tmp_path):
     assert pipeline.stop_event.is_set()
 
 
-def test_matte_and_original_views_are_what_sinks_get():
+@pytest.mark.parametrize("view", ["matte", "original", "composite"])
+def test_matte_and_original_views_are_what_sinks_get(view):
+    """Over a white background: the composite is white, the matte near black, the original the frame."""
     sink = NullSink()
-    pipeline = make_pipeline(SyntheticSource(frames=3), IndexEngine(), sinks=[sink], mode="sync")
-    pipeline.apply("matte")
+    pipeline = make_pipeline(SyntheticSource(frames=3), IndexEngine(), sinks=[sink], mode="sync",
+                             background=ColorBackground((255, 255, 255), name="white"))
+    if view != "composite":
+        pipeline.apply(view)
     pipeline.run()
-    # matte view: gray image of the alpha ((index+1)/1000 -> 0..1 grey levels)
-    assert sink.last.shape == (64, 96, 3) and sink.last.max() <= 2
+    assert sink.last.shape == (64, 96, 3)
+    if view == "matte":  # gray image of the alpha ((index+1)/1000 -> 0..1 grey levels)
+        assert sink.last.max() <= 2
+    elif view == "original":  # the source's frame: B = index, G = 128, R = 0
+        assert (sink.last[:, :, 1] == 128).all() and (sink.last[:, :, 2] == 0).all()
+    else:
+        assert sink.last.min() >= 250
 
 
 def test_stop_joins_everything_quickly():
     pipeline = make_pipeline(SyntheticSource(fps=30), IndexEngine(delay=0.3), mode="sync")
     runner = threading.Thread(target=pipeline.run)
     runner.start()
-    time.sleep(1.0)
+    wait_until(lambda: pipeline.stats.outputs >= 2, what="the pipeline to run")
     start = time.monotonic()
     pipeline.stop("test")
     runner.join(5)

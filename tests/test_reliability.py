@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from fakes import FakeVirtualCamera, IndexEngine, SyntheticSource
-from test_pipeline import make_pipeline
+from fakes import FakeVirtualCamera, IndexEngine, SyntheticSource, make_pipeline
 from realtime.pipeline import LOST_NOTICE
-from realtime.sinks import NullSink, SinkError, VirtualCameraSink, vcam_help
+from realtime.sinks import NullSink, VirtualCameraSink, vcam_help
+from realtime import SinkError
 
 
 class Frames(NullSink):
@@ -47,7 +47,7 @@ def test_lost_camera_keeps_sending_with_notice_and_recovers():
 
 
 def test_notice_text_is_drawn():
-    from realtime.hotkeys import draw_notice
+    from realtime.overlay import draw_notice
 
     base = np.full((120, 320, 3), 50, np.uint8)
     out = draw_notice(base, LOST_NOTICE)
@@ -130,7 +130,7 @@ def test_pipeline_sends_vcam_unmirrored_while_preview_is_mirrored():
     assert (cam.frames[-1][:, :10, 0] == 255).all() and cam.frames[-1][:, -10:, 0].max() < 255  # as captured
     assert (window.frames[-1][:, -10:, 0] == 255).all()  # the preview is a mirror
     pipeline.apply("mirror")
-    assert not pipeline.mirror
+    assert not pipeline.state.mirror
 
 
 def test_vcam_missing_device_message_is_actionable():
@@ -209,7 +209,7 @@ def test_bad_checkpoints(tmp_path, reference_ckpt, kind):
     img = tmp_path / "a.png"
     cv2.imwrite(str(img), np.zeros((64, 64, 3), np.uint8))
     r = run_cli("--image", img, "--output", tmp_path / "o.png", "--weights", path)
-    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr  # a bad --weights file is bad input
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert {"missing": "not found", "empty": "empty", "text": "not a PyTorch checkpoint",
             "truncated": "truncated", "wrong-model": "does not fit MODNet",
@@ -237,7 +237,7 @@ def test_bad_background_in_photo_mode_is_an_error(reference_ckpt, tmp_path, kind
 
 
 def test_enormous_background_is_decoded_reduced_and_fast(tmp_path):
-    from realtime.compositor import ImageBackground
+    from compositing import ImageBackground
 
     path = tmp_path / "huge.jpg"
     ok, enc = cv2.imencode(".jpg", np.full((12000, 12000, 3), 90, np.uint8))
@@ -253,18 +253,21 @@ def test_absurd_background_is_refused_before_decoding(tmp_path):
     import struct
     import zlib
 
-    from realtime.compositor import MediaError, read_image
+    from compositing import MediaError, read_image
 
     ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
-    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
-    path = tmp_path / "absurd.png"
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk)
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path = tmp_path / "absurd.png"  # a real PNG's layout; its pixel data would be 1.2 GB
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
     with pytest.raises(MediaError, match="too large"):
         read_image(path)
 
 
 def test_large_background_is_shrunk_not_fatal(tmp_path):
-    from realtime.compositor import ImageBackground
+    from compositing import ImageBackground
 
     path = tmp_path / "big.png"
     cv2.imwrite(str(path), np.zeros((3000, 8000, 3), np.uint8))
@@ -298,7 +301,7 @@ def test_window_without_display_says_use_no_window(reference_ckpt, tmp_path):
 
 
 def test_render_loop_failure_is_reported_and_cleans_up(tmp_path):
-    from realtime.pipeline import PipelineError
+    from realtime import PipelineError
     from realtime.sinks import RecorderSink
 
     class Flaky(NullSink):
@@ -317,7 +320,7 @@ def test_render_loop_failure_is_reported_and_cleans_up(tmp_path):
 
 
 def test_config_file_values_and_cli_precedence(tmp_path):
-    from realtime.config import UsageError, settings_from_args
+    from app.config import UsageError, settings_from_args
 
     cfg = tmp_path / "s.toml"
     cfg.write_text('background = "blue"\ninference_size = 256\nsize = "640x360"\nvcam = true\n')
@@ -325,7 +328,7 @@ def test_config_file_values_and_cli_precedence(tmp_path):
     assert (s.background, s.inference_size, s.size, s.vcam) == ("white", 256, (640, 360), True)
     bad = tmp_path / "bad.toml"
     bad.write_text('backgroud = "blue"\n')
-    with pytest.raises(UsageError, match="unknown settings"):
+    with pytest.raises(UsageError, match="unknown setting 'backgroud' .*valid keys: background, "):
         settings_from_args(["--config", str(bad)])
 
 
@@ -350,7 +353,9 @@ def test_video_over_http_is_paced_like_a_file(vlog_path):
         for _ in range(24):
             source.wait(stop)
             assert source.read().shape == (720, 1280, 3)
-        assert 0.85 < time.monotonic() - start < 1.6  # 24 frames at 23.98 fps: about one second
+        # 24 frames at 23.98 fps take about one second: paced, not read as fast as possible
+        # (only the lower bound is strict: a loaded machine can be slower, never faster)
+        assert 0.85 < time.monotonic() - start < 5.0
         source.close()
     finally:
         httpd.shutdown()

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from matting.temporal import Chain, MotionAwareEMA, OneFrameDelay, flicker, make_smoother
+from matting.metrics import flicker
+from matting.temporal import Chain, MotionAwareEMA, OneFrameDelay, make_smoother
 
 
 def still_frames(n, h=90, w=160):

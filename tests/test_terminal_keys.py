@@ -30,7 +30,8 @@ def read_until(fd, text, timeout=60):
     raise AssertionError(f"{text!r} not seen in:\n{buffer[-3000:]}")
 
 
-def test_terminal_hotkeys_switch_background_and_quit(reference_ckpt, vlog_path):
+def live_in_terminal(reference_ckpt, vlog_path):
+    """``live.py --no-window`` on a real pseudo-terminal: ``(process, master fd)``."""
     master, slave = pty.openpty()
     proc = subprocess.Popen([sys.executable, str(ROOT / "live.py"), "--source", str(vlog_path), "--loop",
                              "--weights", str(reference_ckpt), "--inference-size", "64", "--no-window",
@@ -38,6 +39,17 @@ def test_terminal_hotkeys_switch_background_and_quit(reference_ckpt, vlog_path):
                             stdin=slave, stdout=slave, stderr=slave, close_fds=True,
                             env={**os.environ, "MODNET_OFFLINE": "1"})
     os.close(slave)
+    return proc, master
+
+
+def finish(proc, master):
+    if proc.poll() is None:
+        proc.kill()
+    os.close(master)
+
+
+def test_terminal_hotkeys_switch_background_and_quit(reference_ckpt, vlog_path):
+    proc, master = live_in_terminal(reference_ckpt, vlog_path)
     try:
         read_until(master, "Keys:")
         os.write(master, b"n")
@@ -48,6 +60,25 @@ def test_terminal_hotkeys_switch_background_and_quit(reference_ckpt, vlog_path):
         proc.wait(timeout=10)
         assert proc.returncode == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
+        finish(proc, master)
+
+
+def test_arrow_keys_switch_and_only_a_lone_esc_quits(reference_ckpt, vlog_path):
+    """Arrows arrive as ESC [ C: they must switch backgrounds, not end the call; F5 and Home do nothing."""
+    proc, master = live_in_terminal(reference_ckpt, vlog_path)
+    try:
+        read_until(master, "Keys:")
+        os.write(master, b"\x1b[C")              # Right
+        read_until(master, "background: gray")
+        os.write(master, b"\x1b[D")              # Left
+        read_until(master, "background: white")
+        os.write(master, b"\x1b[15~\x1b[H\x1bOP")  # F5, Home, F1: ignored
+        time.sleep(0.5)
+        assert proc.poll() is None, "an escape sequence ended the run"
+        os.write(master, b"\x1bOC")              # Right in application-cursor mode
+        read_until(master, "background: gray")
+        os.write(master, b"\x1b")                # a lone Esc quits
+        proc.wait(timeout=10)
+        assert proc.returncode == 0
+    finally:
+        finish(proc, master)

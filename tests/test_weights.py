@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from matting.modnet import MODNet
-from matting.weights import WeightsError, load_modnet, load_state_dict
+from matting import WeightsError
+from matting.checkpoint import load_modnet, load_state_dict
 
 
 @pytest.fixture(scope="module")

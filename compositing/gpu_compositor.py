@@ -15,8 +15,8 @@ from typing import Callable
 
 import numpy as np
 
-from realtime.compositor import (Background, ColorBackground, Compositor, ImageBackground,
-                                 TransparentBackground, VideoBackground)
+from .backgrounds import Background, ColorBackground, ImageBackground, TransparentBackground, VideoBackground
+from .compositor import Compositor
 
 _DEVICE_KINDS = (ColorBackground, ImageBackground, TransparentBackground, VideoBackground)
 

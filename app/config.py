@@ -1,7 +1,10 @@
-"""Settings: one typed dataclass, built from the command line and an optional config file.
+"""Settings: one typed dataclass, built from the command line and an optional config file, validated here.
 
 Precedence: built-in defaults < config file (``--config FILE``, TOML or JSON,
-keys are the field names below) < command-line flags.
+keys are the field names below, or a negated flag such as ``no_window``) <
+command-line flags. Every value, wherever it came from, is checked against the
+field's type and range in :meth:`Settings.validate`; problems are
+:class:`UsageError` (one line, exit code 2).
 """
 
 from __future__ import annotations
@@ -9,20 +12,38 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import re
+import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Sequence
 
-from matting.engine import round_to_block
+from compositing import BACKGROUND_CHOICES, FIT_MODES
+from matting import MODELS, RUNTIMES, SMOOTHING_CHOICES, checked_inference_size
+from matting.engine import MAX_INFERENCE_SIZE
+from realtime.pipeline import MODES
+from realtime.sinks import RECORD_FORMATS
+
+from .errors import UsageError
 
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-
-class UsageError(ValueError):
-    """A bad command-line or config value; reported as one line, exit code 2."""
+#: The allowed values of each option that takes a word.
+CHOICES = {"model": MODELS, "engine": RUNTIMES, "smoothing": SMOOTHING_CHOICES, "mode": MODES, "fit": FIT_MODES}
+#: Numeric options: (lowest allowed, highest allowed, lowest is exclusive).
+BOUNDS: dict[str, tuple[float, float, bool]] = {
+    "fps": (0, 240, True), "vcam_fps": (0, 240, True), "duration": (0, 1e7, True),
+    "stats_interval": (0, 3600, True), "blur_strength": (0, 500, True), "max_frames": (0, 1e9, True),
+    "threads": (0, 256, True), "inference_workers": (0, 32, True),
+}
+MAX_CAMERA_SIDE = 8192
+#: Config-file keys that are the negated command-line flags (``no_window = true`` -> ``window = false``).
+NEGATED_KEYS = {"no_window": "window", "no_mirror": "mirror", "no_hud": "hud", "no_reconnect": "reconnect"}
+#: Live-mode options that photo mode (--image) would silently ignore.
+LIVE_ONLY = ("source", "record", "vcam", "every_frame", "loop", "max_frames", "duration")
 
 
 @dataclass
@@ -76,36 +97,31 @@ class Settings:
     verbose: bool = False
 
     def validate(self) -> "Settings":
-        from realtime.compositor import FIT_MODES
-
-        choices = {
-            "model": ("modnet", "selfie", "auto"),
-            "engine": ("auto", "torch", "onnx"),
-            "smoothing": (None, "none", "ema", "ofd", "ofd+ema"),
-            "mode": (None, "sync", "async"),
-            "fit": FIT_MODES,
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                shown = ", ".join(a for a in allowed if a)
-                raise UsageError(f"--{name.replace('_', '-')} must be one of {shown}, got {getattr(self, name)!r}")
+        """Check every value's type and range, and combinations of options; returns ``self``."""
+        check_types(self)
+        for name, allowed in CHOICES.items():
+            value = getattr(self, name)
+            if value is not None and value not in allowed:
+                raise UsageError(f"{flag(name)} must be one of {', '.join(allowed)}, got {value!r}")
         if self.inference_size is not None:
-            if self.inference_size <= 0:
-                raise UsageError(f"--inference-size must be positive, got {self.inference_size}")
-            rounded = round_to_block(self.inference_size)
-            if rounded != self.inference_size:
-                log.warning("--inference-size %d is not a multiple of 32; using %d", self.inference_size, rounded)
-                self.inference_size = rounded
-        for name in ("fps", "vcam_fps", "duration", "stats_interval", "blur_strength"):
+            try:
+                self.inference_size = checked_inference_size(self.inference_size)
+            except ValueError as exc:
+                raise UsageError(str(exc).replace("inference size", "--inference-size", 1)) from None
+        for name, (low, high, exclusive) in BOUNDS.items():
             value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
-        for name in ("max_frames", "threads", "inference_workers"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
-        if self.size is not None and (self.size[0] <= 0 or self.size[1] <= 0):
-            raise UsageError(f"--size must be positive, got {self.size[0]}x{self.size[1]}")
+            if value is None:
+                continue
+            if not math.isfinite(value) or (value <= low if exclusive else value < low):
+                raise UsageError(f"{flag(name)} must be {'positive' if low == 0 and exclusive else f'at least {low:g}'}"
+                                 f", got {value:g}")
+            if value > high:
+                raise UsageError(f"{flag(name)} must be at most {high:g}, got {value:g}")
+        if self.size is not None and not all(0 < side <= MAX_CAMERA_SIDE for side in self.size):
+            raise UsageError(f"--size must be positive and at most {MAX_CAMERA_SIDE} per side, "
+                             f"got {self.size[0]}x{self.size[1]}")
+        if self.record and Path(self.record).suffix.lower() not in RECORD_FORMATS:
+            raise UsageError(f"--record {self.record}: use a file name ending in {' or '.join(RECORD_FORMATS)}")
         if self.fourcc is not None and len(self.fourcc) != 4:
             raise UsageError(f"--fourcc must be 4 characters (e.g. MJPG, YUYV), got {self.fourcc!r}")
         if self.every_frame:
@@ -116,9 +132,56 @@ class Settings:
             self.mode = "sync"
         if self.output and not self.image:
             raise UsageError("--output is for photo mode: use it with --image (live mode records with --record)")
-        if self.image and not self.output:
-            raise UsageError("--image needs --output (a file, or a folder when --image is a folder)")
+        if self.image:
+            if not self.output:
+                raise UsageError("--image needs --output (a file, or a folder when --image is a folder)")
+            ignored = [flag(name) for name in LIVE_ONLY if getattr(self, name) not in (None, False)]
+            if ignored:
+                raise UsageError(f"{', '.join(ignored)} cannot be used with --image (photo mode): "
+                                 f"drop {'it' if len(ignored) == 1 else 'them'}, or drop --image for live mode")
         return self
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _type_hints() -> dict[str, Any]:
+    return typing.get_type_hints(Settings)
+
+
+def check_types(settings: Settings) -> None:
+    """Every field holds a value of its declared type (config files can hold anything)."""
+    for name, hint in _type_hints().items():
+        value = getattr(settings, name)
+        allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, _UnionType) else (hint,)
+        if value is None and type(None) in allowed:
+            continue
+        if not any(_is_instance(value, t) for t in allowed if t is not type(None)):
+            raise UsageError(f"{name} = {value!r} is not valid: expected {_describe(hint)}")
+
+
+def _is_instance(value: Any, hint: Any) -> bool:
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if typing.get_origin(hint) is tuple:
+        return isinstance(value, tuple) and len(value) == len(typing.get_args(hint)) and \
+            all(_is_instance(v, t) for v, t in zip(value, typing.get_args(hint)))
+    return isinstance(value, hint)
+
+
+def _describe(hint: Any) -> str:
+    allowed = [t for t in (typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, _UnionType)
+                           else (hint,)) if t is not type(None)]
+    words = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+    return " or ".join(words.get(t, "WIDTHxHEIGHT such as \"1280x720\"") for t in allowed)
+
+
+_UnionType = type(int | None)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -134,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Real-time webcam background replacement with MODNet portrait matting. "
                     "Live: python live.py [--vcam]. Photos: python live.py --image IN --output OUT.",
     )
-    p.add_argument("--config", help="TOML or JSON file of settings (keys as the long options, with _)")
+    p.add_argument("--config", help="TOML or JSON file of settings (keys as the long options, with _; "
+                                    "no_window = true and the like work too)")
     g = p.add_argument_group("photo mode")
     g.add_argument("--image", help="picture, or folder of pictures, to cut out")
     g.add_argument("--output", help="output file (.png keeps transparency) or folder")
@@ -158,8 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="never use the network (also MODNET_OFFLINE=1)")
     g.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     g.add_argument("--inference-size", type=int,
-                   help="short side of the network input, a multiple of 32 (default 288 on CPU, "
-                        "512 on GPU and for photos)")
+                   help=f"short side of the network input, a multiple of 32 up to {MAX_INFERENCE_SIZE} "
+                        "(default 288 on CPU, 512 on GPU and for photos)")
     g.add_argument("--threads", type=int, help="CPU threads for inference")
     g.add_argument("--inference-workers", type=int,
                    help="frames inferred at once (ONNX engine; default 1 live, 2 for --every-frame on a CPU: "
@@ -168,8 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("look")
     g.add_argument("--smoothing", help="temporal matte smoothing: ema (default), ofd, ofd+ema, none")
     g.add_argument("--background", "--bg",
-                   help="blur (default live), none, transparent, red|blue|green|white|#RRGGBB, "
-                        "or a picture/video file or a name in backgrounds/")
+                   help=f"{BACKGROUND_CHOICES}, or a picture/video file or a name in backgrounds/ "
+                        "(default: blur live, transparent for photos)")
     g.add_argument("--fit", help="how pictures fill the frame: cover (default), contain, stretch")
     g.add_argument("--blur-strength", type=float, help="blur sigma in pixels at 720p (default 12)")
     g.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None,
@@ -186,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--vcam", action="store_true", default=None, help="also send to a virtual camera")
     g.add_argument("--vcam-device", help="virtual camera device, e.g. /dev/video10")
     g.add_argument("--vcam-backend", help="pyvirtualcam backend (v4l2loopback, obs, unitycapture)")
-    g.add_argument("--record", metavar="FILE", help="record the output to a video file (.mp4, .avi)")
+    g.add_argument("--vcam-fps", type=float, help="virtual camera frame rate (default: the source's)")
+    g.add_argument("--record", metavar="FILE", help=f"record the output to a video file ({', '.join(RECORD_FORMATS)})")
     g.add_argument("--snapshot-dir", help="folder for snapshots (default: current folder)")
     g.add_argument("--stats", action="store_true", default=None,
                    help="print fps and latency every few seconds and at exit")
@@ -200,11 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_config_file(path: str) -> dict[str, Any]:
+    """The settings in a TOML or JSON file, keys normalised to field names (types checked later)."""
     file = Path(path)
     if not file.is_file():
         raise UsageError(f"config file not found: {path}")
-    text = file.read_text(encoding="utf-8")
     try:
+        text = file.read_text(encoding="utf-8")
         if file.suffix.lower() == ".json":
             data = json.loads(text)
         else:
@@ -216,29 +282,36 @@ def load_config_file(path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UsageError(f"config file {path} must hold a table of settings")
     known = {f.name for f in fields(Settings)}
-    unknown = sorted(k for k in data if k.replace("-", "_") not in known)
-    if unknown:
-        raise UsageError(f"unknown settings in {path}: {', '.join(unknown)}")
-    values = {k.replace("-", "_"): v for k, v in data.items()}
-    if isinstance(values.get("size"), (str, list)):
-        values["size"] = parse_size(values["size"]) if isinstance(values["size"], str) else tuple(values["size"])
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name in NEGATED_KEYS:
+            if not isinstance(value, bool):
+                raise UsageError(f"{key} = {value!r} in {path} is not valid: expected true or false")
+            name, value = NEGATED_KEYS[name], not value
+        if name not in known:
+            raise UsageError(f"unknown setting {key!r} in {path}; valid keys: "
+                             + ", ".join(sorted(known | set(NEGATED_KEYS))))
+        values[name] = value
+    if isinstance(values.get("size"), str):
+        try:
+            values["size"] = parse_size(values["size"])
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"size in {path}: {exc}") from None
+    elif isinstance(values.get("size"), list):
+        values["size"] = tuple(values["size"])
+    if isinstance(values.get("camera"), int) and not isinstance(values["camera"], bool):
+        values["camera"] = str(values["camera"])  # camera = 1 means webcam 1
     return values
 
 
 def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
     """Parse ``argv`` (and ``--config``) into validated :class:`Settings`."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     values: dict[str, Any] = {}
     if args.config:
         values.update(load_config_file(args.config))
     for key, value in vars(args).items():
         if key != "config" and value is not None:
             values[key] = value
-    try:
-        settings = Settings(**values)
-    except TypeError as exc:
-        raise UsageError(str(exc)) from None
-    if settings.camera is not None:
-        settings.camera = str(settings.camera)
-    return settings.validate()
+    return Settings(**values).validate()

@@ -1,8 +1,9 @@
-"""The list of backgrounds the hotkeys cycle through, reloaded when the folder changes.
+"""The background cycle the hotkeys step through: built-ins, then ``backgrounds/``, hot-reloaded.
 
 Built-in choices come first (blur, then colours, key green, none), then every
-picture and video in ``backgrounds/``. Files are loaded lazily on selection;
-an unreadable one is skipped with a warning and never ends the run.
+picture and video in ``backgrounds/`` whose header can be read. Files are
+loaded lazily on selection; one that still fails is skipped with a warning and
+never ends the run.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from realtime.compositor import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Background, BlurBackground,
-                                 ColorBackground, MediaError, NoBackground, TransparentBackground,
-                                 load_background_file, parse_color)
+from .backgrounds import Background, BlurBackground, ColorBackground, NoBackground, load_background_file, parse_color
+from .errors import MediaError
+from .media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, looks_readable
 
 log = logging.getLogger(__name__)
 
 MEDIA_EXTENSIONS = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+#: Colours in the cycle, after blur; "key green" is the chroma-key green OBS keys out.
+BUILTIN_COLORS = ("white", "gray", "blue", "key green")
 
 
 @dataclass
@@ -54,12 +57,10 @@ class BackgroundLibrary:
 
     # ------------------------------------------------------------------
     def _builtins(self) -> list[Entry]:
-        colors = [("white", "white"), ("gray", "gray"), ("blue", "blue")]
         builtins = [Entry("blur", lambda: BlurBackground(self.blur_strength))]
-        builtins += [Entry(name, lambda v=value, n=name: ColorBackground(parse_color(v), name=n))
-                     for name, value in colors]
-        builtins += [Entry("key green", lambda: TransparentBackground(name="key green")),
-                     Entry("none", NoBackground)]
+        builtins += [Entry(name, lambda n=name: ColorBackground(parse_color(n), name=n))
+                     for name in BUILTIN_COLORS]
+        builtins.append(Entry("none", NoBackground))
         return builtins
 
     def _scan_folder(self) -> list[Path]:
@@ -88,6 +89,9 @@ class BackgroundLibrary:
         if self._custom is not None and all(e.name != self._custom.name for e in entries):
             entries.insert(0, self._custom)
         for path in files:
+            if not looks_readable(path):
+                log.warning("skipping background %s: not a picture or video that can be read", path.name)
+                continue
             stem = path.stem if all(e.name != path.stem for e in entries) else path.name
             entries.append(Entry(stem, lambda p=path: load_background_file(p, fit=self.fit), path=path))
         # Forget loaded files that changed or vanished, so edits show up.

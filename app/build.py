@@ -1,0 +1,171 @@
+"""Build the parts of a run from :class:`Settings`: engine, compositor, backgrounds, sinks, mode, workers.
+
+Every default that depends on more than one setting is decided here, once;
+the CLI's live and photo modes and the bench scripts all build through these
+functions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from compositing import (BackgroundError, BackgroundLibrary, Compositor, MediaError, make_background)
+from compositing.backgrounds import Background
+from matting import MattingEngine, Smoother, create_engine, make_smoother, pick_device
+from realtime import (NullSink, Pipeline, PipelineOptions, RecorderSink, SinkError, VirtualCameraSink,
+                      WindowSink, has_display)
+from realtime.sources import FrameSource
+
+from .config import Settings
+from .errors import MissingPackage, UsageError
+
+log = logging.getLogger(__name__)
+
+
+def choose_mode(settings: Settings, device: str) -> str:
+    if settings.mode:
+        return settings.mode
+    # On a GPU inference outpaces the camera, so waiting for each frame's own
+    # matte costs nothing and gives exact edges; on a CPU it would cap the output
+    # at the inference rate, so keep the camera's rate with the newest matte.
+    return "async" if device == "cpu" else "sync"
+
+
+def choose_workers(settings: Settings) -> int:
+    """Concurrent inference threads (before asking the engine whether it can run several)."""
+    if settings.inference_workers:
+        return settings.inference_workers
+    # Offline (every frame) on a CPU, throughput is what counts: two single-threaded
+    # ONNX Runtime runs side by side beat one two-threaded run by ~10% on 2 cores.
+    return 2 if settings.every_frame and not _has_gpu(settings.device) and (os.cpu_count() or 1) >= 2 else 1
+
+
+def threads_per_worker(settings: Settings, workers: int) -> int | None:
+    """CPU threads each inference run may use: the user's choice, else the cores shared among workers."""
+    if settings.threads or workers <= 1:
+        return settings.threads
+    return max(1, (os.cpu_count() or 1) // workers)  # concurrent single-threaded runs keep a small CPU busier
+
+
+def _has_gpu(device: str) -> bool:
+    try:
+        return pick_device(device) != "cpu"
+    except ValueError:
+        return False
+
+
+def build_engine(settings: Settings, photo: bool, source_fps: float = 30.0,
+                 threads: int | None = None) -> MattingEngine:
+    try:
+        return create_engine(settings.model, settings.engine, settings.weights, settings.weights_dir,
+                             settings.offline or None, settings.device, settings.inference_size,
+                             threads if threads is not None else settings.threads, photo=photo,
+                             source_fps=source_fps)
+    except ValueError as exc:  # bad device, unknown model
+        raise UsageError(str(exc)) from None
+    except ImportError as exc:
+        raise MissingPackage(f"a required package is missing: {exc}. Run: pip install -r requirements.txt") \
+            from None
+
+
+def build_smoother(settings: Settings, engine: MattingEngine) -> Smoother:
+    return make_smoother(settings.smoothing or engine.default_smoothing, still_weight=engine.ema_still_weight)
+
+
+def build_compositor(settings: Settings, engine: MattingEngine, photo: bool) -> Compositor:
+    """Refinement: the engine's default unless set; decontamination: on for photos unless set.
+    On CUDA the compositor runs on the GPU (the frame is there anyway; blur falls back to the CPU)."""
+    refine = engine.default_refine if settings.refine is None else settings.refine
+    decontaminate = photo if settings.decontaminate is None else settings.decontaminate
+    if engine.device.startswith("cuda") and not photo:
+        from compositing.gpu_compositor import TorchCompositor
+
+        return TorchCompositor(engine.device, refine=refine, decontaminate=decontaminate)
+    return Compositor(refine=refine, decontaminate=decontaminate)
+
+
+def build_background(settings: Settings, photo: bool) -> Background:
+    """The starting background: ``--background``, else blur live and transparent for photos.
+
+    Photo mode refuses a bad value (the user waits for that picture); live mode
+    starts with blur and a warning instead of ending the call.
+    """
+    value = settings.background or ("transparent" if photo else "blur")
+    try:
+        return make_background(value, fit=settings.fit, blur_strength=settings.blur_strength,
+                               search_dirs=[settings.backgrounds_dir])
+    except (BackgroundError, MediaError) as exc:
+        if photo:
+            raise
+        log.warning("background %r skipped: %s; starting with blur", settings.background, exc)
+        return make_background("blur", blur_strength=settings.blur_strength)
+
+
+def build_library(settings: Settings) -> BackgroundLibrary:
+    return BackgroundLibrary(settings.backgrounds_dir, fit=settings.fit, blur_strength=settings.blur_strength,
+                             initial=build_background(settings, photo=False))
+
+
+def build_sinks(settings: Settings, size: tuple[int, int], fps: float) -> tuple[list, WindowSink | None]:
+    """``(sinks, window)``; on failure everything opened so far is closed again."""
+    sinks: list = []
+    window = None
+    try:
+        if settings.vcam:
+            sinks.append(VirtualCameraSink(size, settings.vcam_fps or fps, device=settings.vcam_device,
+                                           backend=settings.vcam_backend))
+        if settings.record:
+            sinks.append(RecorderSink(settings.record, size, fps, realtime=not settings.every_frame))
+        if settings.window:
+            if not has_display():
+                raise SinkError("no display to open a preview window on; use --no-window "
+                                "(with --vcam or --record)")
+            window = WindowSink()
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        raise
+    if not sinks and window is None:
+        log.warning("no window, virtual camera or recording: frames are computed and discarded")
+        sinks.append(NullSink())
+    return sinks, window
+
+
+def pipeline_options(settings: Settings, mode: str, workers: int, interactive: bool = True) -> PipelineOptions:
+    return PipelineOptions(mode=mode, mirror=settings.mirror, hud=settings.hud,
+                           stats_every=settings.stats_interval if settings.stats else None,
+                           max_frames=settings.max_frames, duration=settings.duration,
+                           snapshot_dir=settings.snapshot_dir, reconnect=settings.reconnect,
+                           lossless=settings.every_frame, inference_workers=workers, terminal_keys=interactive)
+
+
+def build_pipeline(settings: Settings, source: FrameSource, first_frame, interactive: bool = True) -> Pipeline:
+    """Engine, smoother, compositor, background cycle and sinks for the open ``source``.
+
+    ``first_frame`` (BGR uint8) is the frame already read from it; it sizes the
+    sinks. The engine is built first, so a bad model never leaves an empty recording.
+    ``interactive=False`` (benchmarks) reads no hotkeys from the terminal.
+    """
+    workers = choose_workers(settings)
+    engine = build_engine(settings, photo=False, source_fps=source.fps,
+                          threads=threads_per_worker(settings, workers))
+    library, sinks, window = None, [], None
+    try:
+        if workers > 1 and not engine.thread_safe:
+            log.info("%s runs one frame at a time; using one inference worker", engine.name)
+            workers = 1
+        mode = choose_mode(settings, engine.device)
+        smoother = build_smoother(settings, engine)
+        compositor = build_compositor(settings, engine, photo=False)
+        log.info("engine: %s; %s mode; smoothing %s; edge refinement %s", engine.describe(), mode,
+                 smoother.name, "on" if compositor.refine else "off")
+        library = build_library(settings)
+        height, width = first_frame.shape[:2]
+        sinks, window = build_sinks(settings, (width, height), source.fps)
+        return Pipeline(source, engine, smoother, compositor, library, sinks, window=window,
+                        options=pipeline_options(settings, mode, workers, interactive), first_frame=first_frame)
+    except BaseException:
+        for part in [*sinks, *([window] if window else []), *([library] if library else []), engine]:
+            part.close()
+        raise

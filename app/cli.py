@@ -1,0 +1,81 @@
+"""Command line: parse settings, run photo mode, the ONNX export or live mode; map errors to exit codes.
+
+User errors (bad values, missing files, no weights, no virtual camera) print
+one line and exit non-zero without a traceback; :data:`EXIT_CODES` is the one
+table from exception type to exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Sequence
+
+from compositing import MediaError
+from matting import DownloadError, ModelUnavailable, WeightsError
+from realtime import PipelineError, SinkError, SourceError
+
+from .errors import MissingPackage, PhotoError, UsageError
+
+log = logging.getLogger("modnet-live")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+#: Exception type -> exit code, first match wins (so subclasses come before their bases).
+#: 2: bad input or option (the user can fix the command); 1: a run that failed.
+EXIT_CODES: list[tuple[type[BaseException], int]] = [
+    (UsageError, EXIT_USAGE),
+    (MediaError, EXIT_USAGE),        # unreadable picture, video or background
+    (PhotoError, EXIT_USAGE),        # photo output that cannot be written or would replace an input
+    (SourceError, EXIT_USAGE),       # camera or video that cannot be opened
+    (ModelUnavailable, EXIT_FAILED),  # default model missing and not downloadable (network)
+    (WeightsError, EXIT_USAGE),      # a model file that is missing, damaged or the wrong model
+    (DownloadError, EXIT_FAILED),
+    (SinkError, EXIT_FAILED),        # no virtual camera device, no display
+    (PipelineError, EXIT_FAILED),    # a worker thread or the render loop failed mid-run
+    (MissingPackage, EXIT_FAILED),
+    (KeyboardInterrupt, EXIT_INTERRUPTED),
+]
+
+
+def exit_code_for(exc: BaseException) -> int | None:
+    """The exit code of a user-facing error; ``None`` for anything else (a bug: let it show)."""
+    return next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), None)
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(levelname)s: %(message)s", stream=sys.stderr, force=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    setup_logging("-v" in args or "--verbose" in args)
+    try:
+        from .config import settings_from_args
+
+        settings = settings_from_args(args)
+        if settings.export_onnx:
+            return export_onnx(settings)
+        if settings.image:
+            from .photo_mode import run_photo_mode
+
+            return run_photo_mode(settings)
+        from .live_mode import run_live
+
+        return run_live(settings)
+    except BaseException as exc:
+        code = exit_code_for(exc)
+        if code is None:
+            raise
+        print("interrupted" if code == EXIT_INTERRUPTED else f"error: {exc}", file=sys.stderr)
+        return code
+
+
+def export_onnx(settings) -> int:
+    from matting import modnet_weights
+    from matting.onnx_export import export_modnet_onnx
+
+    weights = modnet_weights(settings.weights, settings.weights_dir, settings.offline or None, photo=False)
+    print(export_modnet_onnx(weights, settings.export_onnx))
+    return EXIT_OK

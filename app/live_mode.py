@@ -1,0 +1,41 @@
+"""Live mode (``python live.py`` without --image): open the source, build the pipeline, run it."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from realtime import SourceError, install_signal_handlers, make_source
+
+from .build import build_pipeline
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def run_live(settings: Settings) -> int:
+    """Run until the user stops it or the source ends; errors propagate to the CLI's exit-code table."""
+    source = make_source(settings.camera, settings.source, settings.loop, settings.size, settings.fps,
+                         settings.fourcc, pace=not settings.every_frame)
+    try:
+        source.open()
+        first = source.read()
+        if first is None:
+            raise SourceError(f"{source.name} has no frames")
+        height, width = first.shape[:2]
+        log.info("source: %s, %dx%d at %.2f fps", source.name, width, height, source.fps)
+        pipeline = build_pipeline(settings, source, first)
+    except BaseException:
+        source.close()
+        raise
+
+    restore = install_signal_handlers(pipeline)
+    try:
+        stats = pipeline.run()
+    finally:
+        restore()
+    if pipeline.stop_reason:
+        log.info("stopped: %s", pipeline.stop_reason)
+    if settings.stats:
+        print(stats.summary(pipeline.capture.frames_read), file=sys.stderr)
+    return 0

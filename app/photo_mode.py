@@ -1,0 +1,176 @@
+"""Photo mode (``--image``): an RGBA cut-out or a person over a new background, at full resolution.
+
+One file or a whole folder. Outputs are encoded in memory and renamed into
+place (with the permissions the user's umask gives), so an existing output is
+never replaced by a partial one; in a folder one unreadable picture is
+reported and the others are still processed. An input is never overwritten:
+an output that would land on an input is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from compositing import IMAGE_EXTENSIONS, Background, Compositor, MediaError, read_image
+from matting import MattingEngine
+from matting.files import write_atomic
+
+from .build import build_background, build_compositor, build_engine
+from .config import Settings
+from .errors import PhotoError
+
+log = logging.getLogger(__name__)
+
+TRANSPARENT_FORMATS = {".png", ".webp", ".tif", ".tiff"}
+WRITABLE_FORMATS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
+
+
+@dataclass
+class BatchReport:
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def cut_out(engine: MattingEngine, image: np.ndarray, background: Background, compositor: Compositor) -> np.ndarray:
+    """BGR uint8 picture -> BGRA cut-out (transparent background) or BGR composite."""
+    alpha = engine.infer(image)
+    return compositor.composite(image, alpha, background, now=0.0, rgba=True)
+
+
+def check_output_name(path: Path, transparent: bool) -> None:
+    """Refuse an output name whose format is unknown or cannot hold what will be written."""
+    ext = path.suffix.lower()
+    if ext not in WRITABLE_FORMATS:
+        raise PhotoError(f"{path.name}: {'no file extension' if not ext else f'cannot write {ext} pictures'}; "
+                         f"name the output .png (keeps transparency) or .jpg")
+    if transparent and ext not in TRANSPARENT_FORMATS:
+        raise PhotoError(f"{path.name}: {ext} cannot hold transparency; use a .png output or pick a --background")
+
+
+def write_image_atomic(path: Path, image: np.ndarray) -> None:
+    ext = path.suffix.lower()
+    check_output_name(path, transparent=image.ndim == 3 and image.shape[2] == 4)
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext in {".jpg", ".jpeg"} else []
+    try:
+        ok, encoded = cv2.imencode(ext, image, params)
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise PhotoError(f"cannot write {ext} images: use .png or .jpg ({path})")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise PhotoError(f"output folder does not exist: {folder}")
+    try:
+        write_atomic(path, encoded.tobytes())
+    except OSError as exc:
+        raise PhotoError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def plan_outputs(src: Path, dst: Path, transparent: bool) -> list[tuple[Path, Path]]:
+    """``(input, output)`` pairs; refuses (PhotoError) anything that would replace an input."""
+    ext = ".png" if transparent else ".jpg"
+    if not src.exists():
+        raise PhotoError(f"input not found: {src}")
+    if src.is_dir():
+        if dst.exists() and not dst.is_dir():
+            raise PhotoError(f"--image is a folder, so --output must be a folder too: {dst} is a file")
+        if not dst.exists() and dst.suffix.lower() in IMAGE_EXTENSIONS:
+            raise PhotoError(f"--image is a folder, so --output must be a folder, not a picture name: {dst}")
+        if _same_file(src, dst):
+            raise PhotoError(f"--output {dst} is the input folder: the originals would be replaced; "
+                             f"write into another folder")
+        inputs = list_images(src)
+        if not inputs:
+            raise PhotoError(f"no pictures ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {src}")
+        pairs, used = [], set()
+        for picture in inputs:
+            target = dst / (picture.stem + ext)
+            if target.name in used:  # a.jpg and a.png in one folder: keep both results
+                target = dst / f"{picture.stem}_{picture.suffix.lstrip('.').lower()}{ext}"
+            used.add(target.name)
+            pairs.append((picture, target))
+    else:
+        target = dst / (src.stem + ext) if dst.is_dir() else dst
+        check_output_name(target, transparent)
+        pairs = [(src, target)]
+    for picture, target in pairs:
+        if _same_file(picture, target) or (src.is_dir() and any(_same_file(p, target) for p, _ in pairs)):
+            raise PhotoError(f"{target} is an input picture: refusing to overwrite it; choose another --output")
+    return pairs
+
+
+def run_photo(engine: MattingEngine, input_path: str, output_path: str, background: Background,
+              compositor: Compositor, progress: bool = True) -> BatchReport:
+    """Process one picture or every picture of a folder; see the module docstring."""
+    src, dst = Path(input_path), Path(output_path)
+    targets = plan_outputs(src, dst, background.transparent)
+    if src.is_dir():
+        try:
+            dst.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PhotoError(f"cannot create output folder {dst}: {exc.strerror}") from None
+
+    report = BatchReport()
+    bar = None
+    if progress and len(targets) > 1:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(targets), unit="img", desc="photos", file=sys.stderr)
+    # While the bar is drawn, log lines go through tqdm.write so they do not break it.
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm() if bar is not None else nullcontext():
+        try:
+            for source, target in targets:
+                try:
+                    image = read_image(source)
+                    result = cut_out(engine, image, background, compositor)
+                    write_image_atomic(target, result)
+                    report.written.append(target)
+                    log.debug("wrote %s (%dx%d)", target, result.shape[1], result.shape[0])
+                except (MediaError, PhotoError) as exc:
+                    if len(targets) == 1:
+                        raise PhotoError(str(exc)) from None
+                    log.error("skipped %s: %s", source.name, exc)
+                    report.failed.append((source, str(exc)))
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+    return report
+
+
+def run_photo_mode(settings: Settings) -> int:
+    """The CLI's photo mode: prints each written path; exit 1 when some pictures of a batch failed."""
+    background = build_background(settings, photo=True)
+    plan_outputs(Path(settings.image), Path(settings.output), background.transparent)  # before loading a model
+    engine = build_engine(settings, photo=True)
+    compositor = build_compositor(settings, engine, photo=True)
+    report = run_photo(engine, settings.image, settings.output, background, compositor)
+    for path in report.written:
+        print(path)
+    if report.failed:
+        print(f"{len(report.failed)} of {len(report.failed) + len(report.written)} pictures failed: "
+              + "; ".join(f"{p.name}: {why}" for p, why in report.failed), file=sys.stderr)
+        return 1
+    return 0

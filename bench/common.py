@@ -1,0 +1,55 @@
+"""Shared set-up for every bench script: paths, the default checkpoint, and runs built like the CLI's.
+
+Importing it puts the project root on ``sys.path``; engines and pipelines are
+built through :mod:`app.build`, the same builder ``live.py`` uses, so a bench
+figure is the figure of the command users run.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from app.build import build_engine, build_pipeline  # noqa: E402
+from app.config import Settings  # noqa: E402
+from realtime.sources import VideoSource  # noqa: E402
+
+VLOG = SHARED / "media" / "vlog_720p.mp4"
+SELFIE_TFLITE = SHARED / "models" / "selfie_segmentation_landscape.tflite"
+WEBCAM_CKPT = ROOT / "weights" / "modnet_webcam_portrait_matting.ckpt"
+REFERENCE_CKPT = SHARED / "reference" / "modnet_reference.ckpt"
+
+
+def default_weights(required: bool = True) -> Path | None:
+    """The official webcam checkpoint if downloaded, else the shared reference checkpoint."""
+    for candidate in (WEBCAM_CKPT, REFERENCE_CKPT):
+        if candidate.exists():
+            return candidate
+    if required:
+        sys.exit("no MODNet checkpoint: pass --weights PATH")
+    return None
+
+
+def settings(**values) -> Settings:
+    """Validated settings with ``live.py``'s defaults and no window (bench runs are headless)."""
+    values.setdefault("window", False)
+    return Settings(**values).validate()
+
+
+def engine_for(model: str = "modnet", weights: str | Path | None = None, photo: bool = False, **values):
+    """An engine exactly as ``live.py --model MODEL --weights WEIGHTS`` (plus ``values``) builds it."""
+    return build_engine(settings(model=model, weights=str(weights) if weights else None, **values), photo=photo)
+
+
+def pipeline_for(clip: str | Path, **values):
+    """``(pipeline, source)`` for a video file, as ``live.py --source CLIP ...`` would build it."""
+    run = settings(source=str(clip), **values)
+    source = VideoSource(str(clip), loop=run.loop, pace=not run.every_frame)
+    source.open()
+    first = source.read()
+    return build_pipeline(run, source, first, interactive=False), source

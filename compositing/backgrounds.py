@@ -1,0 +1,337 @@
+"""The background kinds (colour, picture, video, blur, transparent, none) and the one parser of user values.
+
+Each :class:`Background` renders BGR uint8 at the frame's size; ``make_background``
+turns what a user typed (``blur``, ``white``, ``#224466``, ``key green``, a file
+or a name in ``backgrounds/``) into one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from .errors import BackgroundError
+from .media import VIDEO_EXTENSIONS, read_image, sane_fps, to_bgr8
+
+FIT_MODES = ("cover", "contain", "stretch")
+#: Largest background image side kept in memory; bigger pictures are shrunk once on load.
+MAX_BACKGROUND_SIDE = 3840
+
+# Colours by name, RGB. red/blue/green/white are the ID-photo presets; key green is what
+# OBS's chroma key expects by default.
+NAMED_COLORS_RGB = {
+    "red": (208, 0, 0),
+    "blue": (0, 143, 213),
+    "green": (0, 134, 134),
+    "white": (255, 255, 255),
+    "black": (0, 0, 0),
+    "gray": (128, 128, 128),
+    "key green": (0, 255, 0),
+}
+KEY_COLOR_BGR = (0, 255, 0)
+#: Other spellings users type, mapped to the names above (after lower-casing and turning
+#: runs of spaces, '-' and '_' into one space).
+NAME_ALIASES = {"grey": "gray", "keygreen": "key green", "key": "transparent", "alpha": "transparent",
+                "original": "none", "off": "none"}
+#: What ``--background`` accepts besides a file, for help texts and error messages.
+BACKGROUND_CHOICES = "blur (or blur:SIGMA), none, transparent, " + ", ".join(NAMED_COLORS_RGB) + ", #RRGGBB"
+
+
+def canonical_name(value: str) -> str:
+    """``"Key_Green "`` -> ``"key green"``: the one spelling of a built-in name."""
+    text = re.sub(r"[\s_-]+", " ", (value or "").strip().lower())
+    return NAME_ALIASES.get(text, text)
+
+
+def parse_color(value: str) -> tuple[int, int, int] | None:
+    """Return BGR for a colour name or ``#RRGGBB``; ``None`` if ``value`` is not a colour."""
+    text = canonical_name(value)
+    if text in NAMED_COLORS_RGB:
+        r, g, b = NAMED_COLORS_RGB[text]
+        return (b, g, r)
+    match = re.fullmatch(r"#([0-9a-f]{6})", text)
+    if match:
+        r, g, b = (int(match.group(1)[i:i + 2], 16) for i in (0, 2, 4))
+        return (b, g, r)
+    return None
+
+
+def fit_image(image: np.ndarray, frame_hw: Sequence[int], mode: str = "cover") -> np.ndarray:
+    """Resize a BGR picture to ``frame_hw``: cover (centre crop), contain (letterbox) or stretch."""
+    h, w = int(frame_hw[0]), int(frame_hw[1])
+    ih, iw = image.shape[:2]
+    if mode == "stretch" or (ih, iw) == (h, w):
+        interp = cv2.INTER_AREA if ih * iw > h * w else cv2.INTER_LINEAR
+        return cv2.resize(image, (w, h), interpolation=interp) if (ih, iw) != (h, w) else image.copy()
+    if mode not in FIT_MODES:
+        raise BackgroundError(f"unknown fit mode {mode!r}: use one of {', '.join(FIT_MODES)}")
+    scale = max(h / ih, w / iw) if mode == "cover" else min(h / ih, w / iw)
+    sw, sh = max(1, round(iw * scale)), max(1, round(ih * scale))
+    if mode == "cover":
+        sw, sh = max(sw, w), max(sh, h)
+    else:
+        sw, sh = min(sw, w), min(sh, h)
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    scaled = cv2.resize(image, (sw, sh), interpolation=interp)
+    if mode == "cover":
+        y0, x0 = (sh - h) // 2, (sw - w) // 2
+        return np.ascontiguousarray(scaled[y0:y0 + h, x0:x0 + w])
+    out = np.zeros((h, w, 3), np.uint8)
+    y0, x0 = (h - sh) // 2, (w - sw) // 2
+    out[y0:y0 + sh, x0:x0 + sw] = scaled
+    return out
+
+
+
+class Background(ABC):
+    """Something to put behind the person. ``render`` returns BGR uint8 at the frame's size."""
+
+    name: str = "background"
+    #: True when the background is the original frame (composite is the frame itself)
+    passthrough: bool = False
+    #: True when the output should carry transparency (RGBA in photos, key colour live)
+    transparent: bool = False
+
+    @abstractmethod
+    def render(self, frame: np.ndarray, alpha: np.ndarray, now: float) -> np.ndarray:
+        ...
+
+    def close(self) -> None:
+        pass
+
+
+class ColorBackground(Background):
+    def __init__(self, bgr: Sequence[int], name: str | None = None):
+        self.bgr = tuple(int(c) for c in bgr)
+        self.name = name or "#%02x%02x%02x" % (self.bgr[2], self.bgr[1], self.bgr[0])
+        self._cache: np.ndarray | None = None
+
+    def render(self, frame, alpha, now):
+        if self._cache is None or self._cache.shape != frame.shape:
+            self._cache = np.empty_like(frame)
+            self._cache[:] = self.bgr
+        return self._cache
+
+
+class ImageBackground(Background):
+    def __init__(self, source: str | os.PathLike | np.ndarray, fit: str = "cover", name: str | None = None):
+        if fit not in FIT_MODES:
+            raise BackgroundError(f"unknown fit mode {fit!r}: use one of {', '.join(FIT_MODES)}")
+        if isinstance(source, np.ndarray):
+            self.image = to_bgr8(source)
+            self.name = name or "image"
+        else:
+            self.image = read_image(source, max_side=MAX_BACKGROUND_SIDE)
+            self.name = name or Path(source).stem
+        self.fit = fit
+        self._cache: tuple[tuple, np.ndarray] | None = None
+
+    def render(self, frame, alpha, now):
+        key = frame.shape[:2]
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, fit_image(self.image, key, self.fit))
+        return self._cache[1]
+
+
+class VideoBackground(Background):
+    """A looping video that advances with the wall clock, whatever the output rate."""
+
+    def __init__(self, path: str | os.PathLike, fit: str = "cover", name: str | None = None):
+        path = Path(path)
+        if not path.exists():
+            raise BackgroundError(f"file not found: {path}")
+        if path.stat().st_size == 0:
+            raise BackgroundError(f"video file is empty: {path}")
+        self.path, self.fit, self.name = path, fit, name or path.stem
+        self._cap = cv2.VideoCapture(str(path))
+        ok, first = self._cap.read() if self._cap.isOpened() else (False, None)
+        if not ok or first is None:
+            self._cap.release()
+            raise BackgroundError(f"not a readable video: {path}")
+        self.fps = sane_fps(self._cap.get(cv2.CAP_PROP_FPS), 25.0)
+        self._index = 0  # index of the frame in self._frame
+        self._frame = to_bgr8(first)
+        self._t0: float | None = None
+        self._fitted: tuple[tuple, int, np.ndarray] | None = None
+
+    def frame_index_at(self, now: float) -> int:
+        if self._t0 is None:
+            self._t0 = now
+        return int((now - self._t0) * self.fps)
+
+    def _advance_to(self, target: int) -> None:
+        if target < self._index:  # only after a loop wrapped around: rewind
+            self._rewind()
+        while self._index < target:
+            if not self._cap.grab():
+                # End of file: the clip's length is now known, wrap the clock around it.
+                length = self._index + 1
+                self._t0 = (self._t0 or 0.0) + (target // length) * length / self.fps
+                target %= length
+                self._rewind()
+                continue
+            self._index += 1
+            if self._index == target:
+                ok, frame = self._cap.retrieve()
+                if ok and frame is not None:
+                    self._frame = to_bgr8(frame)
+
+    def _rewind(self) -> None:
+        self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        ok, frame = self._cap.read()
+        if not ok:  # some containers do not seek: reopen
+            self._cap.release()
+            self._cap = cv2.VideoCapture(str(self.path))
+            ok, frame = self._cap.read()
+        if ok and frame is not None:
+            self._frame = to_bgr8(frame)
+        self._index = 0
+
+    def render(self, frame, alpha, now):
+        self._advance_to(self.frame_index_at(now))
+        key = frame.shape[:2]
+        if self._fitted is None or self._fitted[0] != key or self._fitted[1] != self._index:
+            self._fitted = (key, self._index, fit_image(self._frame, key, self.fit))
+        return self._fitted[2]
+
+    def close(self):
+        self._cap.release()
+
+
+class BlurBackground(Background):
+    """The real room, blurred, with the person cut out before blurring.
+
+    Blurring the whole frame smears the person's colours into the background
+    around the outline (a halo). Instead this is a normalised convolution: blur
+    ``frame·w`` and ``w`` with w = (1 − α)², divide, so only background pixels
+    contribute. It runs at a quarter of the resolution (a blur this wide loses
+    nothing there) and is upsampled.
+    """
+
+    def __init__(self, strength: float = 12.0, name: str | None = None):
+        if strength <= 0:
+            raise BackgroundError(f"blur strength must be positive, got {strength}")
+        self.strength = float(strength)  # Gaussian sigma in pixels of a 720p frame
+        self.name = name or "blur"
+
+    #: short side of the working image: a blur this wide loses nothing at that scale
+    WORK_SHORT_SIDE = 180
+
+    def render(self, frame, alpha, now):
+        h, w = frame.shape[:2]
+        factor = max(1, round(min(h, w) / self.WORK_SHORT_SIDE))
+        sh, sw = max(1, h // factor), max(1, w // factor)
+        small = cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32)
+        a_small = cv2.resize(alpha, (sw, sh), interpolation=cv2.INTER_AREA)
+        # Grow the person slightly before weighting, so the outline's own colours
+        # (half-transparent edge pixels) do not count as background either.
+        weight = 1.0 - cv2.dilate(a_small, np.ones((3, 3), np.uint8))
+        weight *= weight
+        sigma = max(0.5, self.strength * (min(h, w) / 720.0) / factor)
+        weighted = small * weight[:, :, None]
+        num = cv2.GaussianBlur(weighted, (0, 0), sigma)
+        den = cv2.GaussianBlur(weight, (0, 0), sigma)
+        # Where the person covers the whole neighbourhood there is no background
+        # to average: fill from a 4x wider search (done at a quarter of the size;
+        # it is hidden behind the person anyway).
+        tw, th = max(1, sw // 4), max(1, sh // 4)
+        wide_num = cv2.resize(cv2.GaussianBlur(cv2.resize(weighted, (tw, th), interpolation=cv2.INTER_AREA),
+                                               (0, 0), sigma), (sw, sh), interpolation=cv2.INTER_LINEAR)
+        wide_den = cv2.resize(cv2.GaussianBlur(cv2.resize(weight, (tw, th), interpolation=cv2.INTER_AREA),
+                                               (0, 0), sigma), (sw, sh), interpolation=cv2.INTER_LINEAR)
+        mix = np.clip(den / 0.05, 0.0, 1.0)[:, :, None]
+        bg = mix * (num / np.maximum(den, 1e-6)[:, :, None]) + \
+            (1 - mix) * (wide_num / np.maximum(wide_den, 1e-6)[:, :, None])
+        fallback = wide_den < 1e-4  # the person fills everything: plain blur
+        if fallback.any():
+            bg[fallback] = cv2.GaussianBlur(small, (0, 0), sigma * 4)[fallback]
+        bg = np.clip(bg + 0.5, 0, 255).astype(np.uint8)
+        return cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+class TransparentBackground(Background):
+    """RGBA in photo mode; for live sinks a key colour (pure green) OBS can key out."""
+
+    transparent = True
+
+    def __init__(self, key_bgr: Sequence[int] = KEY_COLOR_BGR, name: str = "transparent"):
+        self.key = ColorBackground(key_bgr)
+        self.name = name
+
+    def render(self, frame, alpha, now):
+        return self.key.render(frame, alpha, now)
+
+
+class NoBackground(Background):
+    """Pass-through: the original frame, untouched."""
+
+    passthrough = True
+    name = "none"
+
+    def render(self, frame, alpha, now):
+        return frame
+
+
+def make_background(value: str, fit: str = "cover", blur_strength: float = 12.0,
+                    search_dirs: Sequence[str | os.PathLike] = ()) -> Background:
+    """Build a background from a user value.
+
+    ``none``, ``blur`` (or ``blur:SIGMA``), ``transparent``, a colour name
+    (:data:`NAMED_COLORS_RGB`, any case, ``key green`` also as ``keygreen``) or
+    ``#RRGGBB``, or the path of a picture or video (also looked up by name in
+    ``search_dirs``).
+    """
+    text = (value or "").strip()
+    name = canonical_name(text)
+    if not text:
+        raise BackgroundError("empty background value")
+    if name == "none":
+        return NoBackground()
+    if name == "blur" or name.startswith("blur:"):
+        strength = blur_strength
+        if ":" in name:
+            try:
+                strength = float(name.split(":", 1)[1])
+            except ValueError:
+                raise BackgroundError(f"bad blur strength in {value!r}: use blur or blur:SIGMA") from None
+        return BlurBackground(strength)
+    if name == "transparent":
+        return TransparentBackground()
+    color = parse_color(text)
+    if color is not None:
+        return ColorBackground(color, name=name)
+    path = find_background_file(text, search_dirs)
+    if path is None:
+        if text.startswith("#") or re.fullmatch(r"[a-z ]+", name):
+            raise BackgroundError(f"unknown background {value!r}: use {BACKGROUND_CHOICES}, "
+                                  f"or a picture/video file")
+        raise BackgroundError(f"background file not found: {value}")
+    return load_background_file(path, fit=fit)
+
+
+def find_background_file(text: str, search_dirs: Sequence[str | os.PathLike] = ()) -> Path | None:
+    """A path as given, else a file in ``search_dirs`` named ``text`` (with or without extension)."""
+    path = Path(text).expanduser()
+    if path.exists():
+        return path
+    for folder in search_dirs:
+        folder = Path(folder)
+        if not folder.is_dir():
+            continue
+        for candidate in sorted(folder.iterdir()):
+            if candidate.is_file() and path.name in (candidate.stem, candidate.name):
+                return candidate
+    return None
+
+
+def load_background_file(path: str | os.PathLike, fit: str = "cover") -> Background:
+    path = Path(path)
+    if path.suffix.lower() in VIDEO_EXTENSIONS:
+        return VideoBackground(path, fit=fit)
+    return ImageBackground(path, fit=fit)

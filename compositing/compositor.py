@@ -1,0 +1,67 @@
+"""The compositor used by live and photo mode: upsample the alpha, blend the person over a background.
+
+Conventions: frames are BGR uint8 (H×W×3); alphas are float32 (H×W) in [0, 1].
+``Compositor.composite`` blends ``I = α·F + (1−α)·B`` in float and rounds to the
+nearest integer, where F is the frame (or its decontaminated foreground) and B
+the background rendered at the frame's size.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from matting.engine import upsample_alpha
+
+from .backgrounds import Background
+from .refine import estimate_foreground, guided_upsample
+
+
+class Compositor:
+    """Upsamples the alpha to the frame and blends the person over a background.
+
+    ``refine`` uses the guided filter for upsampling (sharper, edge-following
+    alphas from coarse masks); ``decontaminate`` estimates the foreground colour
+    on edge pixels. Buffers are reused between frames of the same size.
+    """
+
+    def __init__(self, refine: bool = False, decontaminate: bool = False,
+                 clock: Callable[[], float] = time.monotonic):
+        self.refine = refine
+        self.decontaminate = decontaminate
+        self.clock = clock
+        self._inv_alpha: np.ndarray | None = None
+
+    def full_alpha(self, alpha: np.ndarray, frame: np.ndarray) -> np.ndarray:
+        """float32 alpha at the frame's size from an alpha at any size."""
+        if alpha.shape[:2] == frame.shape[:2]:
+            return alpha.astype(np.float32, copy=False)
+        if self.refine:
+            return guided_upsample(alpha, frame)
+        return upsample_alpha(alpha, frame.shape[:2])
+
+    def composite(self, frame: np.ndarray, alpha: np.ndarray, background: Background,
+                  now: float | None = None, rgba: bool = False) -> np.ndarray:
+        """BGR uint8 composite (BGRA when ``rgba`` and the background is transparent)."""
+        if background.passthrough:
+            return frame
+        alpha_full = self.full_alpha(alpha, frame)
+        foreground = estimate_foreground(frame, alpha_full) if self.decontaminate else frame
+        if rgba and background.transparent:
+            alpha8 = np.clip(alpha_full * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            return np.dstack([foreground, alpha8])
+        back = background.render(frame, alpha_full, self.clock() if now is None else now)
+        return self.blend(foreground, back, alpha_full)
+
+    def blend(self, foreground: np.ndarray, back: np.ndarray, alpha_full: np.ndarray) -> np.ndarray:
+        """round(α·F + (1−α)·B) in float, per pixel, with a reused weight buffer."""
+        if self._inv_alpha is None or self._inv_alpha.shape != alpha_full.shape:
+            self._inv_alpha = np.empty_like(alpha_full)
+        np.subtract(1.0, alpha_full, out=self._inv_alpha)
+        # blendLinear computes (F·w1 + B·w2) / (w1 + w2 + 1e-5) in float with
+        # saturating round-to-nearest: with w1 + w2 = 1 that is the composite
+        # to within 3e-3 of a grey level, in one SIMD pass and no temporaries.
+        return cv2.blendLinear(foreground, back, alpha_full, self._inv_alpha)

@@ -1,0 +1,142 @@
+"""Decoding pictures and videos' first checks: BGR uint8 out, EXIF orientation applied, huge files tamed.
+
+Pillow reads the header (size, EXIF orientation) without decoding pixels, so a
+picture announcing 400 megapixels is refused before any memory is spent on it,
+and a 12000×12000 JPEG is decoded at 1/2–1/8 size in the DCT domain (OpenCV's
+reduced decoding). OpenCV decodes the pixels (it keeps 16-bit depth and alpha,
+which are then converted to BGR uint8).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import MediaError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pgm", ".ppm"}
+VIDEO_EXTENSIONS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".gif"}
+#: Pictures above this many pixels are refused before decoding (a 12000×12000 image is 144 Mpx);
+#: just under Pillow's own ceiling (2 × ``Image.MAX_IMAGE_PIXELS``), so one limit and one message apply.
+MAX_PICTURE_PIXELS = 178_000_000
+#: OpenCV flags for decoding at 1/2, 1/4 and 1/8 of the size (JPEG: in the DCT domain).
+_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+#: EXIF orientation tag value -> the operation that shows the picture upright.
+_ORIENT = {
+    2: lambda im: cv2.flip(im, 1),
+    3: lambda im: cv2.rotate(im, cv2.ROTATE_180),
+    4: lambda im: cv2.flip(im, 0),
+    5: lambda im: cv2.flip(cv2.rotate(im, cv2.ROTATE_90_CLOCKWISE), 1),
+    6: lambda im: cv2.rotate(im, cv2.ROTATE_90_CLOCKWISE),
+    7: lambda im: cv2.flip(cv2.rotate(im, cv2.ROTATE_90_COUNTERCLOCKWISE), 1),
+    8: lambda im: cv2.rotate(im, cv2.ROTATE_90_COUNTERCLOCKWISE),
+}
+
+
+def sane_fps(value: float | None, default: float = 30.0) -> float:
+    """A container's or a camera's reported frame rate, or ``default`` when it is 0, NaN or absurd."""
+    return float(value) if value and 1 <= value <= 240 else default
+
+
+def to_bgr8(image: np.ndarray) -> np.ndarray:
+    """Any decoded picture (gray, BGRA, 16-bit, float) as BGR uint8."""
+    if image.dtype == np.uint16:
+        image = (image.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    elif image.dtype in (np.float32, np.float64):
+        image = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 1:
+        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
+def probe_image(path: str | os.PathLike) -> tuple[int, int, int | None] | None:
+    """``(width, height, exif_orientation)`` from the header alone; ``None`` if Pillow cannot tell."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies
+            with Image.open(path) as im:
+                width, height = im.size
+                try:
+                    orientation = im.getexif().get(0x0112)
+                except Exception:  # a damaged EXIF block: show the picture as stored
+                    orientation = None
+    except Image.DecompressionBombError:  # far over the limit: Pillow refuses to open it at all
+        raise MediaError(f"image is too large (over {MAX_PICTURE_PIXELS / 1e6:.0f} megapixels): {path}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
+    return width, height, orientation if isinstance(orientation, int) else None
+
+
+def read_image(path: str | os.PathLike, max_side: int | None = None) -> np.ndarray:
+    """Decode a picture as BGR uint8, upright (EXIF), at most ``max_side`` px per side if given."""
+    path = Path(path)
+    if not path.exists():
+        raise MediaError(f"file not found: {path}")
+    if path.is_dir():
+        raise MediaError(f"expected an image file, got a folder: {path}")
+    if path.stat().st_size == 0:
+        raise MediaError(f"image file is empty: {path}")
+    header = probe_image(path)
+    pixels = header[0] * header[1] if header else None
+    if pixels is not None and pixels > MAX_PICTURE_PIXELS:
+        raise MediaError(f"image is too large ({pixels / 1e6:.0f} megapixels; at most "
+                         f"{MAX_PICTURE_PIXELS / 1e6:.0f}): {path}")
+    reduce = 1
+    if max_side and pixels:
+        # A huge picture (a 12000x12000 panorama) is decoded at 1/2, 1/4 or 1/8 size
+        # straight away: seconds and gigabytes saved.
+        while reduce < 8 and pixels / (reduce * 2) ** 2 >= (max_side * max_side * 9 / 16):
+            reduce *= 2
+    data = np.fromfile(str(path), dtype=np.uint8)
+    if reduce > 1:  # IMREAD_REDUCED_* applies the EXIF orientation itself
+        image = cv2.imdecode(data, _REDUCED[reduce])
+    else:
+        # IMREAD_UNCHANGED keeps 16-bit and alpha but skips EXIF orientation: applied below.
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
+        if image is not None and header and header[2] in _ORIENT:
+            image = _ORIENT[header[2]](image)
+    if image is None or image.size == 0:
+        raise MediaError(f"not a readable image (unknown format, or truncated): {path}")
+    image = to_bgr8(image)
+    if max_side and max(image.shape[:2]) > max_side:
+        scale = max_side / max(image.shape[:2])
+        log.warning("%s is %dx%d; shrinking it to at most %d px per side", path.name,
+                    image.shape[1], image.shape[0], max_side)
+        image = cv2.resize(image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
+                           interpolation=cv2.INTER_AREA)
+    return image
+
+
+def looks_readable(path: str | os.PathLike) -> bool:
+    """A cheap check that a picture's header (or a video's first frame) can be decoded."""
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            return False
+    except OSError:
+        return False
+    if path.suffix.lower() in VIDEO_EXTENSIONS:
+        cap = cv2.VideoCapture(str(path))
+        try:
+            return bool(cap.isOpened() and cap.grab())
+        finally:
+            cap.release()
+    try:
+        return probe_image(path) is not None or cv2.haveImageReader(str(path))
+    except MediaError:  # too large: read_image refuses it too
+        return False

@@ -1,0 +1,111 @@
+"""The capture thread: reads a source as fast as it delivers, keeps only the newest frame, reconnects.
+
+When a live source fails it reconnects with backoff and reports its state
+(``lost``), so the pipeline can keep the call alive.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from .errors import SourceError
+from .slots import LatestSlot
+from .sources import FrameSource
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FramePacket:
+    index: int              # capture order, from 0
+    image: np.ndarray       # BGR uint8, H×W×3
+    captured_at: float      # time.monotonic() when the frame was read
+
+
+
+class CaptureThread(threading.Thread):
+    """Reads a source as fast as it delivers and keeps only the newest frame.
+
+    On a failure of a live source (or any source when ``reconnect`` is set),
+    ``lost`` is set and the source is reopened with exponential backoff; the
+    frames resume under the same slot. The end of a finite source closes the
+    slot. Any other error is kept in ``error`` and ends the run.
+    """
+
+    def __init__(self, source: FrameSource, slot: LatestSlot[FramePacket], stop: threading.Event,
+                 reconnect: bool = True, backoff: tuple[float, float] = (0.5, 5.0),
+                 clock: Callable[[], float] = time.monotonic, stats=None):
+        super().__init__(name="capture", daemon=True)
+        self.source, self.slot, self.stop_event = source, slot, stop
+        self.reconnect = reconnect
+        self.backoff = backoff
+        self.clock = clock
+        self.stats = stats
+        self.error: BaseException | None = None
+        self.lost = threading.Event()
+        self.frames_read = 0
+        self.reconnects = 0
+        self._attempts = 0  # consecutive failed attempts: sets the backoff
+        self.opened = True  # the pipeline opens the source before starting the thread
+
+    def run(self) -> None:
+        try:
+            self.source.resync()
+            self._loop()
+        except BaseException as exc:  # reported to the main thread, which ends the run
+            self.error = exc
+            self.stop_event.set()
+        finally:
+            try:
+                self.source.close()
+            finally:
+                self.slot.close()
+
+    def _loop(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                if not self.opened:
+                    self.source.open()
+                    self.opened = True
+                    if self.lost.is_set():
+                        log.info("%s is back", self.source.name)
+                    self.lost.clear()
+                    self._attempts = 0
+                self.source.wait(self.stop_event)
+                if self.stop_event.is_set():
+                    return
+                start = time.perf_counter()
+                image = self.source.read()
+                if self.stats is not None:
+                    self.stats.stage("capture", time.perf_counter() - start)
+            except (SourceError, cv2.error, OSError) as exc:
+                if not (self.source.live or self.reconnect):
+                    raise
+                self._recover(exc)
+                continue
+            if image is None:
+                log.info("%s ended", self.source.name)
+                return
+            self.slot.put(FramePacket(self.frames_read, image, self.clock()))
+            self.frames_read += 1
+
+    def _recover(self, exc: BaseException) -> None:
+        if not self.lost.is_set():
+            log.warning("camera lost (%s); reconnecting", exc)
+        self.lost.set()
+        try:
+            self.source.close()
+        except Exception:  # closing a broken device may fail too; reopening is what matters
+            pass
+        self.opened = False
+        delay = min(self.backoff[1], self.backoff[0] * (2 ** min(self._attempts, 8)))
+        self._attempts += 1
+        self.reconnects += 1
+        self.stop_event.wait(delay)

@@ -1,0 +1,73 @@
+"""What is drawn on frames: the HUD, the help overlay and notices such as "camera lost".
+
+All drawing is on BGR uint8 frames; the HUD and help go on the (mirrored)
+preview only, after mirroring, so text is never mirrored.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import cv2
+import numpy as np
+
+from .controls import HOTKEYS, ViewState
+from .stats import RunStats
+
+
+def help_lines() -> list[str]:
+    """One line per hotkey: its keys, then what it does."""
+    return [f"{hotkey.label:8s} {hotkey.text}" for hotkey in HOTKEYS]
+
+
+def keys_banner() -> str:
+    """The one-line reminder printed when hotkeys come from the terminal."""
+    return "Keys: " + ", ".join(f"{hotkey.label}={hotkey.text}" for hotkey in HOTKEYS)
+
+
+def hud_lines(stats: RunStats, background: str, state: ViewState, now: float) -> list[str]:
+    latency = list(itertools.islice(reversed(stats.latency_ms), 30))  # newest 30, no full copy
+    return [
+        f"{stats.output.rate(now):4.1f} fps  infer {stats.last_infer_ms():.0f} ms  "
+        f"latency {np.median(latency) if latency else float('nan'):.0f} ms",
+        f"bg: {background}" + (f"  [{state.view}]" if state.view != "composite" else "")
+        + ("  [paused]" if state.paused else ""),
+    ]
+
+
+def draw_panel(image: np.ndarray, lines: list[str], origin=(10, 10), scale: float | None = None) -> None:
+    """Text lines on a translucent dark box, in place (BGR uint8)."""
+    if not lines:
+        return
+    h = image.shape[0]
+    scale = scale or max(0.4, h / 1400)
+    thickness = 1 if scale < 0.8 else 2
+    sizes = [cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0] for t in lines]
+    line_h = int(max(s[1] for s in sizes) * 1.8) + 2
+    box_w = max(s[0] for s in sizes) + 16
+    box_h = line_h * len(lines) + 10
+    x0, y0 = origin
+    x1, y1 = min(image.shape[1], x0 + box_w), min(h, y0 + box_h)
+    if x1 <= x0 or y1 <= y0:
+        return
+    roi = image[y0:y1, x0:x1]
+    roi[:] = (roi.astype(np.uint16) * 2 // 5).astype(np.uint8)
+    for i, text in enumerate(lines):
+        y = y0 + 6 + line_h * (i + 1) - line_h // 4
+        cv2.putText(image, text, (x0 + 8, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness,
+                    cv2.LINE_AA)
+
+
+def draw_notice(image: np.ndarray, text: str) -> np.ndarray:
+    """A banner at the bottom of a copy of ``image`` (e.g. "camera lost - reconnecting")."""
+    out = image.copy()
+    h, w = out.shape[:2]
+    scale = max(0.5, h / 900)
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
+    y1 = h - 10
+    y0 = max(0, y1 - th - 20)
+    x0 = max(0, (w - tw) // 2 - 12)
+    x1 = min(w, x0 + tw + 24)
+    out[y0:y1, x0:x1] = (out[y0:y1, x0:x1].astype(np.uint16) * 2 // 5).astype(np.uint8)
+    cv2.putText(out, text, (x0 + 12, y1 - 10), cv2.FONT_HERSHEY_SIMPLEX, scale, (80, 200, 255), 2, cv2.LINE_AA)
+    return out

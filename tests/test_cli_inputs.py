@@ -1,0 +1,229 @@
+"""What a new user types: config files, out-of-range numbers, background spellings, messages, exit codes.
+
+Everything runs the real command line (``live.py``) in a subprocess, as users do.
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, str(ROOT / "live.py"), *map(str, args)], capture_output=True,
+                          text=True, timeout=300, cwd=cwd, env={**os.environ, "MODNET_OFFLINE": "1"})
+
+
+def one_error_line(r, code=2):
+    assert r.returncode == code, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, r.stderr
+    return errors[0]
+
+
+@pytest.fixture
+def still(tmp_path):
+    path = tmp_path / "still.png"
+    cv2.imwrite(str(path), np.full((64, 96, 3), 90, np.uint8))
+    return path
+
+
+@pytest.fixture
+def small_ckpt_args(reference_ckpt):
+    return ["--weights", str(reference_ckpt), "--inference-size", "64"]
+
+
+# --- config files -------------------------------------------------------------
+
+@pytest.mark.parametrize("line,words", [
+    ('inference_size = "big"', ["inference_size", "'big'", "whole number"]),
+    ("size = 1280", ["size", "1280", "WIDTHxHEIGHT"]),
+    ('vcam = "no"', ["vcam", "'no'", "true or false"]),
+    ("fps = true", ["fps", "True", "a number"]),
+    ('mirror = "yes"', ["mirror", "'yes'", "true or false"]),
+    ("no_window = 1", ["no_window", "true or false"]),
+    ("background = 3", ["background", "3", "string"]),
+    ('size = "big"', ["size", "WIDTHxHEIGHT"]),
+])
+def test_config_value_of_the_wrong_type_is_one_line(tmp_path, line, words):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(line + "\n")
+    error = one_error_line(run_cli("--config", cfg, "--no-window", "--max-frames", "1"))
+    for word in words:
+        assert word in error, error
+
+
+def test_config_accepts_the_negated_flag_names(tmp_path):
+    from app.config import settings_from_args
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("no_window = true\nno-mirror = true\nno_hud = false\ncamera = 1\n")
+    s = settings_from_args(["--config", str(cfg)])
+    assert (s.window, s.mirror, s.hud, s.camera) == (False, False, True, "1")
+    json_cfg = tmp_path / "c.json"
+    json_cfg.write_text('{"no_window": true, "size": [640, 360], "inference_size": null}')
+    s = settings_from_args(["--config", str(json_cfg)])
+    assert (s.window, s.size, s.inference_size) == (False, (640, 360), None)
+
+
+# --- numbers out of range -------------------------------------------------------
+
+@pytest.mark.parametrize("args,text", [
+    (["--inference-size", "100000"], "--inference-size must be at most 2048"),
+    (["--size", "100000x100000"], "--size must be positive and at most 8192"),
+    (["--fps", "1e9"], "--fps must be at most 240"),
+    (["--fps", "nan"], "--fps must be positive"),
+    (["--blur-strength", "1e12"], "--blur-strength must be at most 500"),
+    (["--threads", "100000"], "--threads must be at most 256"),
+    (["--inference-workers", "999"], "--inference-workers must be at most 32"),
+    (["--stats-interval", "inf"], "--stats-interval must be positive"),
+    (["--vcam-fps", "-1"], "--vcam-fps must be positive"),
+])
+def test_numbers_out_of_range_are_refused_with_one_line(still, args, text):
+    error = one_error_line(run_cli("--source", still, "--no-window", "--max-frames", "1", *args))
+    assert text in error, error
+
+
+# --- background names ---------------------------------------------------------------
+
+@pytest.mark.parametrize("spelling", ["key green", "keygreen", "Key-Green", "key_green"])
+def test_key_green_spellings(small_ckpt_args, still, tmp_path, spelling):
+    out = tmp_path / "key.png"
+    r = run_cli("--image", still, "--output", out, "--background", spelling, *small_ckpt_args)
+    assert r.returncode == 0, r.stderr
+    image = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert image.shape == (64, 96, 3)  # a colour background: no transparency
+
+
+def test_help_lists_the_background_names():
+    r = run_cli("--help")
+    assert r.returncode == 0
+    text = " ".join(r.stdout.split())
+    for name in ("key green", "blur", "transparent", "white", "#RRGGBB"):
+        assert name in text, text
+
+
+def test_the_cycle_and_the_value_spell_key_green_the_same(tmp_path):
+    from compositing import BackgroundLibrary, make_background
+
+    assert "key green" in BackgroundLibrary(tmp_path).names
+    assert make_background("keygreen").name == make_background("key green").name == "key green"
+
+
+# --- messages -------------------------------------------------------------------------
+
+def test_record_where_the_file_cannot_be_created_says_so(small_ckpt_args, still):
+    error = one_error_line(run_cli("--source", still, "--no-window", "--max-frames", "1", "--record",
+                                   "/proc/out.mp4", *small_ckpt_args), code=1)
+    assert "cannot be created" in error and "use .mp4" not in error, error
+
+
+@pytest.mark.parametrize("name", ["out.mkv", "out"])
+def test_record_with_an_unknown_extension_names_the_formats(still, tmp_path, name):
+    error = one_error_line(run_cli("--source", still, "--no-window", "--max-frames", "1", "--record",
+                                   tmp_path / name))
+    assert ".mp4 or .avi" in error, error
+    assert not (tmp_path / name).exists()
+
+
+def test_output_without_extension_is_not_called_transparency(small_ckpt_args, still, tmp_path):
+    error = one_error_line(run_cli("--image", still, "--output", tmp_path / "result", *small_ckpt_args))
+    assert "no file extension" in error and "cannot hold transparency" not in error, error
+    error = one_error_line(run_cli("--image", still, "--output", tmp_path / "result", "--background", "blue",
+                                   *small_ckpt_args))
+    assert "no file extension" in error, error
+
+
+def test_folder_input_with_a_picture_name_as_output(small_ckpt_args, still, tmp_path):
+    error = one_error_line(run_cli("--image", still.parent, "--output", tmp_path / "one.png", *small_ckpt_args))
+    assert "must be a folder" in error
+    assert not (tmp_path / "one.png").exists()
+
+
+def test_empty_input_folder_creates_nothing(small_ckpt_args, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    error = one_error_line(run_cli("--image", empty, "--output", tmp_path / "out", *small_ckpt_args))
+    assert "no pictures" in error
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("extra", [["--source", "clip.mp4"], ["--record", "x.mp4"], ["--vcam"], ["--loop"]])
+def test_live_options_with_image_are_refused(small_ckpt_args, still, tmp_path, extra):
+    error = one_error_line(run_cli("--image", still, "--output", tmp_path / "o.png", *extra, *small_ckpt_args))
+    assert extra[0] in error and "--image" in error, error
+
+
+def test_photo_mode_prints_the_output_path_once(small_ckpt_args, still, tmp_path):
+    out = tmp_path / "o.png"
+    r = run_cli("--image", still, "--output", out, *small_ckpt_args)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(out)]
+    assert str(out) not in r.stderr
+
+
+def test_batch_log_lines_do_not_break_the_progress_bar(small_ckpt_args, tmp_path):
+    """tqdm's logging redirection: each log line is whole, on its own line, never glued to the bar."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a", "b", "d"):
+        cv2.imwrite(str(folder / f"{name}.png"), np.full((40, 40, 3), 80, np.uint8))
+    (folder / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    r = run_cli("--image", folder, "--output", tmp_path / "out", *small_ckpt_args)
+    assert r.returncode == 1
+    assert "\nERROR: skipped c.png" in r.stderr.replace("\r", "\n"), r.stderr
+    # nothing is written right after the bar (which ends in "img/s]" and is redrawn with "\r")
+    assert not re.search(r"img/s\][^\r\n]", r.stderr), r.stderr
+
+
+def test_help_overlay_says_each_thing_once():
+    from realtime.overlay import help_lines
+
+    for line in help_lines():
+        label, text = line.split(maxsplit=1)
+        assert "(" not in text, line  # no "(space)" or "(q or Esc)" repeating the keys
+    assert any(line.startswith("space") and "pause / resume" in line for line in help_lines())
+
+
+# --- exit codes -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["photo", "live"])
+@pytest.mark.parametrize("kind", ["folder", "text", "picture"])
+def test_wrong_weights_are_bad_input(still, tmp_path, kind, mode):
+    if kind == "folder":
+        weights = tmp_path / "models"
+        weights.mkdir()
+    elif kind == "text":
+        weights = tmp_path / "notes.txt"
+        weights.write_text("hello")
+    else:
+        weights = still
+    if mode == "photo":
+        r = run_cli("--image", still, "--output", tmp_path / "o.png", "--weights", weights)
+    else:
+        r = run_cli("--source", still, "--no-window", "--max-frames", "1", "--weights", weights,
+                    "--weights-dir", tmp_path / "cache")
+    one_error_line(r, code=2)
+
+
+def test_one_table_maps_errors_to_exit_codes():
+    from app.cli import EXIT_CODES, exit_code_for
+    from compositing import BackgroundError
+    from matting import ModelUnavailable, WeightsError
+    from realtime import SinkError
+
+    assert exit_code_for(BackgroundError("x")) == 2
+    assert exit_code_for(WeightsError("x")) == 2
+    assert exit_code_for(ModelUnavailable("x")) == 1
+    assert exit_code_for(SinkError("x")) == 1
+    assert exit_code_for(RuntimeError("a bug")) is None  # bugs keep their traceback
+    kinds = [kind for kind, _ in EXIT_CODES]
+    for i, kind in enumerate(kinds):  # a subclass listed after its base would never match
+        assert not any(issubclass(kind, base) for base in kinds[:i]), kind

@@ -1,0 +1,27 @@
+"""Key decoding for the window (OpenCV key codes) and the terminal (bytes with escape sequences)."""
+
+import pytest
+
+from realtime.controls import KeyDecoder, action_for_key, key_for_keycode
+
+
+@pytest.mark.parametrize("code,action", [
+    (ord("n"), "next"), (ord("N"), "next"), (0x10006E, "next"),      # 'n' with NumLock on GTK
+    (65363, "next"), (2555904, "next"), (63235, "next"),             # Right: GTK/Qt, Windows, macOS
+    (65361, "previous"), (27, "quit"), (ord(" "), "pause"),
+    (65360, None), (65474, None), (65362, None),                    # Home, F5, Up: no hotkey
+])
+def test_window_keycodes(code, action):
+    got = action_for_key(key_for_keycode(code))
+    assert (got[0] if got else None) == action
+
+
+def test_terminal_escape_sequences():
+    decoder = KeyDecoder()
+    assert decoder.feed(b"n\x1b[Cq\x1b[15~\x1b[H\x1bOP\x1bOD") == ["n", "Right", "q", "Left"]
+    assert decoder.feed(b"\x1b") == [] and decoder.waiting   # maybe the start of a sequence
+    assert decoder.feed(b"[") == [] and decoder.waiting
+    assert decoder.feed(b"C") == ["Right"]
+    assert decoder.feed(b"\x1b") == [] and decoder.flush() == ["Esc"]  # nothing followed: a lone Esc
+    assert decoder.feed(b"\x1b\x1b") == ["Esc"] and decoder.flush() == ["Esc"]
+    assert decoder.feed("é".encode()) == ["é"]

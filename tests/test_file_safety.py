@@ -1,0 +1,142 @@
+"""Nothing of the user's is lost: inputs are never overwritten, files land with normal permissions."""
+
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, str(ROOT / "live.py"), *map(str, args)], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "MODNET_OFFLINE": "1"})
+
+
+@pytest.fixture
+def small_ckpt_args(reference_ckpt):
+    return ["--weights", str(reference_ckpt), "--inference-size", "64"]
+
+
+def picture(path, value=90):
+    cv2.imwrite(str(path), np.full((48, 64, 3), value, np.uint8))
+    return path.read_bytes()
+
+
+def assert_refused(r):
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "overwrite" in r.stderr or "originals would be replaced" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("background", [[], ["--background", "blue"]])
+def test_output_equal_to_input_is_refused(small_ckpt_args, tmp_path, background):
+    src = tmp_path / ("a.png" if not background else "a.jpg")
+    before = picture(src)
+    r = run_cli("--image", src, "--output", src, *background, *small_ckpt_args)
+    assert_refused(r)
+    assert src.read_bytes() == before
+
+
+def test_output_folder_holding_the_input_is_refused(small_ckpt_args, tmp_path):
+    src = tmp_path / "a.jpg"
+    before = picture(src)
+    r = run_cli("--image", src, "--output", tmp_path, "--background", "blue", *small_ckpt_args)
+    assert_refused(r)
+    assert src.read_bytes() == before
+
+
+@pytest.mark.parametrize("output", ["same", "same-with-slash", "dot"])
+def test_folder_written_into_itself_is_refused(small_ckpt_args, tmp_path, output):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    originals = {name: picture(photos / name, 40 + i) for i, name in enumerate(["a.jpg", "b.png", "c.jpg"])}
+    target = {"same": str(photos), "same-with-slash": f"{photos}/", "dot": f"{photos}/./"}[output]
+    r = run_cli("--image", f"{photos}/", "--output", target, "--background", "blue", *small_ckpt_args)
+    assert_refused(r)
+    assert {p.name: p.read_bytes() for p in photos.iterdir()} == originals
+
+
+def test_two_inputs_with_one_stem_keep_both_results(small_ckpt_args, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    picture(photos / "a.jpg", 40)
+    picture(photos / "a.png", 200)
+    out = tmp_path / "out"
+    r = run_cli("--image", photos, "--output", out, *small_ckpt_args)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "a_png.png"]
+
+
+def test_existing_output_is_replaced_atomically(small_ckpt_args, tmp_path):
+    src = tmp_path / "a.png"
+    picture(src)
+    out = tmp_path / "result.png"
+    out.write_bytes(b"old result")
+    r = run_cli("--image", src, "--output", out, *small_ckpt_args)
+    assert r.returncode == 0, r.stderr
+    assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (48, 64, 4)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def _mode(path):
+    return os.stat(path).st_mode & 0o777
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_photo_outputs_follow_the_umask(small_ckpt_args, tmp_path, umask):
+    src = tmp_path / "a.png"
+    picture(src)
+    out = tmp_path / "out"
+    code = (f"import os, sys; os.umask({umask}); sys.argv = ['live.py'] + sys.argv[1:]; "
+            f"sys.path.insert(0, {str(ROOT)!r}); from app.cli import main; sys.exit(main())")
+    r = subprocess.run([sys.executable, "-c", code, "--image", str(tmp_path), "--output", str(out),
+                        *small_ckpt_args], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert _mode(out / "a.png") == 0o666 & ~umask
+
+
+def test_atomic_writes_and_downloads_follow_the_umask(tmp_path):
+    from matting.files import open_temp_beside, write_atomic
+
+    old = os.umask(0o027)
+    try:
+        write_atomic(tmp_path / "x.bin", b"data")
+        fd, tmp = open_temp_beside(tmp_path / "y.bin")
+        os.close(fd)
+    finally:
+        os.umask(old)
+    assert _mode(tmp_path / "x.bin") == 0o640
+    assert _mode(tmp) == 0o640 and tmp.name.startswith(".y.bin.") and tmp.name.endswith(".part")
+
+
+def test_downloaded_model_has_normal_permissions(tmp_path):
+    import http.server
+    import threading
+
+    from matting.weights import download
+
+    payload = b"model bytes" * 100
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    old = os.umask(0o022)
+    try:
+        path = download(f"http://127.0.0.1:{server.server_address[1]}/m.ckpt", tmp_path / "m.ckpt", progress=False)
+    finally:
+        os.umask(old)
+        server.shutdown()
+    assert path.read_bytes() == payload and _mode(path) == 0o644
