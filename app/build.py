@@ -114,7 +114,7 @@ def build_sinks(settings: Settings, size: tuple[int, int], fps: float) -> tuple[
     try:
         if settings.vcam:
             sinks.append(VirtualCameraSink(size, settings.vcam_fps or fps, device=settings.vcam_device,
-                                           backend=settings.vcam_backend))
+                                           backend=settings.vcam_backend, watch=settings.pause_unwatched))
         if settings.record:
             sinks.append(RecorderSink(settings.record, size, fps, realtime=not settings.every_frame))
         if settings.window:
@@ -137,7 +137,11 @@ def pipeline_options(settings: Settings, mode: str, workers: int, interactive: b
                            stats_every=settings.stats_interval if settings.stats else None,
                            max_frames=settings.max_frames, duration=settings.duration,
                            snapshot_dir=settings.snapshot_dir, reconnect=settings.reconnect,
-                           lossless=settings.every_frame, inference_workers=workers, terminal_keys=interactive)
+                           lossless=settings.every_frame, inference_workers=workers, terminal_keys=interactive,
+                           motion_comp=settings.motion_comp, matte_every=settings.matte_every,
+                           max_matte_rate=settings.max_matte_rate,
+                           skip_still=settings.skip_still and not settings.every_frame,
+                           pause_unwatched=settings.pause_unwatched)
 
 
 def build_pipeline(settings: Settings, source: FrameSource, first_frame, interactive: bool = True) -> Pipeline:

@@ -37,7 +37,8 @@ CHOICES = {"model": MODELS, "engine": RUNTIMES, "smoothing": SMOOTHING_CHOICES, 
 BOUNDS: dict[str, tuple[float, float, bool]] = {
     "fps": (0, 240, True), "vcam_fps": (0, 240, True), "duration": (0, 1e7, True),
     "stats_interval": (0, 3600, True), "blur_strength": (0, 500, True), "max_frames": (0, 1e9, True),
-    "threads": (0, 256, True), "inference_workers": (0, 32, True),
+    "threads": (0, 256, True), "inference_workers": (0, 32, True), "matte_every": (0, 1000, True),
+    "max_matte_rate": (0, 1000, True),
 }
 MAX_CAMERA_SIDE = 8192
 #: Config-file keys that are the negated command-line flags (``no_window = true`` -> ``window = false``).
@@ -80,6 +81,10 @@ class Settings:
     backgrounds_dir: str = str(PROJECT_ROOT / "backgrounds")
     # --- timing and sinks ---------------------------------------------------
     mode: str | None = None             # sync | async; None = async on CPU, sync on GPU
+    motion_comp: bool = True            # move a matte from its older frame onto the shown one (optical flow)
+    matte_every: int = 1                # infer every N-th frame; the others reuse the newest matte
+    max_matte_rate: float | None = None  # live: at most this many mattes per second
+    skip_still: bool = True             # live: no new matte while the scene is still (refreshed every 2 s)
     window: bool = True
     mirror: bool = True                 # mirror the preview (self-view); never the virtual camera
     hud: bool = True
@@ -87,6 +92,7 @@ class Settings:
     vcam_device: str | None = None
     vcam_backend: str | None = None
     vcam_fps: float | None = None
+    pause_unwatched: bool = True        # --vcam alone: pause while no app reads the virtual camera (Linux)
     record: str | None = None
     snapshot_dir: str = "."
     stats: bool = False
@@ -129,6 +135,8 @@ class Settings:
                 raise UsageError("--every-frame is for video files (--source FILE), not cameras")
             if self.mode == "async":
                 raise UsageError("--every-frame needs --mode sync (each frame its own matte)")
+            if self.max_matte_rate is not None:
+                raise UsageError("--max-matte-rate is for live mode; with --every-frame use --matte-every N")
             self.mode = "sync"
         if self.output and not self.image:
             raise UsageError("--output is for photo mode: use it with --image (live mode records with --record)")
@@ -182,6 +190,13 @@ def _describe(hint: Any) -> str:
 
 
 _UnionType = type(int | None)
+
+
+def on_off(text: str) -> bool:
+    value = str(text).strip().lower()
+    if value not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
+    return value == "on"
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -243,6 +258,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--backgrounds-dir", help="folder of background pictures and videos (default backgrounds/)")
     g = p.add_argument_group("output")
     g.add_argument("--mode", help="sync (every frame its own matte) or async (camera rate, newest matte)")
+    g.add_argument("--motion-comp", type=on_off, metavar="on|off",
+                   help="move the newest matte onto each frame shown with it, along the optical flow, so edges "
+                        "keep up with motion between mattes (default on)")
+    g.add_argument("--matte-every", type=int, metavar="N",
+                   help="infer every N-th frame only; the frames between reuse the newest matte, motion-"
+                        "compensated (default 1: every frame the engine can take)")
+    g.add_argument("--skip-still", type=on_off, metavar="on|off",
+                   help="live: while nothing moves (beyond sensor noise), keep the matte instead of running "
+                        "the model again; re-checked every 2 s (default on)")
+    g.add_argument("--max-matte-rate", type=float, metavar="HZ",
+                   help="live: at most HZ mattes per second (less CPU; the output keeps the camera's rate)")
     g.add_argument("--no-window", dest="window", action="store_false", default=None, help="no preview window")
     g.add_argument("--no-mirror", dest="mirror", action="store_false", default=None,
                    help="do not mirror the preview")
@@ -251,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--vcam-device", help="virtual camera device, e.g. /dev/video10")
     g.add_argument("--vcam-backend", help="pyvirtualcam backend (v4l2loopback, obs, unitycapture)")
     g.add_argument("--vcam-fps", type=float, help="virtual camera frame rate (default: the source's)")
+    g.add_argument("--pause-unwatched", type=on_off, metavar="on|off",
+                   help="with --vcam as the only output: while no app reads the virtual camera, stop inference "
+                        "and send the last frame once a second (Linux v4l2loopback; default on)")
     g.add_argument("--record", metavar="FILE", help=f"record the output to a video file ({', '.join(RECORD_FORMATS)})")
     g.add_argument("--snapshot-dir", help="folder for snapshots (default: current folder)")
     g.add_argument("--stats", action="store_true", default=None,

@@ -1,4 +1,4 @@
-"""Inference threads: take the newest frame, run the engine, smooth, publish the matte."""
+"""Inference threads: take the newest frame, run the engine (at the chosen cadence), smooth, publish the matte."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from matting import MattingEngine, Smoother
+from matting.motion import MotionCompensator, SceneChange
 
 from .capture import FramePacket
 from .slots import LatestSlot, SlotClosed
@@ -22,6 +23,35 @@ class MatteResult:
     infer_s: float
 
 
+class MatteCadence:
+    """Which frames get a new matte: every ``every``-th frame (by capture index, so an
+    every-frame conversion is deterministic), at most ``max_rate`` mattes per second, and,
+    with ``skip_still``, not while the scene has not changed (see :class:`SceneChange`)."""
+
+    def __init__(self, every: int = 1, max_rate: float | None = None, skip_still: bool = False):
+        self.every, self.max_rate = max(1, int(every)), max_rate
+        self.still = SceneChange() if skip_still else None
+        self.last_index: int | None = None   # the newest frame that got a matte
+        self.last_at = float("-inf")
+
+    @property
+    def limited(self) -> bool:
+        return self.every > 1 or self.max_rate is not None or self.still is not None
+
+    def due(self, packet: FramePacket, now: float) -> bool:
+        """True (and remembered) when ``packet``'s frame, arriving at ``now``, should be inferred."""
+        if self.last_index is not None and (
+                packet.index - self.last_index < self.every
+                or (self.max_rate is not None and now - self.last_at < 1.0 / self.max_rate)):
+            return False
+        if self.still is not None and self.last_index is not None and not self.still.changed(packet.image, now):
+            return False
+        if self.still is not None and self.last_index is None:
+            self.still.reset(packet.image, now)
+        self.last_index, self.last_at = packet.index, now
+        return True
+
+
 class InferenceWorkers:
     """Inference threads: take the newest frame, run the engine, smooth, publish the matte.
 
@@ -30,13 +60,21 @@ class InferenceWorkers:
     frames are inferred concurrently and released to the smoother in capture
     order, which keeps more of a small CPU busy than one multi-threaded run
     whose every operator waits for its slowest thread.
+
+    With a ``cadence`` that skips frames: in sync mode (``reuse``) a skipped frame
+    still gets a matte, the newest one moved onto it by ``motion`` (in capture
+    order, so the result does not depend on timing); in async mode it is simply
+    not inferred (the render loop moves the newest matte onto every frame).
     """
 
     name = "inference"
 
     def __init__(self, engine: MattingEngine, smoother: Smoother, frames: LatestSlot[FramePacket],
-                 mattes: LatestSlot[MatteResult], stop: threading.Event, stats: RunStats, count: int = 1):
+                 mattes: LatestSlot[MatteResult], stop: threading.Event, stats: RunStats, count: int = 1,
+                 cadence: MatteCadence | None = None, reuse: bool = False, motion: MotionCompensator | None = None):
         self.engine, self.smoother = engine, smoother
+        self.cadence = cadence if cadence is not None and cadence.limited else None
+        self.reuse, self.motion = reuse, motion
         self.frames, self.mattes, self.stop_event, self.stats = frames, mattes, stop, stats
         self.error: BaseException | None = None
         self._threads = [threading.Thread(target=self._run, name=f"inference-{i}", daemon=True)
@@ -45,8 +83,16 @@ class InferenceWorkers:
         self._release_lock = threading.Lock()  # one worker feeds the smoother at a time
         self._state = threading.Lock()         # guards the two collections below
         self._pending: set[int] = set()        # claimed frames not yet released
-        self._done: dict[int, tuple[FramePacket, np.ndarray, float]] = {}
+        self._done: dict[int, tuple[FramePacket, np.ndarray | None, float]] = {}
+        self._last_inferred: tuple[FramePacket, np.ndarray] | None = None  # in release order
+        self.paused = threading.Event()  # set while nobody watches: frames are taken and dropped
         self._running = len(self._threads)
+
+    def seed(self, packet: FramePacket, alpha: np.ndarray) -> None:
+        """The matte the pipeline computed itself for the first frame."""
+        self._last_inferred = (packet, alpha)
+        if self.cadence is not None:
+            self.cadence.due(packet, time.monotonic())
 
     def start(self) -> None:
         for thread in self._threads:
@@ -68,18 +114,24 @@ class InferenceWorkers:
                         got = self.frames.take(timeout=0.1)
                     except SlotClosed:
                         return
-                    if got is None:
+                    if got is None or self.paused.is_set():
                         continue
                     seq, packet = got
+                    due = self.cadence is None or self.cadence.due(packet, time.monotonic())
+                    if not due and not self.reuse:
+                        continue  # async: the render loop moves the newest matte onto this frame
                     with self._state:
                         self._pending.add(seq)
-                alpha, pre_s, run_s = self.engine.infer_timed(packet.image)
-                self.stats.stage("preprocess", pre_s)
-                self.stats.stage("inference", run_s)
-                self.stats.record_matte(pre_s + run_s, time.monotonic())
+                alpha, infer_s = None, 0.0  # None: reuse the newest matte (released in order)
+                if due:
+                    alpha, pre_s, run_s = self.engine.infer_timed(packet.image)
+                    infer_s = pre_s + run_s
+                    self.stats.stage("preprocess", pre_s)
+                    self.stats.stage("inference", run_s)
+                    self.stats.record_matte(infer_s, time.monotonic())
                 with self._release_lock:
                     with self._state:
-                        self._done[seq] = (packet, alpha, pre_s + run_s)
+                        self._done[seq] = (packet, alpha, infer_s)
                     self._release_in_order()
         except BaseException as exc:
             self.error = exc
@@ -106,8 +158,22 @@ class InferenceWorkers:
                     return  # an earlier frame is still being inferred
                 self._pending.remove(first)
                 packet, alpha, infer_s = self._done.pop(first)
+            if alpha is None:
+                alpha = self._reused(packet)
+            else:
+                self._last_inferred = (packet, alpha)
             start = time.perf_counter()
             smoothed_items = self.smoother.push(packet, alpha, packet.image)
             self.stats.stage("smoothing", time.perf_counter() - start)
             for tagged, smoothed, _ in smoothed_items:
                 self.mattes.put(MatteResult(tagged, smoothed, infer_s))
+
+    def _reused(self, packet: FramePacket) -> np.ndarray:
+        """The newest matte (earlier in capture order), moved onto ``packet``'s frame."""
+        last_packet, last_alpha = self._last_inferred  # the cadence infers the first frame it sees
+        if self.motion is None:
+            return last_alpha
+        start = time.perf_counter()
+        alpha = self.motion.warp(last_alpha, last_packet.image, packet.image)
+        self.stats.stage("motion", time.perf_counter() - start)
+        return alpha

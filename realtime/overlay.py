@@ -28,8 +28,8 @@ def keys_banner() -> str:
 def hud_lines(stats: RunStats, background: str, state: ViewState, now: float) -> list[str]:
     latency = list(itertools.islice(reversed(stats.latency_ms), 30))  # newest 30, no full copy
     return [
-        f"{stats.output.rate(now):4.1f} fps  infer {stats.last_infer_ms():.0f} ms  "
-        f"latency {np.median(latency) if latency else float('nan'):.0f} ms",
+        f"{stats.output.rate(now):4.1f} fps  {stats.mattes.rate(now):4.1f} mattes/s  "
+        f"latency {np.median(latency) if latency else float('nan'):.0f} ms  cpu {stats.cpu_cores:.1f}",
         f"bg: {background}" + (f"  [{state.view}]" if state.view != "composite" else "")
         + ("  [paused]" if state.paused else ""),
     ]

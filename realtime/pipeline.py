@@ -36,11 +36,12 @@ import numpy as np
 
 from compositing import BackgroundLibrary, Compositor
 from matting import MattingEngine, Smoother, upsample_alpha
+from matting.motion import MotionCompensator
 
 from .capture import CaptureThread, FramePacket
 from .controls import Controls, TerminalKeys, ViewState, action_for_key, key_for_keycode
 from .errors import PipelineError
-from .inference import InferenceWorkers, MatteResult
+from .inference import InferenceWorkers, MatteCadence, MatteResult
 from .overlay import draw_notice, draw_panel, help_lines, hud_lines, keys_banner
 from .sinks import Sink, WindowSink, save_snapshot
 from .slots import LatestSlot, SlotClosed
@@ -69,6 +70,12 @@ class PipelineOptions:
     terminal_keys: bool = True          # read hotkeys from the terminal when there is no window
     lossless: bool = False              # every frame, in order (offline conversion of a file)
     inference_workers: int = 1
+    motion_comp: bool = True            # move a matte onto the shown frame when it belongs to an older one
+    matte_every: int = 1                # infer every N-th frame (the others reuse the newest matte)
+    max_matte_rate: float | None = None  # at most this many mattes per second
+    skip_still: bool = False            # no new matte while the scene has not changed (refreshed every 2 s)
+    pause_unwatched: bool = False       # when the virtual camera is the only sink and nobody reads it:
+                                        # no inference, the last frame again once a second
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -100,10 +107,18 @@ class Pipeline:
         self.mattes: LatestSlot[MatteResult] = LatestSlot(lossless=options.lossless)
         self.capture = CaptureThread(source, self.frames, self.stop_event, reconnect=options.reconnect,
                                      clock=clock, stats=self.stats)
+        motion = MotionCompensator() if options.motion_comp else None
+        self.motion = motion if options.mode == "async" else None  # the render loop's own (one thread)
         self.inference = InferenceWorkers(engine, smoother, self.frames, self.mattes, self.stop_event, self.stats,
-                                          count=options.inference_workers)
+                                          count=options.inference_workers,
+                                          cadence=MatteCadence(options.matte_every, options.max_matte_rate,
+                                                               options.skip_still),
+                                          reuse=options.mode == "sync", motion=motion if options.mode == "sync" else None)
         self.terminal = TerminalKeys(self.stop_event, banner=keys_banner()) \
             if (options.terminal_keys and window is None) else None
+        only = sinks[0] if len(sinks) == 1 and window is None else None
+        self._watched = only if options.pause_unwatched and hasattr(only, "watchers") else None
+        self.idle = False                # nobody reads the only sink: inference paused
         self.state = ViewState(mirror=options.mirror, hud=options.hud)
         self.controls = Controls(library, self.state, on_quit=lambda: self.stop("quit"), on_snapshot=self.snapshot)
         self._first_frame = first_frame  # read by the caller to size the sinks: do not lose it
@@ -143,6 +158,7 @@ class Pipeline:
                 if not self._step():
                     break
                 now = self.clock()
+                self.stats.sample_cpu()
                 if options.stats_every and now >= next_stats:
                     log.info("%s", self.stats.line(self.capture_rate(now), now))
                     next_stats = now + options.stats_every
@@ -177,6 +193,7 @@ class Pipeline:
         start = time.perf_counter()
         alpha = self.engine.infer(packet.image)
         self.stats.record_matte(time.perf_counter() - start, time.monotonic())
+        self.inference.seed(packet, alpha)
         for tagged, smoothed, _ in self.smoother.push(packet, alpha, packet.image):
             self.mattes.put(MatteResult(tagged, smoothed, 0.0))
         packet.captured_at = self.clock()
@@ -185,8 +202,30 @@ class Pipeline:
             self.frames.put(packet)
             self.frames.mark_taken(1)
 
+    def _check_idle(self) -> bool:
+        """True while nobody reads the only sink (and there is a frame to repeat)."""
+        if self._watched is None or self._last_output is None:
+            return False
+        idle = self._watched.watchers() == 0
+        if idle != self.idle:
+            self.idle = idle
+            if idle:
+                self.inference.paused.set()
+                log.info("nobody is watching the %s: inference paused (the last frame, once a second)",
+                         self._watched.name)
+            else:
+                self.inference.paused.clear()
+                log.info("the %s has a viewer again: resumed", self._watched.name)
+        return idle
+
     def _step(self) -> bool:
         """Produce at most one output frame. False when the stream has ended."""
+        if self._check_idle():
+            now = self.clock()
+            if now - self._last_output_at >= 1.0:
+                self._send(self._last_output, now)
+            self.stop_event.wait(0.05)
+            return not self.frames.closed
         # sync: driven by new mattes (each with its own frame); async: by new frames
         slot = self.mattes if self.mode == "sync" else self.frames
         try:
@@ -207,6 +246,11 @@ class Pipeline:
             alpha = result.alpha
             if result.packet.image.shape != packet.image.shape:
                 packet = result.packet  # resolution just changed: use the matte's own frame
+            elif self.motion is not None and result.packet is not packet:
+                # the matte belongs to an older frame: move its edges along with the person
+                start = time.perf_counter()
+                alpha = self.motion.warp(alpha, result.packet.image, packet.image)
+                self.stats.stage("motion", time.perf_counter() - start)
         self._emit(packet, alpha)
         return True
 

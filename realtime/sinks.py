@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from .errors import SinkError
+from .readers import DeviceReaders
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ class VirtualCameraSink(Sink):
     name = "virtual camera"
 
     def __init__(self, size: tuple[int, int], fps: float, device: str | None = None,
-                 backend: str | None = None, camera_factory=None):
+                 backend: str | None = None, camera_factory=None, watch: bool = False):
         try:
             import pyvirtualcam
         except ImportError:
@@ -160,6 +161,11 @@ class VirtualCameraSink(Sink):
             raise SinkError(f"{vcam_help()}\n(pyvirtualcam said: {reason})") from None
         log.info("virtual camera started: %s (%dx%d @ %.0f fps)", getattr(self._cam, "device", "?"),
                  size[0], size[1], fps)
+        self._readers = DeviceReaders(self.device) if watch and self.device else None
+
+    def watchers(self) -> int | None:
+        """Other processes reading the device now (v4l2loopback on Linux); ``None`` when unknown."""
+        return self._readers.count() if self._readers is not None else None
 
     @property
     def device(self) -> str:
@@ -169,6 +175,9 @@ class VirtualCameraSink(Sink):
         self._cam.send(np.ascontiguousarray(_fit(frame, self.size)))
 
     def close(self):
+        if self._readers is not None:
+            self._readers.close()
+            self._readers = None
         if self._cam is not None:
             self._cam.close()
             self._cam = None

@@ -49,6 +49,20 @@ class RunStats:
         self.stages: dict[str, deque[float]] = {}
         self._keep = keep
         self.outputs = 0
+        self.first_output_at: float | None = None
+        self.last_output_at: float | None = None
+        # process CPU time, in cores (1.0 = one core busy), over the last second or so
+        self.cpu_cores = float("nan")
+        self._cpu_started = time.process_time()
+        self._cpu_mark = (self.started, self._cpu_started)
+
+    def sample_cpu(self) -> float:
+        """Update and return :attr:`cpu_cores` (cheap: recomputed at most once a second)."""
+        now, cpu = time.monotonic(), time.process_time()
+        if now - self._cpu_mark[0] >= 1.0:
+            self.cpu_cores = (cpu - self._cpu_mark[1]) / (now - self._cpu_mark[0])
+            self._cpu_mark = (now, cpu)
+        return self.cpu_cores
 
     def stage(self, name: str, seconds: float) -> None:
         """Record one duration of a pipeline stage (thread-safe enough: deque appends are atomic)."""
@@ -56,9 +70,6 @@ class RunStats:
         if bucket is None:
             bucket = self.stages.setdefault(name, deque(maxlen=self._keep))
         bucket.append(seconds * 1000.0)
-
-    first_output_at: float | None = None
-    last_output_at: float | None = None
 
     def steady_fps(self) -> float:
         """Output rate between the first and last output (excludes start-up)."""
@@ -91,7 +102,8 @@ class RunStats:
         recent = list(self.latency_ms)[-300:]
         return (f"output {self.output.rate(now):5.1f} fps | capture {capture_fps:5.1f} fps | "
                 f"mattes {self.mattes.rate(now):5.1f}/s ({self.percentile(list(self.infer_ms)[-50:], 50):.0f} ms) | "
-                f"latency p50 {self.percentile(recent, 50):.0f} ms p95 {self.percentile(recent, 95):.0f} ms")
+                f"latency p50 {self.percentile(recent, 50):.0f} ms p95 {self.percentile(recent, 95):.0f} ms | "
+                f"cpu {self.cpu_cores:.2f} cores")
 
     def summary(self, capture_frames: int) -> str:
         elapsed = max(1e-9, time.monotonic() - self.started)
@@ -99,4 +111,5 @@ class RunStats:
                 f"capture {capture_frames / elapsed:.1f} fps, mattes {self.mattes.count / elapsed:.1f}/s "
                 f"(inference p50 {self.percentile(self.infer_ms, 50):.0f} ms), latency p50 "
                 f"{self.percentile(self.latency_ms, 50):.0f} ms, p95 {self.percentile(self.latency_ms, 95):.0f} ms, "
-                f"p99 {self.percentile(self.latency_ms, 99):.0f} ms")
+                f"p99 {self.percentile(self.latency_ms, 99):.0f} ms; cpu "
+                f"{(time.process_time() - self._cpu_started) / elapsed:.2f} cores")

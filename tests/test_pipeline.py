@@ -257,3 +257,35 @@ def test_lossless_with_two_workers_keeps_order_and_every_frame():
 def test_several_workers_need_a_thread_safe_engine():
     with pytest.raises(ValueError, match="cannot run several inference workers"):
         make_pipeline(SyntheticSource(frames=3), IndexEngine(), mode="sync", inference_workers=2)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_matte_every_n_in_every_frame_mode_is_deterministic(workers):
+    """--every-frame --matte-every 3: frames 0, 3, 6, ... are inferred; every other frame gets the
+    newest earlier matte, in capture order, whatever the workers' timing."""
+    import random
+
+    class JitteryEngine(IndexEngine):
+        thread_safe = True
+
+        def infer(self, frame):
+            time.sleep(random.uniform(0.0, 0.02))
+            return super().infer(frame)
+
+    engine = JitteryEngine()
+    pipeline = make_pipeline(SyntheticSource(frames=31, fps=1000), engine, mode="sync", lossless=True,
+                             inference_workers=workers, matte_every=3, motion_comp=False)
+    pairs = spy_emit(pipeline)
+    pipeline.run()
+    assert pairs == [(t, 3 * (t // 3)) for t in range(31)]
+    assert engine.calls == 11 and pipeline.stats.mattes.count == 11
+
+
+def test_max_matte_rate_caps_inference_not_output():
+    source = SyntheticSource(fps=60)
+    engine = IndexEngine()
+    pipeline = make_pipeline(source, engine, mode="async", duration=3.0, max_matte_rate=4.0)
+    stats = pipeline.run()
+    elapsed = time.monotonic() - stats.started
+    assert engine.calls <= 4.0 * elapsed + 2
+    assert stats.outputs >= 0.5 * 60 * elapsed  # the output keeps (near) the camera's rate

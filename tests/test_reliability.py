@@ -359,3 +359,36 @@ def test_video_over_http_is_paced_like_a_file(vlog_path):
         source.close()
     finally:
         httpd.shutdown()
+
+
+def test_unwatched_virtual_camera_pauses_inference_until_an_app_opens_it(tmp_path):
+    """A regular file stands in for /dev/video10; a reader process opening it is the call app."""
+    import threading
+
+    from fakes import wait_until
+
+    device = tmp_path / "video10"
+    device.write_bytes(b"")
+    FakeVirtualCamera.instances.clear()
+    vcam = VirtualCameraSink((96, 64), 30, device=str(device), camera_factory=FakeVirtualCamera, watch=True)
+    engine = IndexEngine()
+    pipeline = make_pipeline(SyntheticSource(fps=30), engine, mode="async", sinks=[vcam], pause_unwatched=True)
+    runner = threading.Thread(target=pipeline.run)
+    runner.start()
+    cam = FakeVirtualCamera.instances[-1]
+    try:
+        wait_until(lambda: pipeline.idle, timeout=10, what="the pause while nobody watches")
+        calls, sent = engine.calls, len(cam.frames)
+        time.sleep(1.5)
+        assert engine.calls <= calls + 1                # inference stopped
+        assert 1 <= len(cam.frames) - sent <= 3         # a still frame about once a second
+        reader = subprocess.Popen([sys.executable, "-c", f"import time; f = open({str(device)!r}); time.sleep(2)"])
+        wait_until(lambda: not pipeline.idle, timeout=10, what="the resume when an app opens the device")
+        calls = engine.calls
+        wait_until(lambda: engine.calls > calls + 5, timeout=10, what="inference to run again")
+        reader.wait(10)
+        wait_until(lambda: pipeline.idle, timeout=10, what="the pause after the app closed the device")
+    finally:
+        pipeline.stop()
+        runner.join(10)
+    assert not runner.is_alive()

@@ -1,0 +1,125 @@
+"""Motion between frames: move a matte onto a later frame by optical flow; tell a still scene from a moving one.
+
+When inference is slower than the camera, each shown frame is cut with a matte
+computed on an older frame, so edges trail a moving person. Backward-warping
+that matte along dense optical flow (OpenCV's DIS flow, on small gray frames)
+moves the edges with the person. Where the flow is unreliable (occlusions,
+cuts, fast motion), forward and backward flow disagree: there the unwarped
+matte is kept instead of smearing.
+
+Frames are BGR uint8 (any size); alphas float32 in [0, 1] at any size.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+#: Width of the gray frames the flow is computed on (height keeps the aspect ratio).
+FLOW_WIDTH = 256
+#: Forward-backward disagreement (in flow pixels) above which a pixel's flow is not trusted.
+CONSISTENCY_PX = 2.0
+#: Mean gray-level difference of the small frames below which nothing is warped.
+STILL_MEAN_DIFF = 0.5
+
+
+class MotionCompensator:
+    """``warp(alpha, from_frame, to_frame)``: the matte of ``from_frame`` as it lies on ``to_frame``.
+
+    The flow frame of ``from_frame`` is cached (mattes are reused for several
+    shown frames), so each call costs one small resize and two DIS flows.
+    """
+
+    def __init__(self, flow_width: int = FLOW_WIDTH, consistency_px: float = CONSISTENCY_PX):
+        self.flow_width = flow_width
+        self.consistency_px = consistency_px
+        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        self._cached: tuple[int, np.ndarray] | None = None  # (id of the frame, its gray flow frame)
+        self._grid: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def _gray(self, frame: np.ndarray) -> np.ndarray:
+        h, w = frame.shape[:2]
+        size = (self.flow_width, max(8, round(h * self.flow_width / w)))
+        small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+
+    def _gray_cached(self, frame: np.ndarray) -> np.ndarray:
+        if self._cached is None or self._cached[0] != id(frame):
+            self._cached = (id(frame), self._gray(frame))
+        return self._cached[1]
+
+    def _mesh(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        grid = self._grid.get((h, w))
+        if grid is None:
+            ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+            grid = self._grid[(h, w)] = (xs, ys)
+        return grid
+
+    def flows(self, from_frame: np.ndarray, to_frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(backward, reliable)`` at flow size: for each pixel of ``to_frame``, where it was in
+        ``from_frame``, and whether forward and backward flow agree there."""
+        src, dst = self._gray_cached(from_frame), self._gray(to_frame)
+        backward = self._dis.calc(dst, src, None)   # to -> from
+        forward = self._dis.calc(src, dst, None)    # from -> to
+        h, w = backward.shape[:2]
+        xs, ys = self._mesh(h, w)
+        # where the backward flow lands, the forward flow should bring the pixel back
+        there = cv2.remap(forward, xs + backward[..., 0], ys + backward[..., 1], cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+        error = np.hypot(backward[..., 0] + there[..., 0], backward[..., 1] + there[..., 1])
+        return backward, error < self.consistency_px
+
+    def warp(self, alpha: np.ndarray, from_frame: np.ndarray, to_frame: np.ndarray) -> np.ndarray:
+        """The matte of ``from_frame`` moved onto ``to_frame`` (same shape and dtype as ``alpha``)."""
+        if from_frame is to_frame or from_frame.shape != to_frame.shape:
+            return alpha
+        if cv2.absdiff(self._gray_cached(from_frame), self._gray(to_frame)).mean() < STILL_MEAN_DIFF:
+            return alpha  # nothing moved (beyond sensor noise): no flow to follow
+        backward, reliable = self.flows(from_frame, to_frame)
+        ah, aw = alpha.shape[:2]
+        fh, fw = backward.shape[:2]
+        if (fh, fw) != (ah, aw):
+            backward = cv2.resize(backward, (aw, ah), interpolation=cv2.INTER_LINEAR)
+            backward[..., 0] *= aw / fw
+            backward[..., 1] *= ah / fh
+            reliable = cv2.resize(reliable.astype(np.uint8), (aw, ah), interpolation=cv2.INTER_NEAREST) > 0
+        xs, ys = self._mesh(ah, aw)
+        warped = cv2.remap(alpha, xs + backward[..., 0], ys + backward[..., 1], cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+        return np.where(reliable, warped, alpha).astype(alpha.dtype, copy=False)
+
+
+class SceneChange:
+    """Has the input changed beyond sensor noise since the frame the newest matte was computed on?
+
+    Frames are compared at 64 px wide (area averaging removes most sensor noise):
+    the scene counts as changed when more than ``share`` of the pixels moved by
+    more than ``noise`` gray levels. A still scene is re-checked with a real
+    matte every ``refresh_s`` seconds anyway (light changes slowly, people sit still).
+    """
+
+    WIDTH = 64
+
+    def __init__(self, noise: float = 8.0, share: float = 0.002, refresh_s: float = 2.0):
+        self.noise, self.share, self.refresh_s = noise, share, refresh_s
+        self._reference: np.ndarray | None = None
+        self._reference_at = float("-inf")
+
+    def _small(self, frame: np.ndarray) -> np.ndarray:
+        h, w = frame.shape[:2]
+        small = cv2.resize(frame, (self.WIDTH, max(4, round(h * self.WIDTH / w))), interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+
+    def changed(self, frame: np.ndarray, now: float) -> bool:
+        """True when ``frame`` needs a new matte; it then becomes the reference."""
+        small = self._small(frame)
+        still = (self._reference is not None and self._reference.shape == small.shape
+                 and now - self._reference_at < self.refresh_s
+                 and (cv2.absdiff(small, self._reference) > self.noise).mean() <= self.share)
+        if not still:
+            self._reference, self._reference_at = small, now
+        return not still
+
+    def reset(self, frame: np.ndarray, now: float) -> None:
+        """A matte was computed for ``frame`` for another reason: compare against it from now on."""
+        self._reference, self._reference_at = self._small(frame), now

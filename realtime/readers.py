@@ -1,0 +1,91 @@
+"""Who watches the virtual camera: other processes holding its device node open (Linux, inotify).
+
+A call app opens ``/dev/videoN`` when it shows the camera and closes it when it
+stops. Counting opens and closes with inotify (as Linux-Fake-Background-Webcam
+does), after counting the processes that already had it open when we started
+(a scan of ``/proc/*/fd``), tells the pipeline when nobody is watching, so it
+can stop inference and send a still frame instead. Anywhere else (another OS,
+a device without inotify) the count is unknown and nothing is paused.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import struct
+import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+IN_OPEN, IN_CLOSE_WRITE, IN_CLOSE_NOWRITE = 0x20, 0x08, 0x10
+_EVENT = struct.Struct("iIII")  # wd, mask, cookie, len (then len bytes of name)
+
+
+def openers(path: str | os.PathLike, exclude_pid: int | None = None) -> int:
+    """How many open file descriptors of other processes point at ``path`` (from /proc)."""
+    target = os.path.realpath(path)
+    count = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == exclude_pid:
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                try:
+                    if os.readlink(fd) == target:
+                        count += 1
+                except OSError:
+                    continue
+        except OSError:  # another user's process, or it just ended
+            continue
+    return count
+
+
+class DeviceReaders:
+    """``count()``: how many other processes have the device open now; ``None`` when unknown."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = str(path)
+        self._fd = -1
+        self._count: int | None = None
+        if not sys.platform.startswith("linux") or not os.path.exists(self.path):
+            return
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            log.debug("inotify unavailable for %s: errno %d", self.path, ctypes.get_errno())
+            return
+        if libc.inotify_add_watch(fd, self.path.encode(), IN_OPEN | IN_CLOSE_WRITE | IN_CLOSE_NOWRITE) < 0:
+            log.debug("cannot watch %s: errno %d", self.path, ctypes.get_errno())
+            os.close(fd)
+            return
+        self._fd = fd
+        self._count = openers(self.path, exclude_pid=os.getpid())
+
+    def count(self) -> int | None:
+        """Drain the pending open/close events and return the number of other openers."""
+        if self._fd < 0:
+            return None
+        while True:
+            try:
+                data = os.read(self._fd, 4096)
+            except BlockingIOError:
+                break
+            except OSError:
+                return self._count
+            offset = 0
+            while offset + _EVENT.size <= len(data):
+                _, mask, _, length = _EVENT.unpack_from(data, offset)
+                offset += _EVENT.size + length
+                if mask & IN_OPEN:
+                    self._count += 1
+                elif mask & (IN_CLOSE_WRITE | IN_CLOSE_NOWRITE):
+                    self._count = max(0, self._count - 1)
+        return self._count
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1

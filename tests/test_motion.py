@@ -1,0 +1,141 @@
+"""Motion compensation: a reused matte follows a moving person between mattes."""
+
+import threading
+import time
+
+import numpy as np
+from fakes import make_pipeline
+from matting import MattingEngine
+from matting.motion import MotionCompensator
+from realtime.sources import FrameSource, Pacer
+
+H, W, SIZE, SPEED = 144, 256, 48, 3  # a textured square moving SPEED px per frame over a textured room
+
+
+def scene(t: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frame t (BGR uint8) and its true alpha: a textured square whose left edge is at 40 + SPEED*t."""
+    rng = np.random.default_rng(0)
+    room = rng.integers(0, 120, (H, W, 3), dtype=np.uint8)
+    person = np.random.default_rng(1).integers(130, 255, (SIZE, SIZE, 3), dtype=np.uint8)
+    x = (40 + SPEED * t) % (W - SIZE)
+    frame = room.copy()
+    frame[40:40 + SIZE, x:x + SIZE] = person
+    alpha = np.zeros((H, W), np.float32)
+    alpha[40:40 + SIZE, x:x + SIZE] = 1.0
+    return frame, alpha
+
+
+def test_warp_moves_the_matte_onto_the_later_frame():
+    frame0, alpha0 = scene(0)
+    frame4, alpha4 = scene(4)
+    warped = MotionCompensator().warp(alpha0, frame0, frame4)
+    assert np.abs(warped - alpha4).mean() < 0.4 * np.abs(alpha0 - alpha4).mean()
+
+
+def test_unreliable_flow_keeps_the_matte_as_it_is():
+    """A cut to an unrelated picture: the flow cannot be trusted, so the matte must not be smeared."""
+    frame0, alpha0 = scene(0)
+    other = np.random.default_rng(7).integers(0, 255, (H, W, 3), dtype=np.uint8)
+    warped = MotionCompensator().warp(alpha0, frame0, other)
+    assert np.abs(warped - alpha0).mean() < 0.25 * np.abs(alpha0).mean()
+
+
+class MovingSquare(FrameSource):
+    name, live = "moving square", False
+
+    def __init__(self, frames=60, fps=30.0):
+        self.frames, self.fps = frames, fps
+        self.pacer = Pacer(fps)
+
+    def open(self):
+        self.pacer.restart()
+
+    def wait(self, stop):
+        self.pacer.wait(stop)
+
+    def resync(self):
+        self.pacer.resync()
+
+    def read(self):
+        if self.pacer.count >= self.frames:
+            return None
+        frame, _ = scene(self.pacer.count)
+        frame[0, 0, 0] = self.pacer.count  # the frame's number, for the spy
+        self.pacer.count += 1
+        return frame
+
+
+class SlowTruth(MattingEngine):
+    """The true alpha of the frame, after a delay: a slow but perfect engine."""
+
+    name = "slow truth"
+
+    def output_shape(self, frame_hw):
+        return (H, W)
+
+    def infer(self, frame):
+        time.sleep(0.15)
+        return scene(int(frame[0, 0, 0]))[1]
+
+
+def edge_errors(motion_comp: bool) -> tuple[float, object]:
+    """Mean |alpha - truth| of every output of an async run over the moving square."""
+    pipeline = make_pipeline(MovingSquare(), SlowTruth(), mode="async", motion_comp=motion_comp)
+    errors = []
+    original = pipeline._emit
+
+    def emit(packet, alpha):
+        truth = scene(int(packet.image[0, 0, 0]))[1]
+        errors.append(float(np.abs(alpha - truth).mean()))
+        original(packet, alpha)
+
+    pipeline._emit = emit
+    runner = threading.Thread(target=pipeline.run)
+    runner.start()
+    runner.join(30)
+    assert not runner.is_alive() and len(errors) > 30
+    return float(np.mean(errors)), pipeline
+
+
+def test_async_pipeline_edges_follow_motion_between_mattes():
+    without, plain = edge_errors(motion_comp=False)
+    with_, compensated = edge_errors(motion_comp=True)
+    assert with_ < 0.6 * without, (with_, without)
+    assert "motion" in compensated.stats.stages and "motion" not in plain.stats.stages
+
+
+def test_scene_change_ignores_sensor_noise_and_sees_motion():
+    from matting.motion import SceneChange
+
+    frame, _ = scene(0)
+    rng = np.random.default_rng(3)
+    check = SceneChange(refresh_s=2.0)
+    assert check.changed(frame, now=0.0)  # nothing to compare with yet
+    for i in range(1, 20):  # the same scene with sensor noise of +-6 levels
+        noisy = np.clip(frame.astype(np.int16) + rng.integers(-6, 7, frame.shape), 0, 255).astype(np.uint8)
+        assert not check.changed(noisy, now=0.05 * i)
+    assert check.changed(scene(3)[0], now=1.1)       # the person moved 9 px
+    assert not check.changed(scene(3)[0], now=1.2)
+    assert check.changed(scene(3)[0], now=3.2)       # still, but 2 s since the last matte: refresh
+
+
+def test_still_scene_skips_inference_in_a_live_run():
+    class Still(MovingSquare):
+        def read(self):
+            frame = super().read()
+            if frame is not None:
+                frame[:] = scene(0)[0]
+                frame[0, 0, 0] = 0
+            return frame
+
+    class Counting(SlowTruth):
+        calls = 0
+
+        def infer(self, frame):
+            Counting.calls += 1
+            return scene(0)[1]
+
+    pipeline = make_pipeline(Still(frames=90, fps=30), Counting(), mode="async", skip_still=True)
+    stats = pipeline.run()
+    assert stats.outputs >= 60
+    assert Counting.calls <= 3  # the first matte, and a refresh every 2 s of a 3-s clip
