@@ -55,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .config import settings_from_args
 
         settings = settings_from_args(args)
+        setup_logging(settings.verbose)  # verbose may come from a config file
         if settings.export_onnx:
             return export_onnx(settings)
         if settings.image:

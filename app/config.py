@@ -127,7 +127,10 @@ class Settings:
             raise UsageError(f"--size must be positive and at most {MAX_CAMERA_SIDE} per side, "
                              f"got {self.size[0]}x{self.size[1]}")
         if self.record and Path(self.record).suffix.lower() not in RECORD_FORMATS:
-            raise UsageError(f"--record {self.record}: use a file name ending in {' or '.join(RECORD_FORMATS)}")
+            raise UsageError(f"--record {self.record}: use a file name ending in {', '.join(RECORD_FORMATS)}")
+        if self.record and self.source and _same_file(self.record, self.source):
+            raise UsageError(f"--record {self.record} is the --source video: it would be overwritten; "
+                             f"record to another file")
         if self.fourcc is not None and len(self.fourcc) != 4:
             raise UsageError(f"--fourcc must be 4 characters (e.g. MJPG, YUYV), got {self.fourcc!r}")
         if self.every_frame:
@@ -148,6 +151,14 @@ class Settings:
                 raise UsageError(f"{', '.join(ignored)} cannot be used with --image (photo mode): "
                                  f"drop {'it' if len(ignored) == 1 else 'them'}, or drop --image for live mode")
         return self
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve() or (Path(a).exists() and Path(b).exists()
+                                                          and Path(a).samefile(b))
+    except OSError:
+        return False
 
 
 def flag(name: str) -> str:
@@ -338,9 +349,13 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
     """Parse ``argv`` (and ``--config``) into validated :class:`Settings`."""
     args = build_parser().parse_args(argv)
     values: dict[str, Any] = {}
+    given = {key for key, value in vars(args).items() if key != "config" and value is not None}
     if args.config:
         values.update(load_config_file(args.config))
-    for key, value in vars(args).items():
-        if key != "config" and value is not None:
-            values[key] = value
+        if values.get("image") or args.image:
+            # one config file serves both modes: its live-only settings do not apply to photos
+            for name in LIVE_ONLY:
+                if name not in given and values.pop(name, None) not in (None, False):
+                    log.debug("photo mode: ignoring %s from %s", name, args.config)
+    values.update({key: getattr(args, key) for key in given})
     return Settings(**values).validate()

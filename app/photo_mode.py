@@ -10,7 +10,6 @@ an output that would land on an input is refused.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -78,15 +77,18 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def _file_id(path: Path) -> tuple[int, int] | None:
     try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
+        st = path.stat()
     except OSError:
-        return a.resolve() == b.resolve()
+        return None
+    return st.st_dev, st.st_ino
 
 
-def plan_outputs(src: Path, dst: Path, transparent: bool) -> list[tuple[Path, Path]]:
-    """``(input, output)`` pairs; refuses (PhotoError) anything that would replace an input."""
+def plan_outputs(src: Path, dst: Path, transparent: bool,
+                 protected: tuple[Path, ...] = ()) -> list[tuple[Path, Path]]:
+    """``(input, output)`` pairs; refuses (PhotoError) anything that would replace an input
+    (or one of the ``protected`` files, such as the background picture)."""
     ext = ".png" if transparent else ".jpg"
     if not src.exists():
         raise PhotoError(f"input not found: {src}")
@@ -95,7 +97,7 @@ def plan_outputs(src: Path, dst: Path, transparent: bool) -> list[tuple[Path, Pa
             raise PhotoError(f"--image is a folder, so --output must be a folder too: {dst} is a file")
         if not dst.exists() and dst.suffix.lower() in IMAGE_EXTENSIONS:
             raise PhotoError(f"--image is a folder, so --output must be a folder, not a picture name: {dst}")
-        if _same_file(src, dst):
+        if _file_id(src) is not None and _file_id(src) == _file_id(dst):
             raise PhotoError(f"--output {dst} is the input folder: the originals would be replaced; "
                              f"write into another folder")
         inputs = list_images(src)
@@ -103,26 +105,33 @@ def plan_outputs(src: Path, dst: Path, transparent: bool) -> list[tuple[Path, Pa
             raise PhotoError(f"no pictures ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {src}")
         pairs, used = [], set()
         for picture in inputs:
-            target = dst / (picture.stem + ext)
-            if target.name in used:  # a.jpg and a.png in one folder: keep both results
-                target = dst / f"{picture.stem}_{picture.suffix.lstrip('.').lower()}{ext}"
-            used.add(target.name)
+            target, n = dst / (picture.stem + ext), 1
+            while target.name.lower() in used:  # a.jpg and a.png in one folder: keep both results
+                suffix = picture.suffix.lstrip(".").lower() + ("" if n == 1 else f"_{n}")
+                target, n = dst / f"{picture.stem}_{suffix}{ext}", n + 1
+            used.add(target.name.lower())
             pairs.append((picture, target))
     else:
         target = dst / (src.stem + ext) if dst.is_dir() else dst
         check_output_name(target, transparent)
         pairs = [(src, target)]
-    for picture, target in pairs:
-        if _same_file(picture, target) or (src.is_dir() and any(_same_file(p, target) for p, _ in pairs)):
+    # one stat per file: a folder of thousands of pictures is planned in milliseconds
+    keep = {i for i in map(_file_id, [p for p, _ in pairs] + list(protected)) if i is not None}
+    for _, target in pairs:
+        if _file_id(target) in keep:
             raise PhotoError(f"{target} is an input picture: refusing to overwrite it; choose another --output")
     return pairs
 
 
 def run_photo(engine: MattingEngine, input_path: str, output_path: str, background: Background,
-              compositor: Compositor, progress: bool = True) -> BatchReport:
-    """Process one picture or every picture of a folder; see the module docstring."""
+              compositor: Compositor, progress: bool = True,
+              targets: list[tuple[Path, Path]] | None = None) -> BatchReport:
+    """Process one picture or every picture of a folder; see the module docstring.
+
+    ``targets``: the plan from :func:`plan_outputs`, if already made."""
     src, dst = Path(input_path), Path(output_path)
-    targets = plan_outputs(src, dst, background.transparent)
+    if targets is None:
+        targets = plan_outputs(src, dst, background.transparent, protected=_background_files(background))
     if src.is_dir():
         try:
             dst.mkdir(parents=True, exist_ok=True)
@@ -160,13 +169,19 @@ def run_photo(engine: MattingEngine, input_path: str, output_path: str, backgrou
     return report
 
 
+def _background_files(background: Background) -> tuple[Path, ...]:
+    path = getattr(background, "path", None)
+    return (Path(path),) if path else ()
+
+
 def run_photo_mode(settings: Settings) -> int:
     """The CLI's photo mode: prints each written path; exit 1 when some pictures of a batch failed."""
     background = build_background(settings, photo=True)
-    plan_outputs(Path(settings.image), Path(settings.output), background.transparent)  # before loading a model
+    targets = plan_outputs(Path(settings.image), Path(settings.output), background.transparent,
+                           protected=_background_files(background))  # before loading a model
     engine = build_engine(settings, photo=True)
     compositor = build_compositor(settings, engine, photo=True)
-    report = run_photo(engine, settings.image, settings.output, background, compositor)
+    report = run_photo(engine, settings.image, settings.output, background, compositor, targets=targets)
     for path in report.written:
         print(path)
     if report.failed:

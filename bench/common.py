@@ -51,5 +51,11 @@ def pipeline_for(clip: str | Path, **values):
     run = settings(source=str(clip), **values)
     source = VideoSource(str(clip), loop=run.loop, pace=not run.every_frame)
     source.open()
-    first = source.read()
-    return build_pipeline(run, source, first, interactive=False), source
+    try:
+        first = source.read()
+        if first is None:
+            raise SystemExit(f"{clip} has no frames")
+        return build_pipeline(run, source, first, interactive=False), source
+    except BaseException:
+        source.close()
+        raise

@@ -123,12 +123,14 @@ class ImageBackground(Background):
     def __init__(self, source: str | os.PathLike | np.ndarray, fit: str = "cover", name: str | None = None):
         if fit not in FIT_MODES:
             raise BackgroundError(f"unknown fit mode {fit!r}: use one of {', '.join(FIT_MODES)}")
+        self.path: Path | None = None  # the file it came from, if any
         if isinstance(source, np.ndarray):
             self.image = to_bgr8(source)
             self.name = name or "image"
         else:
             self.image = read_image(source, max_side=MAX_BACKGROUND_SIDE)
             self.name = name or Path(source).stem
+            self.path = Path(source)
         self.fit = fit
         self._cache: tuple[tuple, np.ndarray] | None = None
 

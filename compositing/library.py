@@ -44,6 +44,8 @@ class BackgroundLibrary:
         self.clock = clock
         self._signature: tuple = ()
         self._last_scan = -1e9
+        self._readable: dict[tuple[str, float], bool] = {}  # (name, mtime+size) -> header check result
+        self._recheck = False  # a file was still being written at the last scan: look again
         self._loaded: dict[str, Background] = {}
         self._custom: Entry | None = None
         if initial is not None:
@@ -81,19 +83,30 @@ class BackgroundLibrary:
         self._last_scan = now
         files = self._scan_folder()
         signature = tuple((p.name, _mtime(p)) for p in files)
-        if not force and signature == self._signature:
+        if not force and signature == self._signature and not self._recheck:
             return False
+        self._recheck = False
         self._signature = signature
         current = self.entries[self.index].name if self.entries else None
         entries = self._builtins()
         if self._custom is not None and all(e.name != self._custom.name for e in entries):
             entries.insert(0, self._custom)
-        for path in files:
-            if not looks_readable(path):
+        readable = {}
+        for path, key in zip(files, signature):
+            # each file is checked once per version, so a change in the folder costs one check
+            # (this runs in the render loop), not one per file
+            ok = self._readable[key] if key in self._readable else looks_readable(path)
+            if not ok and _being_written(path):
+                self._recheck = True  # probably still being copied in: no verdict yet
+                continue
+            if not ok and key not in self._readable:
                 log.warning("skipping background %s: not a picture or video that can be read", path.name)
+            readable[key] = ok
+            if not ok:
                 continue
             stem = path.stem if all(e.name != path.stem for e in entries) else path.name
             entries.append(Entry(stem, lambda p=path: load_background_file(p, fit=self.fit), path=path))
+        self._readable = readable
         # Forget loaded files that changed or vanished, so edits show up.
         keep = {e.name for e in entries}
         for name in list(self._loaded):
@@ -158,6 +171,14 @@ class BackgroundLibrary:
         for background in self._loaded.values():
             background.close()
         self._loaded.clear()
+
+
+def _being_written(path: Path, quiet_s: float = 2.0) -> bool:
+    """Modified in the last ``quiet_s`` seconds: probably still being copied in (checked again later)."""
+    try:
+        return time.time() - path.stat().st_mtime < quiet_s
+    except OSError:
+        return False
 
 
 def _mtime(path: Path) -> float:

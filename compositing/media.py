@@ -71,15 +71,27 @@ def probe_image(path: str | os.PathLike) -> tuple[int, int, int | None] | None:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies
             with Image.open(path) as im:
                 width, height = im.size
-                try:
-                    orientation = im.getexif().get(0x0112)
-                except Exception:  # a damaged EXIF block: show the picture as stored
-                    orientation = None
+                orientation = _orientation(im)
     except Image.DecompressionBombError:  # far over the limit: Pillow refuses to open it at all
         raise MediaError(f"image is too large (over {MAX_PICTURE_PIXELS / 1e6:.0f} megapixels): {path}") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None
     return width, height, orientation if isinstance(orientation, int) else None
+
+
+def _orientation(im) -> int | None:
+    """The EXIF orientation tag from the header only (``getexif()`` would decode a PNG's pixels)."""
+    from PIL import Image
+
+    try:
+        if im.format in ("TIFF", "MPO", "JPEG") or "exif" not in im.info:
+            exif = im.getexif() if im.format in ("TIFF", "MPO", "JPEG") else None
+        else:
+            exif = Image.Exif()
+            exif.load(im.info["exif"])
+        return exif.get(0x0112) if exif is not None else None
+    except Exception:  # a damaged EXIF block: show the picture as stored
+        return None
 
 
 def read_image(path: str | os.PathLike, max_side: int | None = None) -> np.ndarray:

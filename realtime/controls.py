@@ -109,34 +109,47 @@ class KeyDecoder:
                 self._pending = text[i:]
                 break
             sequence = text[i:end]
-            if len(sequence) == 2 and sequence[1] == "\x1b":  # ESC ESC: the first one was alone
+            if sequence == "\x1b\x1b":  # ESC ESC: the first one was a lone Esc
                 keys.append("Esc")
                 i += 1
                 continue
             if len(sequence) == 3 and sequence[1] in "[O" and sequence[2] in self._ARROWS:
                 keys.append(self._ARROWS[sequence[2]])
-            i = end  # anything else (F-keys, Home, Alt+key) is ignored
+            i = end  # anything else (F-keys, Home, Alt+key, Alt+arrow) is ignored
         return keys
 
     def flush(self) -> list[str]:
-        """Nothing more arrived: a pending lone ESC is the Esc key."""
+        """Nothing more arrived: a pending lone ESC (or ESC ESC) is the Esc key."""
         pending, self._pending = self._pending, ""
-        return ["Esc"] if pending == "\x1b" else []
+        return ["Esc"] if pending and set(pending) == {"\x1b"} else []
 
     @staticmethod
     def _sequence_end(text: str, start: int) -> int | None:
-        """Index just past the escape sequence starting at ``start``, or ``None`` if incomplete."""
+        """Index just past the escape sequence starting at ``start``, or ``None`` if incomplete.
+
+        ``ESC ESC`` followed by a sequence is that sequence with Alt (Meta) held: one
+        sequence, ignored, not an Esc then an arrow.
+        """
         if start + 1 >= len(text):
             return None
         kind = text[start + 1]
+        if kind == "\x1b":
+            if start + 2 >= len(text):
+                return None  # ESC ESC: a lone Esc, or Alt + a sequence still arriving
+            if text[start + 2] in "[O":
+                inner = KeyDecoder._sequence_end(text, start + 1)
+                return None if inner is None else inner
+            return start + 2
         if kind == "[":  # CSI: parameters, then a final byte in @..~
+            if start + 2 < len(text) and text[start + 2] == "[":  # Linux console F1-F5: ESC [ [ A..E
+                return start + 4 if start + 3 < len(text) else None
             for j in range(start + 2, len(text)):
                 if "\x40" <= text[j] <= "\x7e":
                     return j + 1
             return None
         if kind == "O":  # SS3: one more character (arrows in application mode, F1-F4)
             return start + 3 if start + 2 < len(text) else None
-        return start + 2  # ESC + one character (Alt+key), or ESC ESC
+        return start + 2  # ESC + one character (Alt+key)
 
 
 class TerminalKeys(threading.Thread):

@@ -141,15 +141,15 @@ class Pipeline:
 
     def run(self) -> RunStats:
         """Run until the source ends, a stop is requested or a worker fails (PipelineError)."""
-        if self._first_frame is not None:
-            self._first_matte(self._first_frame)
-        self.capture.start()
-        self.inference.start()
-        if self.terminal is not None:
-            self.terminal.start()
         options = self.options
-        next_stats = self.clock() + (options.stats_every or 0)
         try:
+            if self._first_frame is not None:
+                self._first_matte(self._first_frame)
+            self.capture.start()  # from here on the capture thread closes the source
+            self.inference.start()
+            if self.terminal is not None:
+                self.terminal.start()
+            next_stats = self.clock() + (options.stats_every or 0)
             while not self.stop_event.is_set():
                 self._handle_keys()
                 if self.window is not None and self.window.closed:
@@ -159,8 +159,8 @@ class Pipeline:
                     break
                 now = self.clock()
                 self.stats.sample_cpu()
-                if options.stats_every and now >= next_stats:
-                    log.info("%s", self.stats.line(self.capture_rate(now), now))
+                if options.stats_every and now >= next_stats:  # --stats: the CLI's own output
+                    print(self.stats.line(self.capture_rate(now), now), file=sys.stderr, flush=True)
                     next_stats = now + options.stats_every
                 if options.max_frames and self.stats.outputs >= options.max_frames:
                     self.stop("frame limit reached")
@@ -316,6 +316,8 @@ class Pipeline:
         self.stop_event.set()
         self.frames.close()  # releases a producer blocked on a lossless slot
         self.mattes.close()
+        if self.capture.ident is None:  # failed before the capture thread started: it cannot close the source
+            self.source.close()
         deadline = time.monotonic() + STOP_TIMEOUT_S
         for thread in (self.capture, self.inference, self.terminal):
             if thread is not None and thread.is_alive():

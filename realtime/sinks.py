@@ -55,7 +55,7 @@ class NullSink(Sink):
 
 
 #: Recording containers and the codec each is written with.
-RECORD_FORMATS = {".mp4": "mp4v", ".avi": "MJPG"}
+RECORD_FORMATS = {".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
 
 
 class RecorderSink(Sink):

@@ -1,5 +1,8 @@
 """Compositor and backgrounds: every kind and fit, timing, blur halo, hot reload, outputs."""
 
+import os
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -211,6 +214,8 @@ def test_library_skips_unreadable_file(tmp_path, caplog):
     ok, enc = cv2.imencode(".png", np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8))
     (folder / "cut.png").write_bytes(enc.tobytes()[:200])  # a good header, then truncated: fails on load
     cv2.imwrite(str(folder / "good.png"), np.zeros((8, 8, 3), np.uint8))
+    for path in folder.iterdir():  # written a minute ago, not being copied in right now
+        os.utime(path, (time.time() - 60, time.time() - 60))
     lib = BackgroundLibrary(folder)
     assert "broken" not in lib.names and "skipping background broken.jpg" in caplog.text
     assert lib.names[-2:] == ["cut", "good"]
@@ -227,6 +232,7 @@ def test_reload_count_leaves_out_unreadable_files(tmp_path, caplog):
     builtins = len(lib.names)
     cv2.imwrite(str(folder / "good.png"), np.zeros((8, 8, 3), np.uint8))
     (folder / "notes.jpg").write_text("not a picture")
+    os.utime(folder / "notes.jpg", (time.time() - 60, time.time() - 60))
     caplog.clear()
     with caplog.at_level("INFO"):
         assert lib.rescan()
@@ -271,3 +277,21 @@ def test_device_compositor_matches_cpu_compositor(value, tmp_path):
     got = TorchCompositor(device="cpu").composite(frame, alpha, background, now=0.0)
     assert got.shape == expected.shape and got.dtype == np.uint8
     assert np.abs(got.astype(int) - expected).max() <= 1
+
+
+def test_a_file_being_copied_in_is_checked_once_done(tmp_path, caplog):
+    """No warning while a file is still being written; its verdict comes once it stops changing."""
+    folder = tmp_path / "bgs"
+    folder.mkdir()
+    lib = BackgroundLibrary(folder, rescan_interval=0.0)
+    partial = folder / "holiday.jpg"
+    partial.write_bytes(b"\x89P")  # the first bytes of a picture being copied
+    caplog.clear()
+    lib.rescan()
+    assert "holiday" not in lib.names and "skipping" not in caplog.text
+    os.utime(partial, (time.time() - 60, time.time() - 60))  # the copy stopped (and failed)
+    lib.rescan()
+    assert "skipping background holiday.jpg" in caplog.text
+    cv2.imwrite(str(partial), np.zeros((8, 8, 3), np.uint8))  # copied again, completely
+    lib.rescan()
+    assert "holiday" in lib.names

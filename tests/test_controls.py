@@ -23,5 +23,8 @@ def test_terminal_escape_sequences():
     assert decoder.feed(b"[") == [] and decoder.waiting
     assert decoder.feed(b"C") == ["Right"]
     assert decoder.feed(b"\x1b") == [] and decoder.flush() == ["Esc"]  # nothing followed: a lone Esc
-    assert decoder.feed(b"\x1b\x1b") == ["Esc"] and decoder.flush() == ["Esc"]
+    assert decoder.feed(b"\x1b\x1bq") == ["Esc"]                  # Esc, then Alt+q
     assert decoder.feed("é".encode()) == ["é"]
+    assert decoder.feed(b"\x1b[[B\x1b[[D") == []                  # Linux console F2, F4: ignored
+    assert decoder.feed(b"\x1b\x1b[C") == []                       # Alt+Right (rxvt): not Esc
+    assert decoder.feed(b"\x1b\x1b") == [] and decoder.flush() == ["Esc"]

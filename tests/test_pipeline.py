@@ -289,3 +289,15 @@ def test_max_matte_rate_caps_inference_not_output():
     elapsed = time.monotonic() - stats.started
     assert engine.calls <= 4.0 * elapsed + 2
     assert stats.outputs >= 0.5 * 60 * elapsed  # the output keeps (near) the camera's rate
+
+
+def test_failure_of_the_first_matte_still_cleans_up(tmp_path):
+    """The first matte is computed before the threads start: its failure must close everything too."""
+    out = tmp_path / "first.mp4"
+    recorder = RecorderSink(str(out), (96, 64), 30)
+    source = SyntheticSource(fps=30)
+    first = source.read()
+    pipeline = make_pipeline(source, IndexEngine(fail_at=1), mode="async", sinks=[recorder], first_frame=first)
+    with pytest.raises(PipelineError, match="simulated inference crash"):
+        pipeline.run()
+    assert source.closed and recorder._writer is None

@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""CPU budget: matte rate vs CPU cores vs output rate, for each engine on moving and still footage.
+
+    python bench/budget.py                  # 10 s per row, MODNet (shared checkpoint) and selfie
+    python bench/budget.py --seconds 20 --rates 2,3,5
+
+Each row is a real ``live.py`` run (``--no-window``, the clip looping at its own
+rate) with the flags shown; CPU is the process's CPU time over wall time (1.0 =
+one core busy), from the ``--stats`` summary. Moving footage is the vlog clip;
+still footage is its first frame repeated with sensor noise (σ = 2 grey levels).
+The lag error of a matte rate comes from ``bench/lag.py`` (matte every N frames
+at 24 fps, N = 24 / rate), with and without motion compensation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from common import ROOT, SELFIE_TFLITE, VLOG, default_weights  # noqa: E402  (sets up the project's imports)
+
+SUMMARY = re.compile(r"output ([\d.]+) fps, capture [\d.]+ fps, mattes ([\d.]+)/s .*latency p50 (\d+) ms, "
+                     r"p95 (\d+) ms.*cpu ([\d.]+) cores")
+
+
+def still_clip(folder: Path, seconds: float = 10.0) -> Path:
+    cap = cv2.VideoCapture(str(VLOG))
+    ok, frame = cap.read()
+    cap.release()
+    fps = 23.976
+    out = folder / "still.avi"
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), fps, frame.shape[1::-1])
+    rng = np.random.default_rng(0)
+    for _ in range(int(seconds * fps)):
+        noise = rng.normal(0, 2, frame.shape)
+        writer.write(np.clip(frame + noise, 0, 255).astype(np.uint8))
+    writer.release()
+    return out
+
+
+def run(clip: Path, seconds: float, args: list[str]) -> dict | None:
+    cmd = [sys.executable, str(ROOT / "live.py"), "--source", str(clip), "--loop", "--no-window",
+           "--duration", str(seconds), "--stats", "--stats-interval", "1000", *args]
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "MODNET_OFFLINE": "1"})
+    match = SUMMARY.search(r.stderr)
+    if r.returncode != 0 or not match:
+        print(f"  failed: {' '.join(args)}: {r.stderr.strip().splitlines()[-1:]}")
+        return None
+    fps, mattes, p50, p95, cpu = (float(v) for v in match.groups())
+    return {"fps": fps, "mattes": mattes, "p50": p50, "p95": p95, "cpu": cpu}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rates", default="2,3", help="--max-matte-rate values to try for MODNet")
+    args = parser.parse_args()
+    engines = [("modnet", ["--weights", str(default_weights())])]
+    if SELFIE_TFLITE.exists():
+        engines.append(("selfie", ["--model", "selfie", "--weights", str(SELFIE_TFLITE)]))
+    configs = [("uncapped, no motion comp., no still skip", ["--motion-comp", "off", "--skip-still", "off"]),
+               ("defaults", [])]
+    configs += [(f"--max-matte-rate {r}", ["--max-matte-rate", r]) for r in args.rates.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = [("moving", VLOG), ("still", still_clip(Path(tmp)))]
+        print(f"{os.cpu_count()} CPU cores; {args.seconds:.0f} s per row; source 23.98 fps")
+        print(f"{'engine':7s} {'footage':7s} {'configuration':42s} {'out fps':>7s} {'mattes/s':>8s} "
+              f"{'cpu cores':>9s} {'lat p50':>7s} {'lat p95':>7s}")
+        for engine, engine_args in engines:
+            for footage, clip in clips:
+                for label, extra in configs:
+                    if engine == "selfie" and label.startswith("--max"):
+                        continue
+                    r = run(clip, args.seconds, engine_args + extra)
+                    if r:
+                        print(f"{engine:7s} {footage:7s} {label:42s} {r['fps']:7.1f} {r['mattes']:8.2f} "
+                              f"{r['cpu']:9.2f} {r['p50']:7.0f} {r['p95']:7.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
