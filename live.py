@@ -21,4 +21,13 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "DEBUG" if {"-v", "--verbose"} & set(s
 from app.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    import threading
+
+    if any(t.is_alive() and t.daemon for t in threading.enumerate()):
+        # A worker still inside a native call (a long inference) would abort the interpreter's
+        # shutdown; everything was closed and saved already, so leave at once.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

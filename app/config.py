@@ -141,6 +141,14 @@ class Settings:
             if self.max_matte_rate is not None:
                 raise UsageError("--max-matte-rate is for live mode; with --every-frame use --matte-every N")
             self.mode = "sync"
+        if self.export_onnx:
+            target = Path(self.export_onnx)
+            if target.is_dir():
+                raise UsageError(f"--export-onnx needs a file name, {target} is a folder")
+            if self.weights and _same_file(self.export_onnx, self.weights):
+                raise UsageError(f"--export-onnx {target} is the --weights file: it would be overwritten")
+            if target.exists() and target.suffix.lower() != ".onnx":
+                raise UsageError(f"--export-onnx {target} exists and is not an .onnx file: refusing to replace it")
         if self.output and not self.image:
             raise UsageError("--output is for photo mode: use it with --image (live mode records with --record)")
         if self.image:
@@ -217,8 +225,13 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, like every other error, instead of the usage block
+        raise UsageError(f"{message} (see --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="live.py",
         description="Real-time webcam background replacement with MODNet portrait matting. "
                     "Live: python live.py [--vcam]. Photos: python live.py --image IN --output OUT.",

@@ -112,14 +112,14 @@ def plan_outputs(src: Path, dst: Path, transparent: bool,
             used.add(target.name.lower())
             pairs.append((picture, target))
     else:
-        target = dst / (src.stem + ext) if dst.is_dir() else dst
-        check_output_name(target, transparent)
-        pairs = [(src, target)]
+        pairs = [(src, dst / (src.stem + ext) if dst.is_dir() else dst)]
     # one stat per file: a folder of thousands of pictures is planned in milliseconds
     keep = {i for i in map(_file_id, [p for p, _ in pairs] + list(protected)) if i is not None}
     for _, target in pairs:
         if _file_id(target) in keep:
             raise PhotoError(f"{target} is an input picture: refusing to overwrite it; choose another --output")
+    if not src.is_dir():
+        check_output_name(pairs[0][1], transparent)
     return pairs
 
 

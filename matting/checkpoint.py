@@ -38,10 +38,10 @@ def load_state_dict(path: str | os.PathLike, map_location: str | torch.device = 
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "zip" in text.lower() or "archive" in text.lower() or "stream" in text.lower():
             raise WeightsError(f"checkpoint is truncated or damaged: {path} ({text})") from None
-        raise WeightsError(f"not a PyTorch checkpoint: {path} ({text})") from None
-    except Exception as exc:  # UnpicklingError, ValueError, ...: anything that is not a checkpoint
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise WeightsError(f"not a PyTorch checkpoint (or one that needs unsafe unpickling): {path} ({text})") from None
+        raise WeightsError(f"not a PyTorch checkpoint: {path}{_hint(path)}") from None
+    except Exception:  # UnpicklingError, ValueError, ...: anything that is not a checkpoint
+        raise WeightsError(f"not a PyTorch checkpoint (or one that would run code when loaded, which is refused): "
+                           f"{path}{_hint(path)}") from None
 
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
@@ -77,3 +77,9 @@ def load_modnet(path: str | os.PathLike, device: str | torch.device = "cpu") -> 
     model = MODNet(backbone_pretrained=False)
     apply_state_dict(model, load_state_dict(path, map_location="cpu"), str(path))
     return model.to(device).eval()
+
+
+def _hint(path: Path) -> str:
+    if path.suffix.lower() == ".tflite":
+        return " (a TFLite model: for MediaPipe's selfie segmenter add --model selfie)"
+    return ""

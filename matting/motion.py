@@ -19,8 +19,9 @@ import numpy as np
 FLOW_WIDTH = 256
 #: Forward-backward disagreement (in flow pixels) above which a pixel's flow is not trusted.
 CONSISTENCY_PX = 2.0
-#: Mean gray-level difference of the small frames below which nothing is warped.
-STILL_MEAN_DIFF = 0.5
+#: Nothing is warped when fewer than STILL_SHARE of the small frames' pixels changed by more than
+#: STILL_DIFF grey levels (sensor noise stays below that).
+STILL_DIFF, STILL_SHARE = 12, 0.002
 
 
 class MotionCompensator:
@@ -40,7 +41,9 @@ class MotionCompensator:
     def _gray(self, frame: np.ndarray) -> np.ndarray:
         h, w = frame.shape[:2]
         size = (self.flow_width, max(8, round(h * self.flow_width / w)))
-        small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        # Bilinear, not area, resampling: 7x cheaper at 720p (0.3 vs 2.3 ms here); the aliasing
+        # does not hurt DIS (bench/lag.py gives the same errors).
+        small = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
         return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
 
     def _gray_cached(self, frame: np.ndarray) -> np.ndarray:
@@ -73,7 +76,7 @@ class MotionCompensator:
         """The matte of ``from_frame`` moved onto ``to_frame`` (same shape and dtype as ``alpha``)."""
         if from_frame is to_frame or from_frame.shape != to_frame.shape:
             return alpha
-        if cv2.absdiff(self._gray_cached(from_frame), self._gray(to_frame)).mean() < STILL_MEAN_DIFF:
+        if (cv2.absdiff(self._gray_cached(from_frame), self._gray(to_frame)) > STILL_DIFF).mean() < STILL_SHARE:
             return alpha  # nothing moved (beyond sensor noise): no flow to follow
         backward, reliable = self.flows(from_frame, to_frame)
         ah, aw = alpha.shape[:2]
@@ -107,6 +110,10 @@ class SceneChange:
 
     def _small(self, frame: np.ndarray) -> np.ndarray:
         h, w = frame.shape[:2]
+        if w > 4 * self.WIDTH:  # a cheap bilinear step first; the area step still averages the noise away
+            frame = cv2.resize(frame, (4 * self.WIDTH, max(16, round(h * 4 * self.WIDTH / w))),
+                               interpolation=cv2.INTER_LINEAR)
+            h, w = frame.shape[:2]
         small = cv2.resize(frame, (self.WIDTH, max(4, round(h * self.WIDTH / w))), interpolation=cv2.INTER_AREA)
         return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
 

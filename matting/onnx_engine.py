@@ -54,6 +54,9 @@ class OnnxModnetEngine(MattingEngine):
         self._options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             self._options.intra_op_num_threads = int(threads)
+        # Worker threads sleep between runs instead of spinning: a live run infers a few times a
+        # second, and spinning would burn the cores the call app needs in between.
+        self._options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._options.log_severity_level = 3
         self._providers = providers_for(device)
         try:
@@ -92,6 +95,7 @@ class OnnxModnetEngine(MattingEngine):
                 options = ort.SessionOptions()
                 for name in ("graph_optimization_level", "intra_op_num_threads", "log_severity_level"):
                     setattr(options, name, getattr(self._options, name))
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 for name, value in zip(self._dynamic_dims, (1, height, width)):
                     options.add_free_dimension_override_by_name(name, value)
                 try:

@@ -30,7 +30,7 @@ class Hotkey(NamedTuple):
 HOTKEYS: list[Hotkey] = [
     Hotkey(("n", "Right"), "next", "n/Right", "next background"),
     Hotkey(("p", "Left"), "previous", "p/Left", "previous background"),
-    Hotkey(tuple("123456789"), "pick", "1-9", "pick background 1-9"),
+    Hotkey(tuple("123456789"), "pick", "1-9", "pick a background by its number"),
     Hotkey(("b",), "blur", "b", "blur on/off"),
     Hotkey(("m",), "matte", "m", "show the matte"),
     Hotkey(("o",), "original", "o", "show the original"),
@@ -230,9 +230,9 @@ class Controls:
     """Carries out hotkey actions on the view state and the background cycle."""
 
     def __init__(self, library, state: ViewState, on_quit: Callable[[], None],
-                 on_snapshot: Callable[[], object]):
+                 on_snapshot: Callable[[], object], on_help: Callable[[bool], None] | None = None):
         self.library, self.state = library, state
-        self.on_quit, self.on_snapshot = on_quit, on_snapshot
+        self.on_quit, self.on_snapshot, self.on_help = on_quit, on_snapshot, on_help
         self._blur_return: int | None = None  # where "b" goes back to
 
     def apply(self, action: str, arg: int = 0) -> None:
@@ -257,14 +257,19 @@ class Controls:
                 library.step(0)
         elif action in ("matte", "original"):
             state.view = "composite" if state.view == action else action
+            log.info("view: %s", state.view)
         elif action == "mirror":
             state.mirror = not state.mirror
+            log.info("preview mirrored: %s", "on" if state.mirror else "off")
         elif action == "hud":
             state.hud = not state.hud
         elif action == "help":
             state.show_help = not state.show_help
+            if self.on_help is not None:
+                self.on_help(state.show_help)
         elif action == "pause":
             state.paused = not state.paused
+            log.info("%s", "paused: the last frame keeps going out" if state.paused else "resumed")
         elif action == "snapshot":
             self.on_snapshot()
         else:

@@ -16,8 +16,8 @@ from .stats import RunStats
 
 
 def help_lines() -> list[str]:
-    """One line per hotkey: its keys, then what it does."""
-    return [f"{hotkey.label:8s} {hotkey.text}" for hotkey in HOTKEYS]
+    """One line per hotkey: its keys, a tab, then what it does (``draw_panel`` aligns the tab)."""
+    return [f"{hotkey.label}\t{hotkey.text}" for hotkey in HOTKEYS]
 
 
 def keys_banner() -> str:
@@ -36,13 +36,20 @@ def hud_lines(stats: RunStats, background: str, state: ViewState, now: float) ->
 
 
 def draw_panel(image: np.ndarray, lines: list[str], origin=(10, 10), scale: float | None = None) -> None:
-    """Text lines on a translucent dark box, in place (BGR uint8)."""
+    """Text lines on a translucent dark box, in place (BGR uint8); a tab in a line starts a second,
+    aligned column (the font is proportional, so spaces cannot align it)."""
     if not lines:
         return
     h = image.shape[0]
     scale = scale or max(0.4, h / 1400)
     thickness = 1 if scale < 0.8 else 2
-    sizes = [cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0] for t in lines]
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    rows = [line.split("\t", 1) for line in lines]
+    width = lambda text: cv2.getTextSize(text, font, scale, thickness)[0]  # noqa: E731
+    gap = width("  ")[0]
+    column = max((width(r[0])[0] for r in rows if len(r) == 2), default=0) + gap
+    sizes = [(width(r[0])[0] + (column - width(r[0])[0] + width(r[1])[0] if len(r) == 2 else 0),
+              max(width(part)[1] for part in r)) for r in rows]
     line_h = int(max(s[1] for s in sizes) * 1.8) + 2
     box_w = max(s[0] for s in sizes) + 16
     box_h = line_h * len(lines) + 10
@@ -52,10 +59,10 @@ def draw_panel(image: np.ndarray, lines: list[str], origin=(10, 10), scale: floa
         return
     roi = image[y0:y1, x0:x1]
     roi[:] = (roi.astype(np.uint16) * 2 // 5).astype(np.uint8)
-    for i, text in enumerate(lines):
+    for i, row in enumerate(rows):
         y = y0 + 6 + line_h * (i + 1) - line_h // 4
-        cv2.putText(image, text, (x0 + 8, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness,
-                    cv2.LINE_AA)
+        for text, x in zip(row, (x0 + 8, x0 + 8 + column)):
+            cv2.putText(image, text, (x, y), font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
 
 
 def draw_notice(image: np.ndarray, text: str) -> np.ndarray:

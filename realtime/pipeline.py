@@ -120,7 +120,9 @@ class Pipeline:
         self._watched = only if options.pause_unwatched and hasattr(only, "watchers") else None
         self.idle = False                # nobody reads the only sink: inference paused
         self.state = ViewState(mirror=options.mirror, hud=options.hud)
-        self.controls = Controls(library, self.state, on_quit=lambda: self.stop("quit"), on_snapshot=self.snapshot)
+        self.controls = Controls(library, self.state, on_quit=lambda: self.stop("quit"), on_snapshot=self.snapshot,
+                                 on_help=None if window is not None else lambda shown: print(keys_banner(),
+                                                                                          file=sys.stderr))
         self._first_frame = first_frame  # read by the caller to size the sinks: do not lose it
         if first_frame is not None:
             self.capture.frames_read = 1

@@ -266,3 +266,32 @@ def test_record_to_other_containers(small_ckpt_args, still, tmp_path, ext):
     r = run_cli("--source", still, "--no-window", "--max-frames", "3", "--record", out, *small_ckpt_args)
     assert r.returncode == 0, r.stderr
     assert cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT) >= 1
+
+
+@pytest.mark.parametrize("target", ["weights", "video", "folder"])
+def test_export_never_replaces_a_user_file(reference_ckpt, tmp_path, target):
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(reference_ckpt.read_bytes())
+    video = tmp_path / "holiday.mp4"
+    video.write_bytes(b"not really a video, but the user's")
+    folder = tmp_path / "models"
+    folder.mkdir()
+    path = {"weights": ckpt, "video": video, "folder": folder}[target]
+    before = path.read_bytes() if path.is_file() else None
+    error = one_error_line(run_cli("--export-onnx", path, "--weights", ckpt))
+    assert str(path.name) in error
+    assert (path.read_bytes() if path.is_file() else None) == before
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_selfie_model_given_to_modnet_says_what_to_do(still, tmp_path):
+    model = tmp_path / "selfie.tflite"
+    model.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(64))
+    error = one_error_line(run_cli("--image", still, "--output", tmp_path / "o.png", "--weights", model))
+    assert "--model selfie" in error and "weights_only" not in error
+
+
+def test_bad_option_values_are_one_line_without_the_usage_block():
+    r = run_cli("--inference-size", "abc")
+    error = one_error_line(r)
+    assert "--inference-size" in error and "usage:" not in r.stderr
