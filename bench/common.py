@@ -25,6 +25,21 @@ WEBCAM_CKPT = ROOT / "weights" / "modnet_webcam_portrait_matting.ckpt"
 REFERENCE_CKPT = SHARED / "reference" / "modnet_reference.ckpt"
 
 
+def read_frames(path: str | Path, limit: int | None = None) -> list:
+    """The frames of a video file (BGR uint8), at most ``limit``."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while limit is None or len(frames) < limit:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames
+
+
 def default_weights(required: bool = True) -> Path | None:
     """The official webcam checkpoint if downloaded, else the shared reference checkpoint."""
     for candidate in (WEBCAM_CKPT, REFERENCE_CKPT):

@@ -14,22 +14,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import cv2
 
-from common import SELFIE_TFLITE, VLOG, default_weights, engine_for  # noqa: E402  (sets up the project's imports)
+from common import SELFIE_TFLITE, VLOG, default_weights, engine_for, read_frames  # noqa: E402  (sets up the project's imports)
 from matting.metrics import flicker  # noqa: E402
 from matting.temporal import SMOOTHING_CHOICES, make_smoother  # noqa: E402
-
-
-def read_frames(path: Path, limit: int | None) -> list:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while limit is None or len(frames) < limit:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    return frames
 
 
 def smoothed(alphas, frames, name: str, still_weight: float):

@@ -21,20 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import SELFIE_TFLITE, VLOG, default_weights, engine_for  # noqa: E402  (sets up the project's imports)
+from common import SELFIE_TFLITE, VLOG, default_weights, engine_for, read_frames  # noqa: E402  (sets up the project's imports)
 from matting.motion import MotionCompensator  # noqa: E402
-
-
-def read_frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while limit is None or len(frames) < limit:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames
 
 
 def edge_band(alpha: np.ndarray, radius: int = 4) -> np.ndarray:
