@@ -3,6 +3,7 @@
 import threading
 import time
 
+import cv2
 import numpy as np
 from fakes import make_pipeline
 from matting import MattingEngine
@@ -14,9 +15,10 @@ H, W, SIZE, SPEED = 144, 256, 48, 3  # a textured square moving SPEED px per fra
 
 def scene(t: int) -> tuple[np.ndarray, np.ndarray]:
     """Frame t (BGR uint8) and its true alpha: a textured square whose left edge is at 40 + SPEED*t."""
-    rng = np.random.default_rng(0)
-    room = rng.integers(0, 120, (H, W, 3), dtype=np.uint8)
-    person = np.random.default_rng(1).integers(130, 255, (SIZE, SIZE, 3), dtype=np.uint8)
+    rng = np.random.default_rng(0)  # textures smooth over a couple of pixels, like camera images
+    room = cv2.GaussianBlur(rng.integers(0, 120, (H, W, 3), dtype=np.uint8), (0, 0), 1.5)
+    person = cv2.GaussianBlur(np.random.default_rng(1).integers(130, 255, (SIZE, SIZE, 3), dtype=np.uint8),
+                              (0, 0), 1.5)
     x = (40 + SPEED * t) % (W - SIZE)
     frame = room.copy()
     frame[40:40 + SIZE, x:x + SIZE] = person
