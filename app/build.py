@@ -182,3 +182,16 @@ def build_pipeline(settings: Settings, source: FrameSource, first_frame, interac
         for part in [*sinks, *([window] if window else []), *([library] if library else []), engine]:
             part.close()
         raise
+
+
+def build_id_maker(settings: Settings):
+    """The ID-photo maker of photo mode and the web studio; models load on first use."""
+    from idphoto import IdPhotoMaker
+    from matting.face import create_face_detector
+
+    return IdPhotoMaker(
+        engine_factory=lambda: build_engine(settings, photo=True),
+        face_factory=lambda: create_face_detector(settings.face_weights, settings.weights_dir,
+                                                  settings.offline or None),
+        compositor_factory=lambda engine: build_compositor(settings, engine, photo=True),
+        jobs=settings.web_jobs, blur_strength=settings.blur_strength)

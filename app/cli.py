@@ -12,8 +12,11 @@ import sys
 from typing import Sequence
 
 from compositing import MediaError
+from idphoto import IdPhotoError
 from matting import DownloadError, ModelUnavailable, WeightsError
 from realtime import PipelineError, SinkError, SourceError
+
+from web.errors import WebError
 
 from .errors import MissingPackage, PhotoError, UsageError
 
@@ -27,6 +30,7 @@ EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (UsageError, EXIT_USAGE),
     (MediaError, EXIT_USAGE),        # unreadable picture, video or background
     (PhotoError, EXIT_USAGE),        # photo output that cannot be written or would replace an input
+    (IdPhotoError, EXIT_USAGE),      # no face, several faces, a size limit that cannot be met
     (SourceError, EXIT_USAGE),       # camera or video that cannot be opened
     (ModelUnavailable, EXIT_FAILED),  # default model missing and not downloadable (network)
     (WeightsError, EXIT_USAGE),      # a model file that is missing, damaged or the wrong model
@@ -34,6 +38,7 @@ EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (SinkError, EXIT_FAILED),        # no virtual camera device, no display
     (PipelineError, EXIT_FAILED),    # a worker thread or the render loop failed mid-run
     (MissingPackage, EXIT_FAILED),
+    (WebError, EXIT_FAILED),         # the web server cannot listen (port taken, bad --host)
     (KeyboardInterrupt, EXIT_INTERRUPTED),
 ]
 
@@ -58,10 +63,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(settings.verbose)  # verbose may come from a config file
         if settings.export_onnx:
             return export_onnx(settings)
+        if settings.image and (settings.id_size or settings.sheet):
+            from .id_mode import run_id_mode
+
+            return run_id_mode(settings)
         if settings.image:
             from .photo_mode import run_photo_mode
 
             return run_photo_mode(settings)
+        if settings.web:
+            from .web_mode import run_web
+
+            return run_web(settings)
         from .live_mode import run_live
 
         return run_live(settings)

@@ -13,18 +13,17 @@ import argparse
 import json
 import logging
 import math
-import re
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Sequence
 
-from compositing import BACKGROUND_CHOICES, FIT_MODES
+from compositing import FIT_MODES
 from matting import MODELS, RUNTIMES, SMOOTHING_CHOICES, checked_inference_size
-from matting.engine import MAX_INFERENCE_SIZE
 from realtime.pipeline import MODES
 from realtime.sinks import RECORD_FORMATS
 
+from .arguments import build_parser, parse_size
 from .errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -38,13 +37,16 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
     "fps": (0, 240, True), "vcam_fps": (0, 240, True), "duration": (0, 1e7, True),
     "stats_interval": (0, 3600, True), "blur_strength": (0, 500, True), "max_frames": (0, 1e9, True),
     "threads": (0, 256, True), "inference_workers": (0, 32, True), "matte_every": (0, 1000, True),
-    "max_matte_rate": (0, 1000, True),
+    "max_matte_rate": (0, 1000, True), "port": (1, 65535, False), "max_upload_mb": (0, 10_000, True),
+    "web_jobs": (1, 16, False), "dpi": (72, 1200, False), "max_kb": (0, 100_000, True),
 }
 MAX_CAMERA_SIDE = 8192
 #: Config-file keys that are the negated command-line flags (``no_window = true`` -> ``window = false``).
 NEGATED_KEYS = {"no_window": "window", "no_mirror": "mirror", "no_hud": "hud", "no_reconnect": "reconnect"}
 #: Live-mode options that photo mode (--image) would silently ignore.
 LIVE_ONLY = ("source", "record", "vcam", "every_frame", "loop", "max_frames", "duration")
+#: Photo-mode options that need --image (or --web, where the studio asks for them per picture).
+ID_PHOTO = ("id_size", "max_kb", "sheet")
 
 
 @dataclass
@@ -101,6 +103,19 @@ class Settings:
     duration: float | None = None       # stop after this many seconds
     reconnect: bool = True              # keep retrying a lost camera (live sources)
     verbose: bool = False
+    # --- ID photos (photo mode) ---------------------------------------------
+    id_size: str | None = None          # ID-photo size: a preset id (passport, us, ...), WxHmm, WxHin or WxHpx
+    dpi: float = 300.0                  # ID photos and sheets: print resolution, written into the file
+    max_kb: float | None = None         # ID photos: largest file size (JPEG quality is lowered to fit)
+    sheet: str | None = None            # ID photos: write a print sheet on this paper (4x6in, a4, ...)
+    face_weights: str | None = None     # face detector model file; default: download MediaPipe's
+    # --- web server ---------------------------------------------------------
+    web: bool = False                   # serve the studio and the live panel
+    host: str = "127.0.0.1"             # loopback only unless set
+    port: int = 7860
+    token: str | None = None            # access token; generated when --host is not loopback
+    max_upload_mb: float = 25.0
+    web_jobs: int = 1                   # pictures processed at once by the studio
 
     def validate(self) -> "Settings":
         """Check every value's type and range, and combinations of options; returns ``self``."""
@@ -149,6 +164,30 @@ class Settings:
                 raise UsageError(f"--export-onnx {target} is the --weights file: it would be overwritten")
             if target.exists() and target.suffix.lower() != ".onnx":
                 raise UsageError(f"--export-onnx {target} exists and is not an .onnx file: refusing to replace it")
+        if self.id_size is not None or self.sheet is not None:
+            from idphoto import IdPhotoError, parse_paper, parse_size as parse_id_size
+
+            try:
+                parse_id_size(self.id_size or "passport", self.dpi)
+                if self.sheet is not None:
+                    parse_paper(self.sheet)
+            except IdPhotoError as exc:
+                raise UsageError(f"{'--sheet' if self.sheet and 'paper' in str(exc).lower() else '--id-size'}: "
+                                 f"{exc}") from None
+        if self.face_weights is not None and not Path(self.face_weights).expanduser().is_file():
+            raise UsageError(f"--face-weights: no such model file: {self.face_weights}")
+        if not self.image and not self.web:
+            used = [flag(name) for name in ID_PHOTO if getattr(self, name) is not None]
+            if used:
+                raise UsageError(f"{', '.join(used)} {'is' if len(used) == 1 else 'are'} for photo mode: "
+                                 f"use with --image IN --output OUT (or choose them in the --web studio)")
+        if self.web:
+            if self.image:
+                raise UsageError("--web serves the studio in the browser: drop --image (or drop --web)")
+            if self.every_frame:
+                raise UsageError("--web is live: drop --every-frame")
+        elif self.token is not None:
+            raise UsageError("--token is for the web server: use it with --web")
         if self.output and not self.image:
             raise UsageError("--output is for photo mode: use it with --image (live mode records with --record)")
         if self.image:
@@ -209,112 +248,6 @@ def _describe(hint: Any) -> str:
 
 
 _UnionType = type(int | None)
-
-
-def on_off(text: str) -> bool:
-    value = str(text).strip().lower()
-    if value not in ("on", "off"):
-        raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
-    return value == "on"
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"\s*(-?\d+)\s*[xX×,]\s*(-?\d+)\s*", str(text))
-    if not match:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1280x720, got {text!r}")
-    return int(match.group(1)), int(match.group(2))
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, like every other error, instead of the usage block
-        raise UsageError(f"{message} (see --help)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="live.py",
-        description="Real-time webcam background replacement with MODNet portrait matting. "
-                    "Live: python live.py [--vcam]. Photos: python live.py --image IN --output OUT.",
-    )
-    p.add_argument("--config", help="TOML or JSON file of settings (keys as the long options, with _; "
-                                    "no_window = true and the like work too)")
-    g = p.add_argument_group("photo mode")
-    g.add_argument("--image", help="picture, or folder of pictures, to cut out")
-    g.add_argument("--output", help="output file (.png keeps transparency) or folder")
-    g = p.add_argument_group("source")
-    g.add_argument("--camera", help="webcam index or device path (default 0)")
-    g.add_argument("--source", help="video file, stream URL or picture to use instead of the webcam")
-    g.add_argument("--loop", action="store_true", default=None, help="loop a video source")
-    g.add_argument("--every-frame", action="store_true", default=None,
-                   help="video files: process every frame as fast as possible instead of in real time "
-                        "(offline conversion with --record; implies --mode sync)")
-    g.add_argument("--size", type=parse_size, help="requested camera size, e.g. 1280x720")
-    g.add_argument("--fps", type=float, help="requested camera frame rate")
-    g.add_argument("--fourcc", help="requested camera pixel format, e.g. MJPG")
-    g = p.add_argument_group("model")
-    g.add_argument("--model", help="modnet (default), selfie (fast, CPU) or auto")
-    g.add_argument("--engine", help="MODNet runtime: auto (default: ONNX Runtime for live video on a CPU, "
-                                    "PyTorch otherwise), torch or onnx")
-    g.add_argument("--weights", help="model file to use instead of the default download")
-    g.add_argument("--weights-dir", help="folder for downloaded models (default weights/)")
-    g.add_argument("--offline", action="store_true", default=None,
-                   help="never use the network (also MODNET_OFFLINE=1)")
-    g.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
-    g.add_argument("--inference-size", type=int,
-                   help=f"short side of the network input, a multiple of 32 up to {MAX_INFERENCE_SIZE} "
-                        "(default 288 on CPU, 512 on GPU and for photos)")
-    g.add_argument("--threads", type=int, help="CPU threads for inference")
-    g.add_argument("--inference-workers", type=int,
-                   help="frames inferred at once (ONNX engine; default 1 live, 2 for --every-frame on a CPU: "
-                        "more throughput, more latency)")
-    g.add_argument("--export-onnx", metavar="PATH", help="export MODNet to ONNX and exit")
-    g = p.add_argument_group("look")
-    g.add_argument("--smoothing", help="temporal matte smoothing: ema (default), ofd, ofd+ema, none")
-    g.add_argument("--background", "--bg",
-                   help=f"{BACKGROUND_CHOICES}, or a picture/video file or a name in backgrounds/ "
-                        "(default: blur live, transparent for photos)")
-    g.add_argument("--fit", help="how pictures fill the frame: cover (default), contain, stretch")
-    g.add_argument("--blur-strength", type=float, help="blur sigma in pixels at 720p (default 12)")
-    g.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None,
-                   help="guided-filter edge refinement (default: on for selfie, off for MODNet)")
-    g.add_argument("--decontaminate", action=argparse.BooleanOptionalAction, default=None,
-                   help="remove the old background's tint from hair and edges (default: photos only)")
-    g.add_argument("--backgrounds-dir", help="folder of background pictures and videos (default backgrounds/)")
-    g = p.add_argument_group("output")
-    g.add_argument("--mode", help="sync (every frame its own matte) or async (camera rate, newest matte)")
-    g.add_argument("--motion-comp", type=on_off, metavar="on|off",
-                   help="move the newest matte onto each frame shown with it, along the optical flow, so edges "
-                        "keep up with motion between mattes (default on)")
-    g.add_argument("--matte-every", type=int, metavar="N",
-                   help="infer every N-th frame only; the frames between reuse the newest matte, motion-"
-                        "compensated (default 1: every frame the engine can take)")
-    g.add_argument("--skip-still", type=on_off, metavar="on|off",
-                   help="live: while nothing moves (beyond sensor noise), keep the matte instead of running "
-                        "the model again; re-checked every 2 s (default on)")
-    g.add_argument("--max-matte-rate", type=float, metavar="HZ",
-                   help="live: at most HZ mattes per second (less CPU; the output keeps the camera's rate)")
-    g.add_argument("--no-window", dest="window", action="store_false", default=None, help="no preview window")
-    g.add_argument("--no-mirror", dest="mirror", action="store_false", default=None,
-                   help="do not mirror the preview")
-    g.add_argument("--no-hud", dest="hud", action="store_false", default=None, help="hide the HUD")
-    g.add_argument("--vcam", action="store_true", default=None, help="also send to a virtual camera")
-    g.add_argument("--vcam-device", help="virtual camera device, e.g. /dev/video10")
-    g.add_argument("--vcam-backend", help="pyvirtualcam backend (v4l2loopback, obs, unitycapture)")
-    g.add_argument("--vcam-fps", type=float, help="virtual camera frame rate (default: the source's)")
-    g.add_argument("--pause-unwatched", type=on_off, metavar="on|off",
-                   help="with --vcam as the only output: while no app reads the virtual camera, stop inference "
-                        "and send the last frame once a second (Linux v4l2loopback; default on)")
-    g.add_argument("--record", metavar="FILE", help=f"record the output to a video file ({', '.join(RECORD_FORMATS)})")
-    g.add_argument("--snapshot-dir", help="folder for snapshots (default: current folder)")
-    g.add_argument("--stats", action="store_true", default=None,
-                   help="print fps and latency every few seconds and at exit")
-    g.add_argument("--stats-interval", type=float, help="seconds between --stats lines (default 5)")
-    g.add_argument("--max-frames", type=int, help="stop after N output frames")
-    g.add_argument("--duration", type=float, help="stop after N seconds")
-    g.add_argument("--no-reconnect", dest="reconnect", action="store_false", default=None,
-                   help="end the run when the camera is lost instead of reconnecting")
-    g.add_argument("-v", "--verbose", action="store_true", default=None, help="debug logging")
-    return p
 
 
 def load_config_file(path: str) -> dict[str, Any]:

@@ -167,6 +167,27 @@ class BackgroundLibrary:
                 return True
         return False
 
+    def use(self, background: Background) -> None:
+        """Select a background that is not in the cycle (a colour picked in the web panel); it stays
+        first in the cycle until another one replaces it."""
+        old = self._custom
+        if old is not None and old.name != background.name:
+            dropped = self._loaded.pop(old.name, None)
+            if dropped is not None and dropped is not background:
+                dropped.close()
+        self._custom = Entry(background.name, lambda: background)
+        self._loaded[background.name] = background
+        self.rescan(force=True)
+        self.select_name(background.name)
+        log.info("background: %s", background.name)
+
+    def set_blur_strength(self, strength: float) -> None:
+        """Blur sigma (pixels at 720p) from now on."""
+        self.blur_strength = float(strength)
+        dropped = self._loaded.pop("blur", None)
+        if dropped is not None:
+            dropped.close()
+
     def close(self):
         for background in self._loaded.values():
             background.close()

@@ -1,11 +1,11 @@
 """MediaPipe selfie segmentation: a tiny person segmenter for CPU-only machines.
 
 Runs a ``.tflite`` model with ai-edge-litert (optional dependency) or an
-``.onnx`` model with onnxruntime. The layout is read from the model itself:
-input NHWC float32 RGB in [0, 1]; output either one person-probability
-channel, or two logit channels (background, person) of which the person's
-softmax is taken. The frame is resized to the model's input as MediaPipe does
-(the landscape model is 144×256, i.e. 16:9 already).
+``.onnx`` model with onnxruntime (:mod:`matting.runners`). The layout is read
+from the model itself: input NHWC float32 RGB in [0, 1]; output either one
+person-probability channel, or two logit channels (background, person) of
+which the person's softmax is taken. The frame is resized to the model's input
+as MediaPipe does (the landscape model is 144×256, i.e. 16:9 already).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 
 from .engine import MattingEngine
 from .errors import WeightsError
+from .runners import TfliteRunner, open_runner
 from .weights import KnownWeights, ensure_weights
 
 log = logging.getLogger(__name__)
@@ -32,62 +33,6 @@ SELFIE_LANDSCAPE = KnownWeights(
     credit="MediaPipe selfie segmenter by Google, Apache License 2.0",
 )
 EXPECTED_LANDSCAPE = ((1, 144, 256, 3), (1, 144, 256, 1))
-
-
-class _TfliteRunner:
-    def __init__(self, path: Path, threads: int | None):
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError:
-            raise WeightsError("running .tflite models needs the optional package ai-edge-litert "
-                               "(pip install ai-edge-litert), or use an .onnx version of the model") from None
-        try:
-            self.interpreter = Interpreter(model_path=str(path), num_threads=threads or 2)
-            self.interpreter.allocate_tensors()
-        except Exception as exc:
-            raise WeightsError(f"not a loadable TFLite model: {path} ({str(exc).splitlines()[0][:200]})") from None
-        self._in = self.interpreter.get_input_details()
-        self._out = self.interpreter.get_output_details()
-        self.input_shape = tuple(int(d) for d in self._in[0]["shape"]) if self._in else ()
-        self.output_shape = tuple(int(d) for d in self._out[0]["shape"]) if self._out else ()
-        self.input_float = bool(self._in) and self._in[0]["dtype"] == np.float32
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        self.interpreter.set_tensor(self._in[0]["index"], x)
-        self.interpreter.invoke()
-        return self.interpreter.get_tensor(self._out[0]["index"])
-
-
-class _OnnxRunner:
-    def __init__(self, path: Path, threads: int | None):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or 1  # a 256-px model gains nothing from more threads
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise WeightsError(f"not a loadable ONNX model: {path} ({str(exc).splitlines()[0][:200]})") from None
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        self._in, self._out = inputs[0].name, outputs[0].name
-        self.input_shape = tuple(d if isinstance(d, int) else -1 for d in inputs[0].shape)
-        self.output_shape = tuple(d if isinstance(d, int) else -1 for d in outputs[0].shape)
-        self.input_float = inputs[0].type == "tensor(float)" and len(inputs) == 1
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run([self._out], {self._in: x})[0]
-
-
-def open_runner(path: Path, threads: int | None = None):
-    if not path.exists():
-        raise WeightsError(f"model file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".tflite":
-        return _TfliteRunner(path, threads)
-    if suffix == ".onnx":
-        return _OnnxRunner(path, threads)
-    raise WeightsError(f"unsupported model format {suffix or '(none)'}: use a .tflite or .onnx file ({path})")
 
 
 def check_layout(runner, path: Path) -> tuple[int, int, int]:
@@ -141,7 +86,7 @@ def validate_selfie_file(path: Path) -> None:
     if data[4:8] != b"TFL3":
         raise ValueError("not a TFLite model file")
     try:
-        runner = _TfliteRunner(path, 1)
+        runner = TfliteRunner(path, 1)
     except WeightsError as exc:
         if "ai-edge-litert" in str(exc):
             log.warning("ai-edge-litert is not installed: cannot check the downloaded model beyond its header")

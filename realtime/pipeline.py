@@ -126,6 +126,7 @@ class Pipeline:
         self._first_frame = first_frame  # read by the caller to size the sinks: do not lose it
         if first_frame is not None:
             self.capture.frames_read = 1
+        self.remote = None               # a LiveHandle (web panel): commands in, output frames out
         self._seen = 0                   # sequence number of the last item the render loop took
         self._last_output: np.ndarray | None = None
         self._last_output_at = 0.0
@@ -178,6 +179,18 @@ class Pipeline:
         self._raise_worker_error()
         return self.stats
 
+    def status(self) -> dict:
+        """The live figures and state, for the web panel (call it on the render loop)."""
+        now = self.clock()
+        recent = list(self.stats.latency_ms)[-60:]
+        frame = self._last_output
+        return {"fps": _num(self.stats.output.rate(now)), "mattes_per_s": _num(self.stats.mattes.rate(now)),
+                "latency_ms": _num(self.stats.percentile(recent, 50)), "cpu_cores": _num(self.stats.cpu_cores),
+                "background": self.library.current_name, "view": self.state.view, "paused": self.state.paused,
+                "engine": self.engine.name, "mode": self.mode, "idle": self.idle, "source": self.source.name,
+                "size": None if frame is None else [int(frame.shape[1]), int(frame.shape[0])],
+                "capture_fps": _num(self.capture_rate(now))}
+
     def capture_rate(self, now: float) -> float:
         return self.capture.frames_read / max(1e-9, now - self.stats.started)
 
@@ -208,7 +221,7 @@ class Pipeline:
         """True while nobody reads the only sink (and there is a frame to repeat)."""
         if self._watched is None or self._last_output is None:
             return False
-        idle = self._watched.watchers() == 0
+        idle = self._watched.watchers() == 0 and not (self.remote is not None and self.remote.watchers)
         if idle != self.idle:
             self.idle = idle
             if idle:
@@ -265,7 +278,7 @@ class Pipeline:
         composite_s = time.perf_counter() - start
         self.stats.stage("composite", composite_s)
         start = time.perf_counter()
-        self._send(output, packet.captured_at)
+        self._send(output, packet.captured_at, raw=packet.image)
         self.stats.stage("sink", time.perf_counter() - start)
         now = self.clock()
         self.stats.record_output(now - packet.captured_at, composite_s, now)
@@ -279,9 +292,12 @@ class Pipeline:
         self.library.rescan()
         return self.compositor.composite(frame, alpha, self.library.current(), now=self.clock())
 
-    def _send(self, output: np.ndarray, captured_at: float, notice: str | None = None) -> None:
+    def _send(self, output: np.ndarray, captured_at: float, notice: str | None = None,
+              raw: np.ndarray | None = None) -> None:
         self._last_output, self._last_output_at = output, self.clock()
         shown = draw_notice(output, notice) if notice else output
+        if self.remote is not None:
+            self.remote.publish(shown, raw)
         for sink in self.sinks:
             sink.send(shown, captured_at)
         if self.window is not None:
@@ -303,6 +319,8 @@ class Pipeline:
             self._last_output = last
 
     def _handle_keys(self) -> None:
+        if self.remote is not None:
+            self.remote.run_pending(self)  # the web panel's commands, between frames like hotkeys
         keys = []
         if self.window is not None:
             keys.append(key_for_keycode(self.window.poll_key()))
@@ -340,6 +358,11 @@ class Pipeline:
                           ("render loop", self.render_error)):
             if exc is not None:
                 raise PipelineError(f"{name} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _num(value: float, digits: int = 2) -> float | None:
+    """A figure for JSON: rounded, ``None`` when not measured yet (NaN)."""
+    return None if value != value else round(float(value), digits)
 
 
 def install_signal_handlers(pipeline: Pipeline) -> Callable[[], None]:

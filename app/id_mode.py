@@ -1,0 +1,110 @@
+"""ID photos on the command line (``--image IN --output OUT --id-size passport [--sheet 4x6in]``).
+
+Each picture becomes an ID photo at the size's pixel dimensions for ``--dpi``,
+with the DPI in the file and, with ``--max-kb``, under that size. With
+``--sheet`` the output is one print sheet (every input picture, cycled to
+fill the paper). The background defaults to white here (authorities ask for a
+plain light one); the output's extension picks JPEG or PNG. Inputs are never
+overwritten (the same plan as photo mode).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from compositing import MediaError, read_image
+from idphoto import IdPhotoError, PhotoRequest
+from matting.files import write_atomic
+
+from .build import build_id_maker
+from .config import Settings
+from .errors import PhotoError
+from .photo_mode import list_images, plan_outputs
+
+log = logging.getLogger(__name__)
+
+
+def _format(path: Path) -> str:
+    ext = path.suffix.lower()
+    if ext in (".jpg", ".jpeg"):
+        return "jpg"
+    if ext == ".png":
+        return "png"
+    raise PhotoError(f"{path.name}: ID photos are written as .jpg or .png")
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        write_atomic(path, data)
+    except OSError as exc:
+        raise PhotoError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def run_id_mode(settings: Settings) -> int:
+    background = settings.background or "white"
+    transparent = background.strip().lower() == "transparent"
+    src, dst = Path(settings.image), Path(settings.output)
+    maker = build_id_maker(settings)
+    request = PhotoRequest(background=background, size=settings.id_size or "passport", dpi=settings.dpi,
+                           max_kb=settings.max_kb)
+    try:
+        if settings.sheet:
+            return _sheet(settings, maker, request, src, dst)
+        targets = plan_outputs(src, dst, transparent)  # refuses to replace an input, before loading models
+        failed = 0
+        for source, target in targets:
+            try:
+                request.format = _format(target)
+                result = maker.photo(read_image(source), PhotoRequest(**vars(request)))
+                _write(target, result.data)
+                for note in result.warnings:
+                    log.warning("%s: %s", source.name, note)
+                print(target)
+            except (IdPhotoError, MediaError, PhotoError) as exc:
+                if len(targets) == 1:
+                    raise
+                failed += 1
+                log.error("skipped %s: %s", source.name, exc)
+        if failed:
+            print(f"{failed} of {len(targets)} pictures failed", file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        maker.close()
+
+
+def _sheet(settings, maker, request: PhotoRequest, src: Path, dst: Path) -> int:
+    if dst.is_dir():
+        raise PhotoError(f"--sheet writes one file: give --output a file name such as sheet.jpg, not {dst}")
+    if not src.exists():
+        raise PhotoError(f"input not found: {src}")
+    inputs = list_images(src) if src.is_dir() else [src]
+    if not inputs:
+        raise PhotoError(f"no pictures in {src}")
+    if any(_same(dst, p) for p in inputs):
+        raise PhotoError(f"{dst} is an input picture: refusing to overwrite it; choose another --output")
+    request.format = _format(dst)
+    pictures = []
+    for source in inputs:
+        try:
+            pictures.append(read_image(source))
+        except MediaError as exc:
+            log.error("skipped %s: %s", source.name, exc)
+    if not pictures:
+        raise PhotoError("no readable pictures for the sheet")
+    result = maker.sheet(pictures, request, paper=settings.sheet)
+    for note in result.warnings:
+        log.warning("%s", note)
+    _write(dst, result.data)
+    log.info("%d copies on %s at %g DPI", result.count, settings.sheet, result.dpi)
+    print(dst)
+    return 0
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and a.samefile(b)
+    except OSError:
+        return False

@@ -1,0 +1,107 @@
+"""Web mode (``python live.py --web``): the studio and live panel server, beside the live run.
+
+The server runs on a background thread; the live run keeps the main thread
+(the preview window needs it). When the camera cannot be opened, or a file
+source ends, the studio keeps working and the Live tab says why; a camera
+picked there is tried next. q, Esc, Ctrl-C, SIGTERM, closing the window,
+--duration or --max-frames end everything: the pipeline first (the recording
+is finalised), then the server, within about 2 s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+
+from realtime import SinkError, SourceError, has_display, install_signal_handlers, make_source
+from realtime.remote import LiveHandle
+from web import WebOptions, WebServer, is_loopback
+from web.guard import new_token
+
+from .build import build_id_maker, build_pipeline
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+#: Pipeline stop reasons that end web mode (anything else: the source ended, wait for a retry).
+USER_STOPS = ("quit", "window closed", "interrupted", "signal", "time limit", "frame limit")
+
+
+def web_options(settings: Settings) -> WebOptions:
+    token = settings.token
+    if not is_loopback(settings.host):
+        token = token or new_token()
+        log.warning("listening on %s, beyond this computer: anyone who can reach it and has the token can see "
+                    "the camera and use the studio. Every request needs the token.", settings.host)
+    return WebOptions(host=settings.host, port=settings.port, token=token, max_upload_mb=settings.max_upload_mb,
+                      backgrounds_dir=settings.backgrounds_dir)
+
+
+def run_web(settings: Settings) -> int:
+    if settings.window and not has_display():
+        log.info("no display: the live view is shown in the browser only (no preview window)")
+        settings = dataclasses.replace(settings, window=False)
+    live = LiveHandle(settings.source or settings.camera)
+    server = WebServer(build_id_maker(settings), live, web_options(settings))
+    server.start()
+    print(f"studio and live panel: {server.url}", flush=True)  # the CLI's own output
+    stopping = threading.Event()
+
+    def on_signal(signum, frame):
+        stopping.set()
+        live.close()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        run_live_loop(settings, live, stopping)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        server.stop()
+    return 0
+
+
+def run_live_loop(settings: Settings, live: LiveHandle, stopping: threading.Event) -> None:
+    """Open the source and run the pipeline; on failure wait for a retry from the Live tab."""
+    while not stopping.is_set() and not live.closed:
+        chosen = live.camera  # the --source / --camera, or a camera picked in the Live tab
+        from_file = settings.source is not None and chosen == settings.source
+        source = make_source(settings.camera if from_file else chosen, chosen if from_file else None,
+                             settings.loop, settings.size, settings.fps, settings.fourcc, pace=True)
+        try:
+            source.open()
+            first = source.read()
+            if first is None:
+                raise SourceError(f"{source.name} has no frames")
+            pipeline = build_pipeline(settings, source, first)
+        except (SourceError, SinkError) as exc:
+            source.close()
+            log.warning("live view unavailable: %s (the studio still works; pick another camera in the "
+                        "Live tab)", exc)
+            live.detach("failed", str(exc))
+            if not live.wait_for_restart():
+                return
+            continue
+        except BaseException:
+            source.close()
+            raise
+        pipeline.remote = live
+        live.attach(pipeline)
+        restore = install_signal_handlers(pipeline)
+        try:
+            stats = pipeline.run()
+        finally:
+            restore()
+            live.detach("stopped" if pipeline.stop_reason else "ended")
+        log.info("live view stopped: %s", pipeline.stop_reason or "the source ended")
+        if settings.stats:
+            print(stats.summary(pipeline.capture.frames_read), file=sys.stderr)
+        if pipeline.stop_reason.startswith(USER_STOPS) or stopping.is_set():
+            return
+        if not live.wait_for_restart():
+            return

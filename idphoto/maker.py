@@ -1,0 +1,234 @@
+"""Picture in, finished ID photo or print sheet out: matte, face, framing, background, encoding.
+
+One :class:`IdPhotoMaker` serves the command line, the REST API and the web
+UI alike. Models are created on first use (so a server starts at once and a
+missing model is reported with the request that needed it) and at most
+``jobs`` pictures are processed at a time (one by default: parallel uploads
+cannot exhaust a 2-core machine; the others wait their turn).
+
+Frames are BGR uint8 (OpenCV order) in and out; BGRA for transparent results.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from compositing import Compositor, make_background, parse_color
+from compositing.backgrounds import BlurBackground, ImageBackground, canonical_name
+from compositing.errors import BackgroundError
+from compositing.refine import estimate_foreground
+from matting import MattingEngine
+from matting.errors import ModelUnavailable, WeightsError
+
+from .errors import IdPhotoError
+from .framing import Framing, apply_framing, draw_guides, plan_framing
+from .output import content_type, encode
+from .sheet import make_sheet
+from .sizes import PhotoSize, parse_paper, parse_size
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("png", "jpg")
+DPI_RANGE = (72, 1200)
+#: What ``background`` accepts here (never a file path: requests must not name server files).
+BACKGROUND_WORDS = "transparent, blur, white, blue, red, green, gray, black or #RRGGBB"
+NO_FACE_MODEL = ("no face model available, so the head was placed from the person's outline alone: "
+                 "check the framing")
+
+
+@dataclass
+class PhotoRequest:
+    """What the user asked for; validated by :meth:`checked`."""
+
+    background: str = "transparent"   # colour name, #RRGGBB, transparent or blur
+    size: str | None = None           # preset id, WxHmm, WxHin or WxHpx; None: the whole picture, no framing
+    dpi: float = 300.0
+    format: str | None = None         # png | jpg; None: png when transparent, else jpg
+    max_kb: float | None = None
+
+    def checked(self) -> "PhotoRequest":
+        fmt = (self.format or "").strip().lower().lstrip(".") or None
+        fmt = "jpg" if fmt == "jpeg" else fmt
+        if fmt is not None and fmt not in FORMATS:
+            raise IdPhotoError(f"format must be png or jpg, got {self.format!r}")
+        if not (DPI_RANGE[0] <= float(self.dpi) <= DPI_RANGE[1]):
+            raise IdPhotoError(f"dpi must be between {DPI_RANGE[0]} and {DPI_RANGE[1]}, got {self.dpi:g}")
+        if self.max_kb is not None and not (0 < float(self.max_kb) <= 100_000):
+            raise IdPhotoError(f"max_kb must be a positive number of kilobytes, got {self.max_kb:g}")
+        transparent = canonical_name(self.background or "") in ("transparent", "")
+        if transparent and fmt == "jpg":
+            raise IdPhotoError("JPEG cannot hold transparency: choose a background colour or PNG")
+        return PhotoRequest(self.background or "transparent", self.size or None, float(self.dpi),
+                            fmt or ("png" if transparent else "jpg"), self.max_kb)
+
+
+@dataclass
+class PhotoResult:
+    image: np.ndarray                 # BGR, or BGRA when transparent
+    data: bytes                       # the encoded file
+    format: str
+    dpi: float
+    size: PhotoSize | None = None
+    framing: Framing | None = None
+    warnings: list[str] = field(default_factory=list)
+    count: int = 1                    # sheets: copies placed
+
+    @property
+    def content_type(self) -> str:
+        return content_type(self.format)
+
+    @property
+    def extension(self) -> str:
+        return "." + self.format
+
+    def preview(self, guides: bool = True) -> np.ndarray:
+        """The result with the head-height and eye-line guides drawn (for showing, never saved)."""
+        if not guides or self.framing is None or self.size is None:
+            return self.image
+        return draw_guides(self.image, self.framing, self.size, self.dpi)
+
+
+class IdPhotoMaker:
+    def __init__(self, engine_factory: Callable[[], MattingEngine],
+                 face_factory: Callable[[], object | None] | None = None,
+                 compositor_factory: Callable[[MattingEngine], Compositor] | None = None,
+                 jobs: int = 1, blur_strength: float = 12.0):
+        self._engine_factory, self._face_factory = engine_factory, face_factory
+        self._compositor_factory = compositor_factory or (lambda engine: Compositor(refine=engine.default_refine,
+                                                                                     decontaminate=True))
+        self.blur_strength = blur_strength
+        self._engine: MattingEngine | None = None
+        self._compositor: Compositor | None = None
+        self._faces: object | None = None
+        self._faces_tried = False
+        self._face_warning = ""
+        self._setup = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max(1, jobs))
+        self.waiting = 0                  # requests waiting for their turn (shown by the UI)
+        self._count_lock = threading.Lock()
+
+    # ------------------------------------------------------------------
+    def _models(self, need_faces: bool):
+        with self._setup:
+            if self._engine is None:
+                self._engine = self._engine_factory()
+                self._compositor = self._compositor_factory(self._engine)
+            if need_faces and not self._faces_tried and self._face_factory is not None:
+                self._faces_tried = True
+                try:
+                    self._faces = self._face_factory()
+                except (ModelUnavailable, WeightsError) as exc:  # offline, or no runtime for the file
+                    self._face_warning = f"{NO_FACE_MODEL} ({exc})"
+                    log.warning("%s", self._face_warning)
+            if need_faces and self._face_factory is None:
+                self._face_warning = NO_FACE_MODEL
+            return self._engine, self._compositor, self._faces
+
+    def turn(self):
+        """A context manager holding one of the ``jobs`` processing slots."""
+        maker = self
+
+        class _Turn:
+            def __enter__(self):
+                with maker._count_lock:
+                    maker.waiting += 1
+                maker._slots.acquire()
+                with maker._count_lock:
+                    maker.waiting -= 1
+
+            def __exit__(self, *exc):
+                maker._slots.release()
+
+        return _Turn()
+
+    # ------------------------------------------------------------------
+    def photo(self, image: np.ndarray, request: PhotoRequest,
+              background_image: np.ndarray | None = None) -> PhotoResult:
+        """One ID photo (``request.size`` set) or a full-size cut-out / composite (no size).
+
+        ``background_image``: a picture (BGR) to put behind the person instead of ``request.background``."""
+        if background_image is not None:
+            request.background = "picture"
+        request = request.checked()
+        size = parse_size(request.size, request.dpi) if request.size else None
+        background = (ImageBackground(background_image, name="picture") if background_image is not None
+                      else self._background(request.background))
+        with self.turn():
+            image_out, framing, warnings = self._render(image, background, size, request.dpi)
+        data = encode(image_out, request.format, request.dpi, request.max_kb)
+        return PhotoResult(image_out, data, request.format, request.dpi, size, framing, warnings)
+
+    def sheet(self, images: list[np.ndarray], request: PhotoRequest, paper: str = "4x6in",
+              copies: int | None = None, background_image: np.ndarray | None = None) -> PhotoResult:
+        """A print sheet of as many copies as fit (several pictures: cycled through)."""
+        if (request.background or "transparent").strip().lower() == "transparent":
+            request.background = "white"  # a sheet is printed: transparent areas are paper
+        if background_image is not None:
+            request.background = "picture"
+        request = request.checked()
+        page = parse_paper(paper)
+        size = parse_size(request.size or "passport", request.dpi)
+        background = (ImageBackground(background_image, name="picture") if background_image is not None
+                      else self._background(request.background))
+        photos, warnings = [], []
+        for image in images:
+            with self.turn():
+                photo, _, notes = self._render(image, background, size, request.dpi)
+            photos.append(photo)
+            warnings += [n for n in notes if n not in warnings]
+        sheet_image, count = make_sheet(photos, page, request.dpi, copies=copies)
+        fmt = request.format if request.format in FORMATS else "jpg"
+        data = encode(sheet_image, fmt, request.dpi, request.max_kb)
+        return PhotoResult(sheet_image, data, fmt, request.dpi, size, None, warnings, count=count)
+
+    # ------------------------------------------------------------------
+    def _background(self, value: str):
+        """Only colours, transparent and blur: a request never names a file on the server."""
+        text = (value or "transparent").strip()
+        name = canonical_name(text)
+        if not (name in ("transparent", "blur") or name.startswith("blur:") or parse_color(text) is not None):
+            raise IdPhotoError(f"unknown background {value!r}: use {BACKGROUND_WORDS}")
+        try:
+            return make_background(text, blur_strength=self.blur_strength)
+        except BackgroundError as exc:
+            raise IdPhotoError(str(exc)) from None
+
+    def _render(self, image: np.ndarray, background, size: PhotoSize | None,
+                dpi: float) -> tuple[np.ndarray, Framing | None, list[str]]:
+        engine, compositor, faces_model = self._models(need_faces=size is not None)
+        alpha = compositor.full_alpha(engine.infer(image), image)
+        framing, warnings = None, []
+        if size is not None:
+            faces = faces_model.detect(image) if faces_model is not None else None
+            if faces is None:
+                warnings.append(self._face_warning or NO_FACE_MODEL)
+            framing = plan_framing(alpha, faces, size, dpi)
+            warnings += framing.warnings
+            # Crop and scale first: the colours are then estimated on the photo's few hundred
+            # thousand pixels, not on the 12 million of a phone picture (seconds saved).
+            image, alpha = apply_framing(image, alpha, framing)
+        foreground = estimate_foreground(image, alpha) if compositor.decontaminate else image
+        room = image  # what a blur background blurs
+        if background.transparent:
+            alpha8 = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            return np.dstack([foreground, alpha8]), framing, _unique(warnings)
+        back = background.render(room, alpha, 0.0)
+        return compositor.blend(foreground, back, alpha), framing, _unique(warnings)
+
+    def close(self) -> None:
+        with self._setup:
+            if self._engine is not None:
+                self._engine.close()
+                self._engine = None
+            close = getattr(self._faces, "close", None)
+            if close is not None:
+                close()
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))

@@ -1,0 +1,172 @@
+"""Remote control of a live run: commands handed to the render loop, and its output frames handed out.
+
+Other threads (the web server's request handlers) never touch the pipeline's
+state directly. They :meth:`LiveHandle.submit` a command, which the render
+loop runs between two frames, the same place hotkeys are carried out, and
+wait for its result with a timeout; the render loop never waits for them. Output frames go the other
+way through :meth:`LiveHandle.publish`: the render loop only stores a
+reference (no copy, no encoding); readers encode on their own thread, and only
+while someone asks for frames.
+
+The handle outlives pipelines: when the camera cannot be opened the handle
+says why (``state == "failed"``, ``error``), and :meth:`request_restart`
+asks the owner to try again with another camera.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any, Callable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: What a live run can be doing.
+STATES = ("starting", "running", "failed", "ended", "stopped")
+STATE_WORDS = {"starting": "it is starting", "running": "it is running", "failed": "it could not start",
+               "ended": "the source has ended", "stopped": "it has stopped"}
+
+
+class LiveUnavailable(RuntimeError):
+    """No pipeline runs now (the camera failed, or the run ended)."""
+
+
+class LiveHandle:
+    """The thread-safe meeting point of a live pipeline and its remote controls."""
+
+    COMMAND_TIMEOUT_S = 3.0
+
+    def __init__(self, camera: str = "0"):
+        self.camera = camera
+        self.state = "starting"
+        self.error = ""
+        self.pipeline: Any = None                # the running Pipeline, or None
+        self._commands: queue.Queue[tuple[Callable[[Any], Any], Future]] = queue.Queue(maxsize=64)
+        self._frame_lock = threading.Condition()
+        self._frame: np.ndarray | None = None
+        self._frame_seq = 0
+        self._frame_at = 0.0
+        self._raw: np.ndarray | None = None      # the camera frame behind the newest output
+        self._restart = threading.Event()
+        self._closed = threading.Event()
+        self.watchers = 0                        # open preview streams (for the figures)
+        self._watch_lock = threading.Lock()
+
+    # -- the owner (app) -------------------------------------------------
+    def attach(self, pipeline) -> None:
+        self.pipeline, self.state, self.error = pipeline, "running", ""
+        self._restart.clear()
+
+    def detach(self, state: str, error: str = "") -> None:
+        """The pipeline ended (``state`` ended/stopped) or never started (failed, with ``error``)."""
+        assert state in STATES
+        self.pipeline, self.state, self.error = None, state, error
+        self._fail_pending(LiveUnavailable(error or STATE_WORDS.get(state, state)))
+
+    def wait_for_restart(self, timeout: float | None = None) -> bool:
+        """Block until a restart is requested (True) or the handle is closed / time is up (False)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._closed.is_set():
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            if self._restart.wait(0.1 if remaining is None else min(0.1, remaining)):
+                self._restart.clear()
+                return True
+        return False
+
+    def close(self) -> None:
+        self._closed.set()
+        self._fail_pending(LiveUnavailable("the server is shutting down"))
+        with self._frame_lock:
+            self._frame_lock.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    # -- remote controls (any thread) ------------------------------------
+    def request_restart(self, camera: str | None = None) -> None:
+        if camera is not None:
+            self.camera = camera
+        self.state = "starting"
+        self._restart.set()
+
+    def submit(self, command: Callable[[Any], Any]) -> Future:
+        """Run ``command(pipeline)`` on the render loop; the future holds its result or exception."""
+        future: Future = Future()
+        if self.pipeline is None:
+            future.set_exception(LiveUnavailable(self.error or STATE_WORDS.get(self.state, self.state)))
+            return future
+        try:
+            self._commands.put_nowait((command, future))
+        except queue.Full:
+            future.set_exception(LiveUnavailable("too many commands at once; try again"))
+        return future
+
+    def call(self, command: Callable[[Any], Any], timeout: float | None = None) -> Any:
+        """:meth:`submit` and wait for the result (raises the command's exception, or TimeoutError)."""
+        return self.submit(command).result(timeout or self.COMMAND_TIMEOUT_S)
+
+    # -- the render loop -------------------------------------------------
+    def run_pending(self, pipeline) -> None:
+        """Carry out the queued commands (called by the render loop between frames)."""
+        while True:
+            try:
+                command, future = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(command(pipeline))
+            except Exception as exc:  # a bad request must not end the run
+                future.set_exception(exc)
+
+    def publish(self, frame: np.ndarray, raw: np.ndarray | None = None) -> None:
+        """The newest output frame (BGR uint8, unmirrored, as the virtual camera gets it) and, when
+        known, the camera frame it was made from."""
+        with self._frame_lock:
+            self._frame, self._frame_seq, self._frame_at = frame, self._frame_seq + 1, time.monotonic()
+            if raw is not None:
+                self._raw = raw
+            self._frame_lock.notify_all()
+
+    def latest_camera_frame(self) -> np.ndarray | None:
+        """The newest camera frame behind the output (for thumbnails of blur and none)."""
+        with self._frame_lock:
+            return self._raw
+
+    # -- frame readers (any thread) --------------------------------------
+    def latest_frame(self) -> tuple[int, np.ndarray | None]:
+        with self._frame_lock:
+            return self._frame_seq, self._frame
+
+    def wait_frame(self, after: int, timeout: float = 1.0) -> tuple[int, np.ndarray] | None:
+        """The first frame newer than sequence number ``after``, or None after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        with self._frame_lock:
+            while self._frame_seq <= after or self._frame is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._closed.is_set():
+                    return None
+                self._frame_lock.wait(remaining)
+            return self._frame_seq, self._frame
+
+    def watching(self, delta: int) -> None:
+        with self._watch_lock:
+            self.watchers += delta
+
+    def _fail_pending(self, exc: Exception) -> None:
+        while True:
+            try:
+                _, future = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if future.set_running_or_notify_cancel():
+                future.set_exception(exc)

@@ -1,0 +1,267 @@
+"""``python live.py --web`` and ID photos from the command line, run as a user runs them (real processes)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import cv2
+import pytest
+from PIL import Image
+
+from conftest import MODELS, PORTRAIT, ROOT, TWO_PEOPLE, VLOG, need
+
+pytest.importorskip("fastapi")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    """Nobody listens there any more (a server can bind it again; TIME_WAIT is fine)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def selfie_args() -> list[str]:
+    return ["--model", "selfie", "--weights", str(need(MODELS / "selfie_segmentation.onnx"))]
+
+
+def face_args() -> list[str]:
+    return ["--face-weights", str(need(MODELS / "face_detection_short_range.onnx"))]
+
+
+def get(url: str, headers: dict | None = None, timeout: float = 10):
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as r:
+            return r.status, r.read(), dict(r.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), dict(exc.headers)
+
+
+class Server:
+    def __init__(self, args: list[str], tmp_path, port: int | None = None):
+        self.port = port or free_port()
+        env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "MODNET_OFFLINE": "1"}
+        self.log = open(tmp_path / f"server-{self.port}.log", "w+")
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "live.py"), "--web", "--port", str(self.port),
+                                      "--no-window", *args], cwd=tmp_path, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def wait_state(self, states, headers=None, timeout=60.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.output()
+            try:
+                code, body, _ = get(self.base + "/api/v1/live/status", headers, timeout=2)
+                if code == 200 and json.loads(body)["state"] in states:
+                    return json.loads(body)
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"server never reached {states}: {self.output()}")
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self, sig=signal.SIGTERM) -> tuple[int, float]:
+        started = time.monotonic()
+        self.proc.send_signal(sig)
+        code = self.proc.wait(10)
+        return code, time.monotonic() - started
+
+
+def test_camera_that_cannot_open_leaves_the_studio_working_and_sigterm_stops_it(tmp_path):
+    server = Server(["--camera", "97", *selfie_args()], tmp_path)
+    try:
+        status = server.wait_state(("failed",))
+        assert "camera 97" in status["error"] and status["fps"] is None
+        code, body, _ = get(server.base + "/api/v1/sizes")
+        assert code == 200 and any(s["id"] == "passport" for s in json.loads(body))
+        code, body, headers = get(server.base + "/")
+        assert code == 200 and "text/html" in headers["content-type"]
+    finally:
+        code, took = server.stop()
+    assert code == 0 and took < 3, (code, took, server.output())
+    assert "studio and live panel: http://127.0.0.1:" in server.output()
+    assert "Traceback" not in server.output()
+
+
+def test_recording_is_finalised_when_the_run_ends_and_the_server_stops(tmp_path):
+    target = tmp_path / "call.mp4"
+    server = Server(["--source", str(need(VLOG)), "--record", str(target), "--duration", "4", *selfie_args()],
+                    tmp_path)
+    assert server.proc.wait(120) == 0, server.output()
+    capture = cv2.VideoCapture(str(target))
+    assert capture.get(cv2.CAP_PROP_FRAME_COUNT) > 30
+    capture.release()
+    assert port_is_free(server.port)
+
+
+def test_beyond_loopback_every_request_needs_the_token(tmp_path):
+    server = Server(["--host", "0.0.0.0", "--token", "s3cret-token", "--camera", "97", *selfie_args()], tmp_path)
+    try:
+        server.wait_state(("failed",), headers={"Authorization": "Bearer s3cret-token"})
+        code, body, _ = get(server.base + "/api/v1/sizes")
+        assert code == 401 and "token" in json.loads(body)["error"]
+        assert get(server.base + "/")[0] == 401
+        assert get(server.base + "/api/v1/sizes", {"Authorization": "Bearer wrong"})[0] == 401
+        assert get(server.base + "/api/v1/sizes", {"X-Token": "s3cret-token"})[0] == 200
+        code, _, headers = get(server.base + "/api/v1/sizes?token=s3cret-token")
+        assert code == 200 and "modnet_live_token=s3cret-token" in headers.get("set-cookie", "")
+        assert get(server.base + "/api/v1/sizes", {"Cookie": "modnet_live_token=s3cret-token"})[0] == 200
+    finally:
+        server.stop()
+    out = server.output()
+    assert "?token=s3cret-token" in out and "beyond this computer" in out
+
+
+def test_a_token_is_generated_when_none_is_given(tmp_path):
+    server = Server(["--host", "0.0.0.0", "--camera", "97", *selfie_args()], tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while "?token=" not in server.output() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        token = server.output().split("?token=")[1].split()[0]
+        assert len(token) >= 16
+        assert get(server.base + "/api/v1/sizes")[0] == 401
+        assert get(server.base + f"/api/v1/sizes?token={token}")[0] == 200
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--token", "x"], "--token is for the web server"),
+    (["--id-size", "passport"], "photo mode"),
+    (["--web", "--port", "0"], "--port"),
+    (["--web", "--max-upload-mb", "-1"], "--max-upload-mb"),
+    (["--image", "a.jpg", "--output", "b.jpg", "--id-size", "99x"], "--id-size"),
+    (["--image", "a.jpg", "--output", "b.jpg", "--id-size", "passport", "--sheet", "napkin"], "--sheet"),
+    (["--image", "a.jpg", "--output", "b.jpg", "--id-size", "passport", "--face-weights", "nope.onnx"],
+     "--face-weights"),
+])
+def test_bad_web_and_id_options_are_usage_errors(tmp_path, args, fragment):
+    r = subprocess.run([sys.executable, str(ROOT / "live.py"), *args], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert fragment in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_taken_port_is_one_clear_line(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run([sys.executable, str(ROOT / "live.py"), "--web", "--port", str(port), "--no-window",
+                            "--camera", "97", *selfie_args()], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=60)
+    assert r.returncode == 1 and f"{port}" in r.stderr and "--port" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def run_cli(tmp_path, *args, env=None):
+    return subprocess.run([sys.executable, str(ROOT / "live.py"), *args], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=180, env={**os.environ, **(env or {})})
+
+
+def test_id_photo_from_the_command_line(tmp_path):
+    out = tmp_path / "passport.jpg"
+    r = run_cli(tmp_path, "--image", str(need(PORTRAIT)), "--output", str(out), "--id-size", "passport",
+                "--dpi", "300", "--max-kb", "50", "--background", "blue", *selfie_args(), *face_args())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(out)
+    data = out.read_bytes()
+    assert len(data) <= 50 * 1024
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.size == (413, 531) and im.format == "JPEG"
+        assert im.info["dpi"] == pytest.approx((300, 300), abs=0.5)
+    assert oct(out.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def test_print_sheet_from_the_command_line(tmp_path):
+    out = tmp_path / "sheet.png"
+    r = run_cli(tmp_path, "--image", str(need(PORTRAIT)), "--output", str(out), "--id-size", "1inch",
+                "--sheet", "4x6in", *selfie_args(), *face_args())
+    assert r.returncode == 0, r.stderr
+    with Image.open(out) as im:
+        assert sorted(im.size) == [1200, 1800] and im.info["dpi"] == pytest.approx((300, 300), abs=0.5)
+
+
+def test_id_photo_errors_and_fallbacks(tmp_path):
+    r = run_cli(tmp_path, "--image", str(need(TWO_PEOPLE)), "--output", str(tmp_path / "x.jpg"),
+                "--id-size", "passport", *selfie_args(), *face_args())
+    assert r.returncode == 2 and "face" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "x.jpg").exists()
+    copy = tmp_path / "me.jpg"
+    copy.write_bytes(PORTRAIT.read_bytes())
+    r = run_cli(tmp_path, "--image", str(copy), "--output", str(copy), "--id-size", "passport", *selfie_args())
+    assert r.returncode == 2 and "overwrite" in r.stderr and copy.read_bytes() == PORTRAIT.read_bytes()
+    # no face model (offline, none downloaded, none given): framed from the matte alone, with a warning
+    r = run_cli(tmp_path, "--image", str(PORTRAIT), "--output", str(tmp_path / "matte.jpg"), "--id-size",
+                "passport", "--offline", "--weights-dir", str(tmp_path / "empty"), *selfie_args())
+    assert r.returncode == 0, r.stderr
+    assert "no face model" in r.stderr
+    with Image.open(tmp_path / "matte.jpg") as im:
+        assert im.size == (413, 531)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@pytest.mark.skipif(os.name != "posix", reason="pseudo-terminals are POSIX")
+def test_terminal_keys_and_the_panel_share_the_run_and_q_stops_the_server(tmp_path):
+    import pty
+
+    from test_terminal_keys import read_until
+
+    port = free_port()
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "live.py"), "--web", "--port", str(port), "--no-window",
+                             "--source", str(need(VLOG)), "--loop", "--background", "white",
+                             "--backgrounds-dir", str(tmp_path / "bg"), *selfie_args()],
+                            stdin=slave, stdout=slave, stderr=slave, close_fds=True, cwd=tmp_path,
+                            env={**os.environ, "MODNET_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"})
+    os.close(slave)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        read_until(master, "Keys:")
+        os.write(master, b"n")  # white -> gray, by the terminal key
+        read_until(master, "background: gray")
+        assert json.loads(get(base + "/api/v1/live/status")[1])["background"] == "gray"
+        request = urllib.request.Request(base + "/api/v1/live/background", data=b'{"background": "blue"}',
+                                         headers={"Content-Type": "application/json"}, method="POST")
+        urllib.request.urlopen(request, timeout=10).read()
+        os.write(master, b"n")  # the key goes on from where the panel left it: blue -> key green
+        read_until(master, "background: key green")
+        started = time.monotonic()
+        os.write(master, b"q")
+        assert proc.wait(timeout=10) == 0
+        assert time.monotonic() - started < 3
+        assert port_is_free(port)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)

@@ -1,0 +1,242 @@
+"""The live panel's HTTP API against a running pipeline: switching, uploads, refusals, the stream, the rate."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from compositing import BackgroundLibrary, ColorBackground, Compositor  # noqa: E402
+from fakes import IndexEngine, SyntheticSource, wait_until  # noqa: E402
+from idphoto import IdPhotoMaker  # noqa: E402
+from matting import make_smoother  # noqa: E402
+from realtime import NullSink, Pipeline, PipelineOptions  # noqa: E402
+from realtime.remote import LiveHandle  # noqa: E402
+from web import UploadFolder, WebOptions, create_app  # noqa: E402
+
+
+class LiveRun:
+    """A pipeline on a synthetic 30-fps source, run on a thread, attached to a LiveHandle."""
+
+    def __init__(self, backgrounds_dir, fps=30.0, size=(72, 128)):
+        self.sink = NullSink()
+        library = BackgroundLibrary(backgrounds_dir, initial=ColorBackground((0, 0, 0), name="black"))
+        self.source = SyntheticSource(fps=fps, size=size)
+        self.pipeline = Pipeline(self.source, IndexEngine(), make_smoother("none"), Compositor(), library,
+                                 [self.sink], options=PipelineOptions(mode="async", terminal_keys=False))
+        self.live = LiveHandle("synthetic")
+        self.pipeline.remote = self.live
+        self.live.attach(self.pipeline)
+        self.thread = threading.Thread(target=self.pipeline.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        wait_until(lambda: self.sink.frames > 3, what="first frames")
+        return self
+
+    def __exit__(self, *exc):
+        self.pipeline.stop("quit")
+        self.thread.join(5)
+        self.live.detach("stopped")
+        assert not self.thread.is_alive()
+
+
+def unused_maker():
+    def no_engine():
+        raise AssertionError("the live API must not load the photo engine")
+    return IdPhotoMaker(no_engine)
+
+
+@pytest.fixture()
+def run(tmp_path):
+    folder = tmp_path / "backgrounds"
+    folder.mkdir()
+    with LiveRun(folder) as live_run:
+        uploads = UploadFolder()
+        app = create_app(unused_maker(), live_run.live,
+                         WebOptions(backgrounds_dir=str(folder), gradio=False, max_upload_mb=1), uploads)
+        live_run.client = TestClient(app)
+        live_run.folder = folder
+        live_run.uploads = uploads
+        yield live_run
+        uploads.cleanup()
+
+
+def output_color(run) -> np.ndarray:
+    """Mean BGR of the newest output frame (waits for a frame made after the call)."""
+    seq, _ = run.live.latest_frame()
+    got = run.live.wait_frame(seq + 1, timeout=5)
+    assert got is not None
+    return got[1].reshape(-1, 3).mean(axis=0)
+
+
+def frame_color(run) -> np.ndarray:
+    run.live.wait_frame(run.live.latest_frame()[0] + 1, timeout=5)
+    r = run.client.get("/api/v1/live/frame.jpg")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    image = cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (72, 128, 3)  # full size, as the virtual camera gets it
+    return image.reshape(-1, 3).mean(axis=0)
+
+
+def test_status_reports_the_figures(run):
+    wait_until(lambda: run.pipeline.stats.outputs > 40, what="a second of output")
+    s = run.client.get("/api/v1/live/status").json()
+    for key in ("fps", "mattes_per_s", "latency_ms", "background", "view", "paused", "engine", "cpu_cores"):
+        assert key in s, key
+    assert s["state"] == "running" and s["engine"] == "index" and s["background"] == "black"
+    assert s["view"] == "composite" and s["paused"] is False
+    assert 15 < s["fps"] < 45 and s["mattes_per_s"] > 0 and s["latency_ms"] >= 0
+
+
+def test_switch_by_colour_name_and_upload_changes_the_output(run):
+    assert np.allclose(frame_color(run), 0, atol=40)  # black background (the alpha is nearly 0)
+    r = run.client.post("/api/v1/live/background", json={"background": "#ff0000"})
+    assert r.status_code == 200, r.text
+    assert np.allclose(output_color(run), (0, 0, 255), atol=40)
+    r = run.client.post("/api/v1/live/background", json={"background": "white"})
+    assert r.json() == {"background": "white"}
+    assert np.allclose(frame_color(run), 255, atol=40)
+    # upload a green picture, then pick it by name from the list
+    ok, png = cv2.imencode(".png", np.full((90, 160, 3), (0, 200, 0), np.uint8))
+    r = run.client.post("/api/v1/live/backgrounds", files={"file": ("My Garden!.png", png.tobytes(), "image/png")})
+    assert r.status_code == 200, r.text
+    assert r.json()["saved"] == "My-Garden.png" and (run.folder / "My-Garden.png").is_file()
+    listed = run.client.get("/api/v1/live/backgrounds").json()
+    entry = next(e for e in listed if e["name"] == "My-Garden")
+    assert entry["kind"] == "file" and entry["thumbnail"].endswith("/thumbnail.jpg")
+    thumb = run.client.get(entry["thumbnail"])
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    r = run.client.post("/api/v1/live/background", json={"background": "My-Garden"})
+    assert r.json() == {"background": "My-Garden"}
+    assert np.allclose(output_color(run), (0, 200, 0), atol=40)
+    assert run.client.get("/api/v1/live/status").json()["background"] == "My-Garden"
+
+
+def test_hotkeys_and_panel_share_one_state(run):
+    assert run.client.post("/api/v1/live/view", json={"view": "matte"}).json() == {"view": "matte"}
+    assert run.pipeline.state.view == "matte"
+    run.live.call(lambda p: p.apply("matte"))  # the m key toggles it back
+    assert run.client.get("/api/v1/live/status").json()["view"] == "composite"
+    assert run.client.post("/api/v1/live/pause", json={}).json() == {"paused": True}
+    assert run.client.get("/api/v1/live/status").json()["paused"] is True
+    run.live.call(lambda p: p.apply("next"))
+    assert run.client.get("/api/v1/live/status").json()["background"] == run.pipeline.library.current_name
+    assert run.client.post("/api/v1/live/pause", json={"paused": False}).json() == {"paused": False}
+
+
+@pytest.mark.parametrize("value", ["../../etc/passwd", "/etc/passwd", "..", "backgrounds/../x.png", "a\\b.png"])
+def test_paths_are_refused(run, value):
+    r = run.client.post("/api/v1/live/background", json={"background": value})
+    assert r.status_code == 400 and "error" in r.json()
+    assert run.pipeline.library.current_name == "black"
+
+
+def test_unknown_names_and_bad_bodies_are_4xx(run):
+    r = run.client.post("/api/v1/live/background", json={"background": "no-such-picture"})
+    assert r.status_code == 404 and "unknown background" in r.json()["error"]
+    assert run.client.post("/api/v1/live/background", json={"x": 1}).status_code == 400
+    assert run.client.post("/api/v1/live/background", content=b"not json",
+                           headers={"content-type": "application/json"}).status_code == 400
+    assert run.client.post("/api/v1/live/view", json={"view": "sideways"}).status_code == 400
+    assert run.client.get("/api/v1/live/backgrounds/999/thumbnail.jpg").status_code == 404
+
+
+def test_bad_uploads_are_refused_and_nothing_is_overwritten(run):
+    folder = run.folder
+    (folder / "beach.png").write_bytes(cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    before = (folder / "beach.png").read_bytes()
+    ok, png = cv2.imencode(".png", np.full((20, 20, 3), 200, np.uint8))
+    r = run.client.post("/api/v1/live/backgrounds", files={"file": ("beach.png", png.tobytes(), "image/png")})
+    assert r.json()["saved"] == "beach-2.png" and (folder / "beach.png").read_bytes() == before
+    r = run.client.post("/api/v1/live/backgrounds", files={"file": ("../../../escape.png", png.tobytes())})
+    assert r.status_code == 200 and r.json()["saved"] == "escape.png"
+    assert (folder / "escape.png").is_file() and not (folder.parent / "escape.png").exists()
+    for name, data, status in [("notes.png", b"hello, not a picture", 415), ("tool.exe", png.tobytes(), 415),
+                               ("empty.jpg", b"", 400), ("big.png", b"\0" * 1_100_000, 413)]:
+        r = run.client.post("/api/v1/live/backgrounds", files={"file": (name, data)})
+        assert r.status_code == status, (name, r.text)
+        assert r.json()["error"]
+    assert sorted(p.name for p in folder.iterdir()) == ["beach-2.png", "beach.png", "escape.png"]
+    assert not list(run.uploads.path.rglob("*.*"))  # staged uploads are gone
+
+
+def test_no_request_when_the_run_is_gone(tmp_path):
+    live = LiveHandle("7")
+    live.detach("failed", "cannot open camera 7")
+    app = create_app(unused_maker(), live, WebOptions(backgrounds_dir=str(tmp_path), gradio=False), UploadFolder())
+    client = TestClient(app)
+    s = client.get("/api/v1/live/status").json()
+    assert s["state"] == "failed" and "camera 7" in s["error"] and s["fps"] is None
+    r = client.post("/api/v1/live/background", json={"background": "white"})
+    assert r.status_code == 503 and "camera 7" in r.json()["error"]
+    assert client.get("/api/v1/live/frame.jpg").status_code == 503
+    assert client.post("/api/v1/live/camera", json={"camera": "1"}).json()["camera"] == "1"
+    assert live.wait_for_restart(timeout=1) and live.camera == "1"
+
+
+def test_stream_delivers_frames_while_the_output_keeps_its_rate(tmp_path):
+    import http.client
+
+    from web import WebServer
+
+    folder = tmp_path / "bg"
+    with LiveRun(folder, fps=30.0, size=(360, 640)) as live_run:
+        server = WebServer(unused_maker(), live_run.live,
+                           WebOptions(port=_free_port(), backgrounds_dir=str(folder), gradio=False))
+        server.start()
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", server.options.port, timeout=10)
+            conn.request("GET", "/api/v1/live/stream.mjpg")
+            response = conn.getresponse()
+            assert response.status == 200
+            assert response.getheader("content-type").startswith("multipart/x-mixed-replace")
+            start_outputs, started = live_run.pipeline.stats.outputs, time.monotonic()
+            jpegs, buffer = 0, b""
+            while time.monotonic() - started < 3.0:
+                buffer += response.read1(65536)
+                while b"\xff\xd9" in buffer:
+                    frame, buffer = buffer.split(b"\xff\xd9", 1)
+                    start = frame.find(b"\xff\xd8")
+                    image = cv2.imdecode(np.frombuffer(frame[start:] + b"\xff\xd9", np.uint8), cv2.IMREAD_COLOR)
+                    assert image is not None and image.shape[1] <= 640
+                    jpegs += 1
+            elapsed = time.monotonic() - started
+            rate = (live_run.pipeline.stats.outputs - start_outputs) / elapsed
+            assert jpegs / elapsed >= 10, f"preview {jpegs / elapsed:.1f} fps"
+            assert rate >= 0.9 * 30, f"output {rate:.1f} fps while streaming"
+            assert live_run.live.watchers == 1
+            conn.close()
+        finally:
+            stop_started = time.monotonic()
+            server.stop()
+            assert time.monotonic() - stop_started < 2.5
+        assert not server.running
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_thumbnails_of_none_and_blur_show_the_camera_not_the_output(run):
+    run.client.post("/api/v1/live/background", json={"background": "white"})
+    output_color(run)
+    listed = run.client.get("/api/v1/live/backgrounds").json()
+    for name in ("none", "blur"):
+        entry = next(e for e in listed if e["name"] == name)
+        r = run.client.get(entry["thumbnail"])
+        thumb = cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_COLOR)
+        assert abs(thumb[:, :, 1].mean() - 128) < 20, name  # the synthetic camera's green level, not white
+    white = next(e for e in listed if e["name"] == "white")
+    thumb = cv2.imdecode(np.frombuffer(run.client.get(white["thumbnail"]).content, np.uint8), cv2.IMREAD_COLOR)
+    assert thumb.mean() > 240

@@ -1,0 +1,314 @@
+"""The live panel's HTTP API (``/api/v1/live``): status, frames, the MJPEG preview, backgrounds, view, pause.
+
+Requests change the run through :class:`realtime.remote.LiveHandle`: each
+change is a command the render loop carries out between two frames (where
+hotkeys are carried out), so a request never blocks it and hotkeys and the
+panel always agree. Frames are encoded here, on the request's thread, and only
+while someone asks for them: the preview at most ``PREVIEW_WIDTH`` px wide
+and ``PREVIEW_FPS`` frames a second, mirrored for the viewer as the window is.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import TimeoutError as FutureTimeout
+
+import cv2
+import numpy as np
+from fastapi import APIRouter, Body, File, UploadFile
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from compositing import ColorBackground, parse_color
+from compositing.backgrounds import canonical_name
+from compositing.media import IMAGE_EXTENSIONS, read_image
+from realtime.remote import LiveHandle, LiveUnavailable
+
+from .uploads import UploadError, UploadFolder, save_background
+
+log = logging.getLogger(__name__)
+
+PREVIEW_WIDTH = 640
+PREVIEW_FPS = 15.0
+THUMB_SIZE = (160, 90)
+VIEWS = ("composite", "matte", "original")
+BOUNDARY = "frame"
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def encode_jpeg(frame: np.ndarray, max_width: int | None = None, mirror: bool = False, quality: int = 80) -> bytes:
+    if max_width and frame.shape[1] > max_width:
+        height = max(1, round(frame.shape[0] * max_width / frame.shape[1]))
+        frame = cv2.resize(frame, (max_width, height), interpolation=cv2.INTER_AREA)
+    if mirror:
+        frame = cv2.flip(frame, 1)
+    ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return data.tobytes()
+
+
+class Thumbnails:
+    """Small pictures of the cycle's entries, made once per file version (never in the render loop)."""
+
+    def __init__(self):
+        self._cache: dict[tuple, bytes] = {}
+        self._lock = threading.Lock()
+
+    def get(self, entry: dict, frame: np.ndarray | None) -> bytes:
+        key = (entry["name"], entry.get("path"), entry.get("mtime"))
+        if entry["kind"] in ("file",):
+            with self._lock:
+                if key in self._cache:
+                    return self._cache[key]
+        image = self._render(entry, frame)
+        data = encode_jpeg(image, quality=75)
+        if entry["kind"] == "file":
+            with self._lock:
+                self._cache[key] = data
+        return data
+
+    @staticmethod
+    def _render(entry: dict, frame: np.ndarray | None) -> np.ndarray:
+        w, h = THUMB_SIZE
+        color = parse_color(entry["name"])
+        if color is not None:
+            return np.full((h, w, 3), color, np.uint8)
+        if entry["kind"] == "file" and entry.get("path"):
+            path = entry["path"]
+            try:
+                if any(str(path).lower().endswith(ext) for ext in IMAGE_EXTENSIONS):
+                    image = read_image(path, max_side=640)
+                else:
+                    capture = cv2.VideoCapture(str(path))
+                    ok, image = capture.read()
+                    capture.release()
+                    if not ok:
+                        raise ValueError("no frame")
+                return _cover(image, w, h)
+            except Exception:
+                return np.full((h, w, 3), 64, np.uint8)
+        if frame is not None:
+            thumb = _cover(frame, w, h)
+            return cv2.GaussianBlur(thumb, (0, 0), 4) if entry["name"] == "blur" else thumb
+        return np.full((h, w, 3), 96, np.uint8)
+
+
+def _cover(image: np.ndarray, w: int, h: int) -> np.ndarray:
+    scale = max(w / image.shape[1], h / image.shape[0])
+    resized = cv2.resize(image, (max(w, round(image.shape[1] * scale)), max(h, round(image.shape[0] * scale))),
+                         interpolation=cv2.INTER_AREA)
+    y, x = (resized.shape[0] - h) // 2, (resized.shape[1] - w) // 2
+    return resized[y:y + h, x:x + w]
+
+
+def _entries(pipeline) -> list[dict]:
+    """The background cycle as JSON-able dicts (runs on the render loop)."""
+    out = []
+    for i, entry in enumerate(pipeline.library.entries):
+        path = entry.path
+        kind = "file" if path is not None else ("color" if parse_color(entry.name) is not None else entry.name)
+        mtime = None
+        if path is not None:
+            try:
+                mtime = path.stat().st_mtime
+            except OSError:
+                pass
+        out.append({"index": i, "name": entry.name, "kind": kind, "path": str(path) if path else None,
+                    "mtime": mtime, "current": i == pipeline.library.index})
+    return out
+
+
+def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -> APIRouter:
+    router = APIRouter(prefix="/api/v1/live")
+    thumbs = Thumbnails()
+
+    def call(command, timeout: float = 3.0):
+        try:
+            return live.call(command, timeout)
+        except LiveUnavailable as exc:
+            raise Refused(503, f"the live view is not running: {exc}") from None
+        except (TimeoutError, FutureTimeout):
+            raise Refused(503, "the live view did not answer in time") from None
+
+    def public(entry: dict) -> dict:
+        return {"index": entry["index"], "name": entry["name"], "kind": entry["kind"], "current": entry["current"],
+                "thumbnail": f"/api/v1/live/backgrounds/{entry['index']}/thumbnail.jpg"}
+
+    @router.get("/status")
+    def status():
+        body = {"state": live.state, "error": live.error or None, "camera": live.camera, "watchers": live.watchers}
+        if live.pipeline is None:
+            return {**body, "fps": None, "mattes_per_s": None, "latency_ms": None, "background": None,
+                    "view": None, "paused": None, "engine": None}
+        try:
+            return {**body, **call(lambda p: p.status())}
+        except Refused as exc:
+            return {**body, "fps": None, "mattes_per_s": None, "latency_ms": None, "background": None,
+                    "view": None, "paused": None, "engine": None, "error": exc.message}
+
+    @router.post("/camera")
+    def camera(payload: dict = Body(...)):
+        """Try (another) camera: ``{"camera": "1"}`` or a device path."""
+        value = str(payload.get("camera", "")).strip()
+        if not value or len(value) > 200:
+            return error(400, "camera must be a webcam index such as 0, or a device path")
+        if live.pipeline is not None:
+            return error(409, "the live view is running; stop it (q) before switching cameras")
+        live.request_restart(value)
+        return {"state": live.state, "camera": value}
+
+    @router.get("/frame.jpg")
+    def frame():
+        _, image = live.latest_frame()
+        if image is None:
+            return error(503, f"no frame yet (the live view is {live.state})")
+        return Response(encode_jpeg(image, quality=90), media_type="image/jpeg",
+                        headers={"Cache-Control": "no-store"})
+
+    @router.get("/snapshot.png")
+    def snapshot_png():
+        _, image = live.latest_frame()
+        if image is None:
+            return error(503, f"no frame yet (the live view is {live.state})")
+        ok, data = cv2.imencode(".png", image)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        return Response(data.tobytes(), media_type="image/png",
+                        headers={"Content-Disposition": f'attachment; filename="snapshot-{stamp}.png"'})
+
+    @router.post("/snapshot")
+    def snapshot():
+        """Save a snapshot into the snapshot folder, as the s key does."""
+        path = call(lambda p: p.snapshot())
+        if path is None:
+            return error(503, "no frame yet")
+        return {"saved": str(path)}
+
+    @router.get("/stream.mjpg")
+    def stream(mirror: bool = True, fps: float = PREVIEW_FPS):
+        if live.closed:
+            return error(503, "the server is shutting down")
+        interval = 1.0 / min(max(fps, 1.0), 30.0)
+
+        def frames():
+            live.watching(1)
+            seq, next_at = 0, 0.0
+            try:
+                while not live.closed:
+                    got = live.wait_frame(seq, timeout=1.0)
+                    if got is None:
+                        continue
+                    seq, image = got
+                    data = encode_jpeg(image, PREVIEW_WIDTH, mirror=mirror)
+                    yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n"
+                           .encode() + data + b"\r\n")
+                    next_at = max(next_at + interval, time.monotonic())
+                    time.sleep(max(0.0, next_at - time.monotonic()))
+            finally:
+                live.watching(-1)
+
+        return StreamingResponse(frames(), media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+                                 headers={"Cache-Control": "no-store"})
+
+    @router.get("/backgrounds")
+    def backgrounds():
+        return [public(e) for e in call(_entries)]
+
+    @router.get("/backgrounds/{index}/thumbnail.jpg")
+    def thumbnail(index: int):
+        entries = call(_entries)
+        if not 0 <= index < len(entries):
+            return error(404, f"no background {index}")
+        return Response(thumbs.get(entries[index], live.latest_camera_frame()), media_type="image/jpeg",
+                        headers={"Cache-Control": "no-cache"})
+
+    @router.post("/background")
+    def background(payload: dict = Body(...)):
+        value = payload.get("background")
+        strength = payload.get("blur_strength")
+        if not isinstance(value, str) or not value.strip():
+            return error(400, 'send {"background": NAME}: a name from /api/v1/live/backgrounds, a colour '
+                              '(#RRGGBB or a name), "blur" or "none"')
+        if strength is not None and (not isinstance(strength, (int, float)) or not 0 < strength <= 200):
+            return error(400, "blur_strength must be a number in (0, 200]")
+        value = value.strip()
+
+        def switch(p):
+            library = p.library
+            if strength is not None:
+                library.set_blur_strength(float(strength))
+            if value in library.names:
+                library.select_name(value)
+                library.step(0)
+                return library.current_name
+            name = canonical_name(value)
+            if name in library.names:
+                library.select_name(name)
+                library.step(0)
+                return library.current_name
+            color = parse_color(value)
+            if color is not None:
+                library.use(ColorBackground(color, name=value.lower()))
+                return library.current_name
+            return None
+
+        if any(ch in value for ch in "/\\") or ".." in value or "\x00" in value:
+            return error(400, "backgrounds are chosen by name from /api/v1/live/backgrounds, not by path")
+        chosen = call(switch)
+        if chosen is None:
+            return error(404, f"unknown background {value!r}: use a name from /api/v1/live/backgrounds, "
+                              "a colour (#RRGGBB or a name), blur or none")
+        return {"background": chosen}
+
+    @router.post("/backgrounds")
+    def upload(file: UploadFile = File(...)):
+        try:
+            saved = save_background(file.file.read(), file.filename or "", backgrounds_dir, uploads)
+        except UploadError as exc:
+            return error(exc.status, str(exc))
+        except OSError as exc:
+            return error(507, f"cannot save into the backgrounds folder: {exc.strerror or exc}")
+
+        def rescan(p):
+            p.library.rescan(force=True)
+            return [public(e) for e in _entries(p)]
+
+        try:
+            listed = call(rescan)
+        except Refused:
+            listed = None
+        return {"saved": saved.name, "backgrounds": listed}
+
+    @router.post("/view")
+    def view(payload: dict = Body(...)):
+        value = payload.get("view")
+        if value not in VIEWS:
+            return error(400, f"view must be one of {', '.join(VIEWS)}")
+
+        def set_view(p):
+            p.state.view = value
+            return value
+
+        return {"view": call(set_view)}
+
+    @router.post("/pause")
+    def pause(payload: dict = Body(default={})):
+        wanted = payload.get("paused") if isinstance(payload, dict) else None
+        if wanted is not None and not isinstance(wanted, bool):
+            return error(400, 'send {"paused": true|false}, or nothing to toggle')
+
+        def set_pause(p):
+            p.state.paused = (not p.state.paused) if wanted is None else wanted
+            return p.state.paused
+
+        return {"paused": call(set_pause)}
+
+    return router
+
+
+class Refused(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message

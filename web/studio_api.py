@@ -1,0 +1,107 @@
+"""The studio's REST API (``/api/v1``): sizes, one ID photo, a print sheet.
+
+Every refused request is a 4xx with ``{"error": "<one line>"}``: 400 bad
+field, 413 too large, 415 not a picture, 422 the picture cannot make an ID
+photo (no face, several faces, a size limit that cannot be met). Requests
+are processed one at a time by default (:class:`idphoto.IdPhotoMaker` holds
+the queue); the handlers are plain functions, so FastAPI runs them on its
+worker threads and the event loop stays free.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.responses import JSONResponse, Response
+
+from idphoto import IdPhotoError, IdPhotoMaker, PhotoRequest, papers_json, presets_json
+from idphoto.errors import FaceNotFound, SeveralFaces, SizeLimitError
+from matting.errors import DownloadError, ModelUnavailable, WeightsError
+
+from .uploads import UploadError, UploadFolder
+
+log = logging.getLogger(__name__)
+
+
+#: The server's own fault (no model to run): 503, with what to do.
+MODEL_ERRORS = (WeightsError, ModelUnavailable, DownloadError)
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def status_for(exc: Exception) -> int:
+    if isinstance(exc, UploadError):
+        return exc.status
+    if isinstance(exc, (FaceNotFound, SeveralFaces, SizeLimitError)):
+        return 422  # a valid request this picture cannot satisfy
+    return 400
+
+
+def _number(text: str | None, name: str, kind=float):
+    if text is None or str(text).strip() == "":
+        return None
+    try:
+        value = kind(str(text).strip())
+    except ValueError:
+        raise IdPhotoError(f"{name} must be a number, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise IdPhotoError(f"{name} must be a number, got {text!r}")
+    return value
+
+
+def studio_router(maker: IdPhotoMaker, uploads: UploadFolder) -> APIRouter:
+    router = APIRouter(prefix="/api/v1")
+
+    @router.get("/sizes")
+    def sizes():
+        """The ID-photo presets with their framing rules."""
+        return presets_json()
+
+    @router.get("/papers")
+    def papers():
+        """The print-sheet papers."""
+        return papers_json()
+
+    @router.post("/photo")
+    def photo(image: UploadFile = File(...), background: str = Form("transparent"), size: str | None = Form(None),
+              dpi: str | None = Form(None), format: str | None = Form(None), max_kb: str | None = Form(None)):
+        try:
+            request = PhotoRequest(background=background, size=size or None, dpi=_number(dpi, "dpi") or 300.0,
+                                   format=format or None, max_kb=_number(max_kb, "max_kb"))
+            request = request.checked()  # bad fields are refused before the upload is decoded
+            picture = uploads.read_picture(image.file.read(), image.filename or "")
+            result = maker.photo(picture, request)
+        except (IdPhotoError, UploadError) as exc:
+            return error(status_for(exc), str(exc))
+        except MODEL_ERRORS as exc:
+            return error(503, f"the matting model is not available: {exc}")
+        headers = {"Content-Disposition": f'attachment; filename="id-photo{result.extension}"'}
+        if result.warnings:
+            headers["X-Warnings"] = " | ".join(result.warnings).encode("ascii", "replace").decode()
+        return Response(result.data, media_type=result.content_type, headers=headers)
+
+    @router.post("/sheet")
+    def sheet(image: UploadFile = File(...), background: str = Form("white"), size: str | None = Form(None),
+              paper: str = Form("4x6in"), dpi: str | None = Form(None), format: str | None = Form(None),
+              copies: str | None = Form(None)):
+        try:
+            count = _number(copies, "copies", int)
+            if count is not None and not 1 <= count <= 500:
+                raise IdPhotoError(f"copies must be between 1 and 500, got {count}")
+            request = PhotoRequest(background=background or "white", size=size or "passport",
+                                   dpi=_number(dpi, "dpi") or 300.0, format=format or "jpg")
+            request.checked()
+            picture = uploads.read_picture(image.file.read(), image.filename or "")
+            result = maker.sheet([picture], request, paper=paper or "4x6in", copies=count)
+        except (IdPhotoError, UploadError) as exc:
+            return error(status_for(exc), str(exc))
+        except MODEL_ERRORS as exc:
+            return error(503, f"the matting model is not available: {exc}")
+        headers = {"Content-Disposition": f'attachment; filename="print-sheet{result.extension}"',
+                   "X-Copies": str(result.count)}
+        return Response(result.data, media_type=result.content_type, headers=headers)
+
+    return router

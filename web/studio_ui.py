@@ -1,0 +1,228 @@
+"""The browser UI (Gradio): the ID-photo studio tab, and the Live tab when a live run is attached.
+
+Each click is queued (one picture at a time by default; Gradio shows the
+queue position) and runs :class:`idphoto.IdPhotoMaker`, the same code as the
+REST API and the command line. Problems are shown in plain words under the
+result, never as a stack trace. Results are written into the server's
+temporary folder for download (one file, or a zip for a batch).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from idphoto import IdPhotoError, IdPhotoMaker, PhotoRequest, papers_json, presets_json
+
+from .studio_api import MODEL_ERRORS
+from .uploads import UploadError, UploadFolder, safe_stem
+
+log = logging.getLogger(__name__)
+
+BACKGROUNDS = ["white", "blue", "red", "green", "custom colour", "picture", "blur", "transparent"]
+MODES = ["ID photo", "Cut-out (transparent PNG)"]
+CUSTOM = "custom"
+
+CSS = """
+#message p { font-size: 1.05em; }
+.live-frame iframe { width: 100%; height: 900px; border: 0; }
+"""
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    """BGR(A) -> RGB(A) for showing in the browser."""
+    return cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+
+
+class StudioActions:
+    """What the studio's buttons do; plain methods, so tests can call them without a browser."""
+
+    def __init__(self, maker: IdPhotoMaker, uploads: UploadFolder):
+        self.maker, self.uploads = maker, uploads
+
+    def _inputs(self, files, webcam) -> list[tuple[str, np.ndarray | None, str | None]]:
+        """(name, picture or None, error or None) for every upload and the webcam shot."""
+        items = []
+        for f in files or []:
+            path = Path(getattr(f, "name", f))
+            try:
+                items.append((path.name, self.uploads.read_picture_file(path), None))
+            except UploadError as exc:
+                items.append((path.name, None, str(exc)))
+        if webcam is not None:
+            items.append(("webcam.jpg", cv2.cvtColor(np.asarray(webcam)[:, :, :3], cv2.COLOR_RGB2BGR), None))
+        return items
+
+    def _request(self, mode, background, color, size, custom, dpi, fmt, max_kb) -> PhotoRequest:
+        if mode == MODES[1]:
+            return PhotoRequest(background="transparent", size=None, dpi=float(dpi or 300), format="png",
+                                max_kb=float(max_kb) if max_kb else None)
+        chosen = color if background == "custom colour" else background
+        if background == "picture":
+            chosen = "white"  # replaced by the picture
+        size_value = (custom or "").strip() if size == CUSTOM else size
+        if size == CUSTOM and not size_value:
+            raise IdPhotoError("type a custom size such as 35x45mm or 600x800px")
+        return PhotoRequest(background=chosen or "white", size=size_value or None, dpi=float(dpi or 300),
+                            format=fmt, max_kb=float(max_kb) if max_kb else None)
+
+    def _folder(self) -> Path:
+        folder = self.uploads.path / "results" / secrets.token_hex(6)
+        folder.mkdir(parents=True)
+        return folder
+
+    def make(self, files, webcam, mode, background, color, bg_picture, size, custom, dpi, fmt, max_kb, guides):
+        """-> (preview RGB(A), download path(s), message markdown, previews with and without guides)."""
+        preview, download, message, previews = self._make(files, webcam, mode, background, color, bg_picture,
+                                                         size, custom, dpi, fmt, max_kb)
+        return (previews[bool(guides)] if previews else None), download, message, previews
+
+    @staticmethod
+    def show_guides(guides, previews):
+        """The guides checkbox: swap the preview, without making the photo again."""
+        return previews[bool(guides)] if previews else None
+
+    def _make(self, files, webcam, mode, background, color, bg_picture, size, custom, dpi, fmt, max_kb):
+        items = self._inputs(files, webcam)
+        if not items:
+            return (None, None, "**Add a photo first:** upload one or more pictures, or take one with the webcam.",
+                    None)
+        try:
+            request = self._request(mode, background, color, size, custom, dpi, fmt, max_kb)
+            request.checked()
+        except IdPhotoError as exc:
+            return None, None, f"**Cannot start:** {exc}", None
+        back = None
+        if background == "picture" and mode == MODES[0]:
+            if bg_picture is None:
+                return None, None, "**Add a background picture** (or choose another background).", None
+            back = cv2.cvtColor(np.asarray(bg_picture)[:, :, :3], cv2.COLOR_RGB2BGR)
+        folder, written, failed, notes, preview = self._folder(), [], [], [], None
+        for name, picture, problem in items:
+            if problem is None:
+                try:
+                    result = self.maker.photo(picture, PhotoRequest(**vars(request)), background_image=back)
+                except (IdPhotoError, UploadError) as exc:
+                    problem = str(exc)
+                except MODEL_ERRORS as exc:
+                    return None, None, f"**The matting model is not available:** {exc}", None
+            if problem is not None:
+                failed.append(f"{name}: {problem}")
+                continue
+            label = "cutout" if request.size is None else safe_stem(request.size)
+            target = folder / f"{safe_stem(name)}-{label}{result.extension}"
+            target.write_bytes(result.data)
+            written.append(target)
+            notes += [w for w in result.warnings if w not in notes]
+            if preview is None:
+                preview = {True: _rgb(result.preview(True)), False: _rgb(result.preview(False))}
+                h, w = result.image.shape[:2]
+                size_note = f"{w}×{h} px at {result.dpi:g} DPI, {len(result.data) / 1024:.0f} KB"
+        download = None
+        if len(written) == 1:
+            download = str(written[0])
+        elif written:
+            download = str(folder / "id-photos.zip")
+            with zipfile.ZipFile(download, "w", zipfile.ZIP_DEFLATED) as archive:
+                for path in written:
+                    archive.write(path, path.name)
+        lines = []
+        if written:
+            lines.append(f"**Done:** {len(written)} of {len(items)} photo{'s' if len(items) > 1 else ''} "
+                         f"({size_note}).")
+        if failed:
+            lines.append("**Could not make:** " + "; ".join(failed))
+        lines += [f"Note: {n}" for n in notes]
+        return None, download, "\n\n".join(lines), preview
+
+    def sheet(self, files, webcam, mode, background, color, bg_picture, size, custom, dpi, fmt, max_kb, paper):
+        items = [(n, p) for n, p, problem in self._inputs(files, webcam) if problem is None]
+        problems = [f"{n}: {problem}" for n, _, problem in self._inputs(files, webcam) if problem] if files else []
+        if not items:
+            return None, None, "**Add a photo first**" + (": " + "; ".join(problems) if problems else ".")
+        try:
+            request = self._request(MODES[0], background, color, size, custom, dpi, fmt, max_kb)
+            back = None
+            if background == "picture":
+                if bg_picture is None:
+                    return None, None, "**Add a background picture** (or choose another background)."
+                back = cv2.cvtColor(np.asarray(bg_picture)[:, :, :3], cv2.COLOR_RGB2BGR)
+            result = self.maker.sheet([p for _, p in items], request, paper=paper, background_image=back)
+        except (IdPhotoError, UploadError) as exc:
+            return None, None, f"**Could not make the sheet:** {exc}"
+        except MODEL_ERRORS as exc:
+            return None, None, f"**The matting model is not available:** {exc}"
+        target = self._folder() / f"print-sheet-{safe_stem(paper)}{result.extension}"
+        target.write_bytes(result.data)
+        h, w = result.image.shape[:2]
+        lines = [f"**Sheet:** {result.count} cop{'y' if result.count == 1 else 'ies'} on {paper} "
+                 f"({w}×{h} px at {result.dpi:g} DPI). Print at 100% (no scaling) so the sizes stay exact."]
+        lines += [f"Note: {n}" for n in result.warnings] + [f"Skipped {p}" for p in problems]
+        return _rgb(result.image), str(target), "\n\n".join(lines)
+
+
+def build_studio(maker: IdPhotoMaker, uploads: UploadFolder, live_panel: bool = False):
+    import gradio as gr
+
+    actions = StudioActions(maker, uploads)
+    sizes = [(p["name"], p["id"]) for p in presets_json()]
+    papers = [(p["name"], p["id"]) for p in papers_json()]
+    with gr.Blocks(title="modnet-live studio", analytics_enabled=False) as blocks:
+        gr.HTML(f"<style>{CSS}</style>")
+        with gr.Tabs():
+            with gr.Tab("ID photo studio", id="studio"):
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        files = gr.File(label="Photos (one or many)", file_count="multiple", file_types=["image"],
+                                        elem_id="photos")
+                        webcam = gr.Image(label="…or take one with the webcam", sources=["webcam"], type="numpy",
+                                          elem_id="webcam", height=240)
+                        mode = gr.Radio(MODES, value=MODES[0], label="Make", elem_id="mode")
+                        background = gr.Radio(BACKGROUNDS, value="white", label="Background", elem_id="background")
+                        color = gr.ColorPicker(value="#4a90d9", label="Custom colour", visible=False,
+                                               elem_id="color")
+                        bg_picture = gr.Image(label="Background picture", type="numpy", sources=["upload"],
+                                              visible=False, elem_id="bg-picture", height=160)
+                        size = gr.Dropdown(sizes + [("Custom size…", CUSTOM)], value="passport", label="Size",
+                                           elem_id="size")
+                        custom = gr.Textbox(label="Custom size", placeholder="35x45mm, 2x2in or 600x800px",
+                                            visible=False, elem_id="custom-size")
+                        with gr.Row():
+                            dpi = gr.Number(value=300, label="DPI", precision=0, minimum=72, maximum=1200,
+                                            elem_id="dpi")
+                            fmt = gr.Radio(["jpg", "png"], value="jpg", label="Format", elem_id="format")
+                            max_kb = gr.Number(value=0, label="Max file size (KB, 0: no limit)", minimum=0,
+                                               elem_id="max-kb")
+                        guides = gr.Checkbox(value=True, label="Show head-height and eye-line guides "
+                                                               "(preview only)", elem_id="guides")
+                        make = gr.Button("Make ID photo", variant="primary", elem_id="make")
+                        with gr.Row():
+                            paper = gr.Dropdown(papers, value="4x6in", label="Print sheet paper", elem_id="paper")
+                            sheet = gr.Button("Make print sheet", elem_id="sheet")
+                    with gr.Column(scale=1):
+                        preview = gr.Image(label="Result", type="numpy", interactive=False, format="png",
+                                           elem_id="result")
+                        download = gr.File(label="Download", elem_id="download", interactive=False)
+                        message = gr.Markdown(elem_id="message")
+            if live_panel:
+                with gr.Tab("Live", id="live"):
+                    gr.HTML('<div class="live-frame"><iframe src="/live" title="Live control"></iframe></div>')
+
+        background.change(lambda b: (gr.update(visible=b == "custom colour"), gr.update(visible=b == "picture")),
+                          background, [color, bg_picture], queue=False)
+        size.change(lambda s: gr.update(visible=s == CUSTOM), size, custom, queue=False)
+        mode.change(lambda m: gr.update(interactive=m == MODES[0]), mode, size, queue=False)
+        previews = gr.State(None)
+        common = [files, webcam, mode, background, color, bg_picture, size, custom, dpi, fmt, max_kb]
+        make.click(actions.make, common + [guides], [preview, download, message, previews], concurrency_limit=1,
+                   api_name="make")
+        guides.change(actions.show_guides, [guides, previews], preview, queue=False)
+        sheet.click(actions.sheet, common + [paper], [preview, download, message], concurrency_limit=1,
+                    api_name="sheet")
+    blocks.queue(default_concurrency_limit=1, max_size=64)
+    return blocks
