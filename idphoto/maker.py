@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from compositing import Compositor, make_background, parse_color
-from compositing.backgrounds import BlurBackground, ImageBackground, canonical_name
+from compositing.backgrounds import ImageBackground, canonical_name
 from compositing.errors import BackgroundError
 from compositing.refine import estimate_foreground
 from matting import MattingEngine
