@@ -22,6 +22,9 @@ from .errors import MissingPackage, UsageError
 
 log = logging.getLogger(__name__)
 
+#: Live MODNet on a CPU: the share of time spent inferring (chosen from bench/budget.py and bench/lag.py).
+DEFAULT_CPU_SHARE = 0.5
+
 
 def choose_mode(settings: Settings, device: str) -> str:
     if settings.mode:
@@ -55,6 +58,17 @@ def threads_per_worker(settings: Settings, workers: int) -> int | None:
         # latency p95 (26 vs 44-53 ms; 12-s live.py runs on the vlog clip, README).
         return cores - 1
     return None
+
+
+def choose_inference_share(settings: Settings, engine: MattingEngine, mode: str) -> float | None:
+    """The share of time inference may take: the user's; else, for MODNet live in async mode on a
+    CPU, one half: mattes at half the model's speed, and motion compensation moves each one onto
+    the frames between (see the CPU table in the README). The selfie model is cheap: no limit."""
+    if settings.inference_share is not None:
+        return settings.inference_share if settings.inference_share < 1 else None
+    if settings.every_frame or mode != "async" or engine.device != "cpu" or not engine.name.startswith("modnet"):
+        return None
+    return DEFAULT_CPU_SHARE
 
 
 def _has_gpu(device: str) -> bool:
@@ -141,14 +155,15 @@ def build_sinks(settings: Settings, size: tuple[int, int], fps: float) -> tuple[
     return sinks, window
 
 
-def pipeline_options(settings: Settings, mode: str, workers: int, interactive: bool = True) -> PipelineOptions:
+def pipeline_options(settings: Settings, mode: str, workers: int, interactive: bool = True,
+                     share: float | None = None) -> PipelineOptions:
     return PipelineOptions(mode=mode, mirror=settings.mirror, hud=settings.hud,
                            stats_every=settings.stats_interval if settings.stats else None,
                            max_frames=settings.max_frames, duration=settings.duration,
                            snapshot_dir=settings.snapshot_dir, reconnect=settings.reconnect,
                            lossless=settings.every_frame, inference_workers=workers, terminal_keys=interactive,
                            motion_comp=settings.motion_comp, matte_every=settings.matte_every,
-                           max_matte_rate=settings.max_matte_rate,
+                           max_matte_rate=settings.max_matte_rate, inference_share=share,
                            skip_still=settings.skip_still and not settings.every_frame,
                            pause_unwatched=settings.pause_unwatched)
 
@@ -177,7 +192,9 @@ def build_pipeline(settings: Settings, source: FrameSource, first_frame, interac
         height, width = first_frame.shape[:2]
         sinks, window = build_sinks(settings, (width, height), source.fps)
         return Pipeline(source, engine, smoother, compositor, library, sinks, window=window,
-                        options=pipeline_options(settings, mode, workers, interactive), first_frame=first_frame)
+                        options=pipeline_options(settings, mode, workers, interactive,
+                                                 choose_inference_share(settings, engine, mode)),
+                        first_frame=first_frame)
     except BaseException:
         for part in [*sinks, *([window] if window else []), *([library] if library else []), engine]:
             part.close()

@@ -38,7 +38,7 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
     "stats_interval": (0, 3600, True), "blur_strength": (0, 500, True), "max_frames": (0, 1e9, True),
     "threads": (0, 256, True), "inference_workers": (0, 32, True), "matte_every": (0, 1000, True),
     "max_matte_rate": (0, 1000, True), "port": (1, 65535, False), "max_upload_mb": (0, 10_000, True),
-    "web_jobs": (1, 16, False), "dpi": (72, 1200, False), "max_kb": (0, 100_000, True),
+    "web_jobs": (1, 16, False), "inference_share": (0, 1, True), "dpi": (72, 1200, False), "max_kb": (0, 100_000, True),
 }
 MAX_CAMERA_SIDE = 8192
 #: Config-file keys that are the negated command-line flags (``no_window = true`` -> ``window = false``).
@@ -86,6 +86,7 @@ class Settings:
     motion_comp: bool = True            # move a matte from its older frame onto the shown one (optical flow)
     matte_every: int = 1                # infer every N-th frame; the others reuse the newest matte
     max_matte_rate: float | None = None  # live: at most this many mattes per second
+    inference_share: float | None = None  # live: at most this share of the time inferring; None = per engine
     skip_still: bool = True             # live: no new matte while the scene is still (refreshed every 2 s)
     window: bool = True
     mirror: bool = True                 # mirror the preview (self-view); never the virtual camera
@@ -153,8 +154,9 @@ class Settings:
                 raise UsageError("--every-frame is for video files (--source FILE), not cameras")
             if self.mode == "async":
                 raise UsageError("--every-frame needs --mode sync (each frame its own matte)")
-            if self.max_matte_rate is not None:
-                raise UsageError("--max-matte-rate is for live mode; with --every-frame use --matte-every N")
+            if self.max_matte_rate is not None or self.inference_share is not None:
+                raise UsageError(f"{'--max-matte-rate' if self.max_matte_rate is not None else '--inference-share'}"
+                                 " is for live mode; with --every-frame use --matte-every N")
             self.mode = "sync"
         if self.export_onnx:
             target = Path(self.export_onnx)

@@ -61,14 +61,17 @@ def run(clip: Path, seconds: float, args: list[str]) -> dict | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--rates", default="2,3", help="--max-matte-rate values to try for MODNet")
+    parser.add_argument("--rates", default="", help="--max-matte-rate values to try for MODNet, e.g. 2,3")
     args = parser.parse_args()
     engines = [("modnet", ["--weights", str(default_weights())])]
     if SELFIE_TFLITE.exists():
         engines.append(("selfie", ["--model", "selfie", "--weights", str(SELFIE_TFLITE)]))
-    configs = [("uncapped, no motion comp., no still skip", ["--motion-comp", "off", "--skip-still", "off"]),
-               ("defaults", [])]
-    configs += [(f"--max-matte-rate {r}", ["--max-matte-rate", r]) for r in args.rates.split(",")]
+    configs = [("uncapped, no motion comp., no still skip",
+                ["--motion-comp", "off", "--skip-still", "off", "--inference-share", "1"]),
+               ("defaults", []),
+               ("--inference-share 1 (no limit)", ["--inference-share", "1"]),
+               ("--inference-share 0.35", ["--inference-share", "0.35"])]
+    configs += [(f"--max-matte-rate {r}", ["--max-matte-rate", r]) for r in args.rates.split(",") if r]
     with tempfile.TemporaryDirectory() as tmp:
         clips = [("moving", VLOG), ("still", still_clip(Path(tmp)))]
         print(f"{os.cpu_count()} CPU cores; {args.seconds:.0f} s per row; source 23.98 fps")
@@ -77,7 +80,7 @@ def main() -> None:
         for engine, engine_args in engines:
             for footage, clip in clips:
                 for label, extra in configs:
-                    if engine == "selfie" and label.startswith("--max"):
+                    if engine == "selfie" and label.startswith(("--max", "--inference")):
                         continue
                     r = run(clip, args.seconds, engine_args + extra)
                     if r:

@@ -25,24 +25,38 @@ class MatteResult:
 
 class MatteCadence:
     """Which frames get a new matte: every ``every``-th frame (by capture index, so an
-    every-frame conversion is deterministic), at most ``max_rate`` mattes per second, and,
-    with ``skip_still``, not while the scene has not changed (see :class:`SceneChange`)."""
+    every-frame conversion is deterministic), at most ``max_rate`` mattes per second, at most
+    ``share`` of the time spent inferring (0.5: a matte takes 200 ms, so the next starts 400 ms
+    after it), and, with ``skip_still``, not while the scene has not changed (see :class:`SceneChange`)."""
 
-    def __init__(self, every: int = 1, max_rate: float | None = None, skip_still: bool = False):
+    def __init__(self, every: int = 1, max_rate: float | None = None, skip_still: bool = False,
+                 share: float | None = None):
         self.every, self.max_rate = max(1, int(every)), max_rate
+        self.share = share if share is not None and share < 1.0 else None
         self.still = SceneChange() if skip_still else None
         self.last_index: int | None = None   # the newest frame that got a matte
         self.last_at = float("-inf")
+        self.last_infer_s = 0.0              # how long the newest matte took
 
     @property
     def limited(self) -> bool:
-        return self.every > 1 or self.max_rate is not None or self.still is not None
+        return self.every > 1 or self.max_rate is not None or self.still is not None or self.share is not None
+
+    def interval(self) -> float:
+        """The shortest time between the starts of two mattes."""
+        gap = 1.0 / self.max_rate if self.max_rate is not None else 0.0
+        if self.share is not None:
+            gap = max(gap, self.last_infer_s / self.share)
+        return gap
+
+    def inferred(self, seconds: float) -> None:
+        """How long the matte just made took (for ``share``)."""
+        self.last_infer_s = seconds
 
     def due(self, packet: FramePacket, now: float) -> bool:
         """True (and remembered) when ``packet``'s frame, arriving at ``now``, should be inferred."""
         if self.last_index is not None and (
-                packet.index - self.last_index < self.every
-                or (self.max_rate is not None and now - self.last_at < 1.0 / self.max_rate)):
+                packet.index - self.last_index < self.every or now - self.last_at < self.interval()):
             return False
         if self.still is not None and self.last_index is not None and not self.still.changed(packet.image, now):
             return False
@@ -129,6 +143,8 @@ class InferenceWorkers:
                     self.stats.stage("preprocess", pre_s)
                     self.stats.stage("inference", run_s)
                     self.stats.record_matte(infer_s, time.monotonic())
+                    if self.cadence is not None:
+                        self.cadence.inferred(infer_s)
                 with self._release_lock:
                     with self._state:
                         self._done[seq] = (packet, alpha, infer_s)

@@ -73,6 +73,7 @@ class PipelineOptions:
     motion_comp: bool = True            # move a matte onto the shown frame when it belongs to an older one
     matte_every: int = 1                # infer every N-th frame (the others reuse the newest matte)
     max_matte_rate: float | None = None  # at most this many mattes per second
+    inference_share: float | None = None  # at most this share of the time inferring (None: no limit)
     skip_still: bool = False            # no new matte while the scene has not changed (refreshed every 2 s)
     pause_unwatched: bool = False       # when the virtual camera is the only sink and nobody reads it:
                                         # no inference, the last frame again once a second
@@ -112,7 +113,7 @@ class Pipeline:
         self.inference = InferenceWorkers(engine, smoother, self.frames, self.mattes, self.stop_event, self.stats,
                                           count=options.inference_workers,
                                           cadence=MatteCadence(options.matte_every, options.max_matte_rate,
-                                                               options.skip_still),
+                                                               options.skip_still, options.inference_share),
                                           reuse=options.mode == "sync", motion=motion if options.mode == "sync" else None)
         self.terminal = TerminalKeys(self.stop_event, banner=keys_banner()) \
             if (options.terminal_keys and window is None) else None
