@@ -20,6 +20,8 @@ from .errors import BackgroundError
 from .media import VIDEO_EXTENSIONS, read_image, sane_fps, to_bgr8
 
 FIT_MODES = ("cover", "contain", "stretch")
+#: The widest blur (sigma in pixels at 720p) a user value may ask for.
+MAX_BLUR = 500.0
 #: Largest background image side kept in memory; bigger pictures are shrunk once on load.
 MAX_BACKGROUND_SIDE = 3840
 
@@ -299,9 +301,11 @@ def make_background(value: str, fit: str = "cover", blur_strength: float = 12.0,
         strength = blur_strength
         if ":" in name:
             try:
-                strength = float(name.split(":", 1)[1])
+                strength = float(text.split(":", 1)[1])  # the text as typed: "blur:-5" is not 5
             except ValueError:
                 raise BackgroundError(f"bad blur strength in {value!r}: use blur or blur:SIGMA") from None
+            if not 0 < strength <= MAX_BLUR:  # also refuses nan and inf
+                raise BackgroundError(f"blur strength must be a number in (0, {MAX_BLUR:g}], got {value!r}")
         return BlurBackground(strength)
     if name == "transparent":
         return TransparentBackground()

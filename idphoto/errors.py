@@ -15,3 +15,7 @@ class SeveralFaces(IdPhotoError):
 
 class SizeLimitError(IdPhotoError):
     """The photo cannot be made as small as the asked file-size limit."""
+
+
+class PersonNotFound(IdPhotoError):
+    """The matte does not separate the person from the background (nothing to put on a new one)."""

@@ -26,7 +26,7 @@ import numpy as np
 
 from matting.face import Face
 
-from .errors import FaceNotFound, IdPhotoError, SeveralFaces
+from .errors import FaceNotFound, IdPhotoError, SeveralFaces, PersonNotFound
 from .sizes import PhotoSize
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,11 @@ def _main_face(faces: list[Face], warnings: list[str]) -> Face:
 def head_from_face(alpha: np.ndarray, face: Face, warnings: list[str]) -> _Head:
     chin = face.chin[1] if face.chin is not None else face.box[3]
     crown, touches = crown_from_matte(alpha, face)
+    x0, y0, x1, y1 = (int(round(v)) for v in face.box)
+    inside = alpha[max(0, y0):max(0, y1), max(0, x0):max(0, x1)]
+    if crown is None and (inside.size == 0 or float(inside.mean()) < 0.3):
+        raise PersonNotFound("the person could not be separated from the background (the matte misses the "
+                             "face): use a photo with more contrast between the person and the background")
     if crown is None:
         top = face.top[1] if face.top is not None else face.box[1]
         crown = top - 0.12 * (chin - top)  # typical hair above the forehead

@@ -12,9 +12,11 @@ Frames are BGR uint8 (OpenCV order) in and out; BGRA for transparent results.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -23,18 +25,20 @@ from compositing.backgrounds import ImageBackground, canonical_name
 from compositing.errors import BackgroundError
 from compositing.refine import estimate_foreground
 from matting import MattingEngine
-from matting.errors import ModelUnavailable, WeightsError
+from matting.errors import DownloadError, ModelUnavailable, WeightsError
 
 from .errors import IdPhotoError
 from .framing import Framing, apply_framing, draw_guides, plan_framing
 from .output import content_type, encode
-from .sheet import make_sheet
+from .sheet import make_sheet, plan_sheet
 from .sizes import PhotoSize, parse_paper, parse_size
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("png", "jpg")
 DPI_RANGE = (72, 1200)
+#: The largest photo made (a 2×2 in photo at 1200 DPI is 5.8 megapixels).
+MAX_PHOTO_PIXELS = 20_000_000
 #: What ``background`` accepts here (never a file path: requests must not name server files).
 BACKGROUND_WORDS = "transparent, blur, white, blue, red, green, gray, black or #RRGGBB"
 NO_FACE_MODEL = ("no face model available, so the head was placed from the person's outline alone: "
@@ -63,6 +67,11 @@ class PhotoRequest:
         transparent = canonical_name(self.background or "") in ("transparent", "")
         if transparent and fmt == "jpg":
             raise IdPhotoError("JPEG cannot hold transparency: choose a background colour or PNG")
+        if self.size:
+            width, height = parse_size(self.size, float(self.dpi)).pixels(float(self.dpi))
+            if width * height > MAX_PHOTO_PIXELS:
+                raise IdPhotoError(f"a {width}×{height} px photo is too large: at most "
+                                   f"{MAX_PHOTO_PIXELS / 1e6:.0f} megapixels (lower the DPI or the size)")
         return PhotoRequest(self.background or "transparent", self.size or None, float(self.dpi),
                             fmt or ("png" if transparent else "jpg"), self.max_kb)
 
@@ -93,7 +102,23 @@ class PhotoResult:
         return draw_guides(self.image, self.framing, self.size, self.dpi)
 
 
+@dataclass
+class _Worker:
+    """One set of models: an engine, its compositor and a face detector, used by one picture at a time."""
+
+    engine: MattingEngine
+    compositor: Compositor
+    faces: object | None
+
+
+class Busy(RuntimeError):
+    """Too many pictures are already waiting for their turn."""
+
+
 class IdPhotoMaker:
+    #: Requests allowed to wait for a turn; more are refused (Busy) instead of piling up.
+    MAX_WAITING = 32
+
     def __init__(self, engine_factory: Callable[[], MattingEngine],
                  face_factory: Callable[[], object | None] | None = None,
                  compositor_factory: Callable[[MattingEngine], Compositor] | None = None,
@@ -102,64 +127,73 @@ class IdPhotoMaker:
         self._compositor_factory = compositor_factory or (lambda engine: Compositor(refine=engine.default_refine,
                                                                                      decontaminate=True))
         self.blur_strength = blur_strength
-        self._engine: MattingEngine | None = None
-        self._compositor: Compositor | None = None
-        self._faces: object | None = None
-        self._faces_tried = False
+        self.jobs = max(1, jobs)
+        # Each job has its own models: engines, compositors and face models keep per-call buffers.
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._workers: list[_Worker] = []
         self._face_warning = ""
         self._setup = threading.Lock()
-        self._slots = threading.BoundedSemaphore(max(1, jobs))
+        self._slots = threading.BoundedSemaphore(self.jobs)
         self.waiting = 0                  # requests waiting for their turn (shown by the UI)
         self._count_lock = threading.Lock()
 
     # ------------------------------------------------------------------
-    def _models(self, need_faces: bool):
-        with self._setup:
-            if self._engine is None:
-                self._engine = self._engine_factory()
-                self._compositor = self._compositor_factory(self._engine)
-            if need_faces and not self._faces_tried and self._face_factory is not None:
-                self._faces_tried = True
-                try:
-                    self._faces = self._face_factory()
-                except (ModelUnavailable, WeightsError) as exc:  # offline, or no runtime for the file
-                    self._face_warning = f"{NO_FACE_MODEL} ({exc})"
-                    log.warning("%s", self._face_warning)
-            if need_faces and self._face_factory is None:
-                self._face_warning = NO_FACE_MODEL
-            return self._engine, self._compositor, self._faces
+    def _new_worker(self) -> _Worker:
+        engine = self._engine_factory()
+        faces = None
+        if self._face_factory is None:
+            self._face_warning = NO_FACE_MODEL
+        else:
+            try:
+                faces = self._face_factory()
+            except (ModelUnavailable, WeightsError, DownloadError) as exc:  # offline, no runtime for the file
+                self._face_warning = f"{NO_FACE_MODEL} ({exc})"
+                log.warning("%s", self._face_warning)
+        return _Worker(engine, self._compositor_factory(engine), faces)
 
-    def turn(self):
-        """A context manager holding one of the ``jobs`` processing slots."""
-        maker = self
-
-        class _Turn:
-            def __enter__(self):
-                with maker._count_lock:
-                    maker.waiting += 1
-                maker._slots.acquire()
-                with maker._count_lock:
-                    maker.waiting -= 1
-
-            def __exit__(self, *exc):
-                maker._slots.release()
-
-        return _Turn()
+    @contextmanager
+    def turn(self) -> Iterator[_Worker]:
+        """Wait for one of the ``jobs`` turns and hold its models (created on first use)."""
+        with self._count_lock:
+            if self.waiting >= self.MAX_WAITING:
+                raise Busy(f"{self.waiting} pictures are already waiting: try again in a minute")
+            self.waiting += 1
+        try:
+            self._slots.acquire()
+        finally:
+            with self._count_lock:
+                self.waiting -= 1
+        try:
+            try:
+                worker = self._idle.get_nowait()
+            except queue.Empty:
+                with self._setup:
+                    worker = self._new_worker()
+                    self._workers.append(worker)
+            try:
+                yield worker
+            finally:
+                self._idle.put(worker)
+        finally:
+            self._slots.release()
 
     # ------------------------------------------------------------------
-    def photo(self, image: np.ndarray, request: PhotoRequest,
+    def photo(self, image: np.ndarray | Callable[[], np.ndarray], request: PhotoRequest,
               background_image: np.ndarray | None = None) -> PhotoResult:
         """One ID photo (``request.size`` set) or a full-size cut-out / composite (no size).
 
-        ``background_image``: a picture (BGR) to put behind the person instead of ``request.background``."""
+        ``image``: BGR uint8, or a function that decodes it (called in the picture's turn, so waiting
+        requests hold their compressed upload, not its pixels). ``background_image``: a picture (BGR)
+        to put behind the person instead of ``request.background``."""
         if background_image is not None:
             request.background = "picture"
         request = request.checked()
         size = parse_size(request.size, request.dpi) if request.size else None
         background = (ImageBackground(background_image, name="picture") if background_image is not None
                       else self._background(request.background))
-        with self.turn():
-            image_out, framing, warnings = self._render(image, background, size, request.dpi)
+        with self.turn() as worker:
+            picture = image() if callable(image) else image
+            image_out, framing, warnings = self._render(worker, picture, background, size, request.dpi)
         data = encode(image_out, request.format, request.dpi, request.max_kb)
         return PhotoResult(image_out, data, request.format, request.dpi, size, framing, warnings)
 
@@ -170,15 +204,18 @@ class IdPhotoMaker:
             request.background = "white"  # a sheet is printed: transparent areas are paper
         if background_image is not None:
             request.background = "picture"
+        request.size = request.size or "passport"
         request = request.checked()
         page = parse_paper(paper)
-        size = parse_size(request.size or "passport", request.dpi)
+        size = parse_size(request.size, request.dpi)
+        plan_sheet([size.pixels(request.dpi)], page, request.dpi, copies)  # page size and fit, before any work
         background = (ImageBackground(background_image, name="picture") if background_image is not None
                       else self._background(request.background))
         photos, warnings = [], []
         for image in images:
-            with self.turn():
-                photo, _, notes = self._render(image, background, size, request.dpi)
+            with self.turn() as worker:
+                picture = image() if callable(image) else image
+                photo, _, notes = self._render(worker, picture, background, size, request.dpi)
             photos.append(photo)
             warnings += [n for n in notes if n not in warnings]
         sheet_image, count = make_sheet(photos, page, request.dpi, copies=copies)
@@ -198,9 +235,9 @@ class IdPhotoMaker:
         except BackgroundError as exc:
             raise IdPhotoError(str(exc)) from None
 
-    def _render(self, image: np.ndarray, background, size: PhotoSize | None,
+    def _render(self, worker: _Worker, image: np.ndarray, background, size: PhotoSize | None,
                 dpi: float) -> tuple[np.ndarray, Framing | None, list[str]]:
-        engine, compositor, faces_model = self._models(need_faces=size is not None)
+        engine, compositor, faces_model = worker.engine, worker.compositor, worker.faces
         alpha = compositor.full_alpha(engine.infer(image), image)
         framing, warnings = None, []
         if size is not None:
@@ -222,12 +259,12 @@ class IdPhotoMaker:
 
     def close(self) -> None:
         with self._setup:
-            if self._engine is not None:
-                self._engine.close()
-                self._engine = None
-            close = getattr(self._faces, "close", None)
-            if close is not None:
-                close()
+            for worker in self._workers:
+                worker.engine.close()
+                close = getattr(worker.faces, "close", None)
+                if close is not None:
+                    close()
+            self._workers.clear()
 
 
 def _unique(items: list[str]) -> list[str]:

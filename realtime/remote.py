@@ -47,6 +47,7 @@ class LiveHandle:
         self.error = ""
         self.pipeline: Any = None                # the running Pipeline, or None
         self._commands: queue.Queue[tuple[Callable[[Any], Any], Future]] = queue.Queue(maxsize=64)
+        self._command_lock = threading.Lock()    # "is a pipeline there?" and "queue it" happen as one
         self._frame_lock = threading.Condition()
         self._frame: np.ndarray | None = None
         self._frame_seq = 0
@@ -59,14 +60,16 @@ class LiveHandle:
 
     # -- the owner (app) -------------------------------------------------
     def attach(self, pipeline) -> None:
-        self.pipeline, self.state, self.error = pipeline, "running", ""
+        with self._command_lock:
+            self.pipeline, self.state, self.error = pipeline, "running", ""
         self._restart.clear()
 
     def detach(self, state: str, error: str = "") -> None:
         """The pipeline ended (``state`` ended/stopped) or never started (failed, with ``error``)."""
         assert state in STATES
-        self.pipeline, self.state, self.error = None, state, error
-        self._fail_pending(LiveUnavailable(error or STATE_WORDS.get(state, state)))
+        with self._command_lock:
+            self.pipeline, self.state, self.error = None, state, error
+            self._fail_pending(LiveUnavailable(error or STATE_WORDS.get(state, state)))
 
     def wait_for_restart(self, timeout: float | None = None) -> bool:
         """Block until a restart is requested (True) or the handle is closed / time is up (False)."""
@@ -81,8 +84,10 @@ class LiveHandle:
         return False
 
     def close(self) -> None:
-        self._closed.set()
-        self._fail_pending(LiveUnavailable("the server is shutting down"))
+        with self._command_lock:
+            self._closed.set()
+            self.pipeline = None
+            self._fail_pending(LiveUnavailable("the server is shutting down"))
         with self._frame_lock:
             self._frame_lock.notify_all()
 
@@ -100,18 +105,25 @@ class LiveHandle:
     def submit(self, command: Callable[[Any], Any]) -> Future:
         """Run ``command(pipeline)`` on the render loop; the future holds its result or exception."""
         future: Future = Future()
-        if self.pipeline is None:
-            future.set_exception(LiveUnavailable(self.error or STATE_WORDS.get(self.state, self.state)))
-            return future
-        try:
-            self._commands.put_nowait((command, future))
-        except queue.Full:
-            future.set_exception(LiveUnavailable("too many commands at once; try again"))
+        with self._command_lock:
+            if self.pipeline is None:
+                future.set_exception(LiveUnavailable(self.error or STATE_WORDS.get(self.state, self.state)))
+                return future
+            try:
+                self._commands.put_nowait((command, future))
+            except queue.Full:
+                future.set_exception(LiveUnavailable("too many commands at once; try again"))
         return future
 
     def call(self, command: Callable[[Any], Any], timeout: float | None = None) -> Any:
-        """:meth:`submit` and wait for the result (raises the command's exception, or TimeoutError)."""
-        return self.submit(command).result(timeout or self.COMMAND_TIMEOUT_S)
+        """:meth:`submit` and wait for the result (raises the command's exception, or TimeoutError;
+        a command that timed out before it ran is cancelled, so it never runs late)."""
+        future = self.submit(command)
+        try:
+            return future.result(timeout or self.COMMAND_TIMEOUT_S)
+        except TimeoutError:
+            future.cancel()
+            raise
 
     # -- the render loop -------------------------------------------------
     def run_pending(self, pipeline) -> None:

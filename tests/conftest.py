@@ -69,3 +69,17 @@ def textured_room(h: int, w: int, seed: int = 0) -> np.ndarray:
     room += rng.normal(0, 6, room.shape)
     room[..., 2] = 0
     return np.clip(room, 0, 255).astype(np.uint8)
+
+
+def selfie_engine():
+    """The small real segmenter (ONNX), for tests that need a true person matte."""
+    from matting.selfie import SelfieEngine
+
+    return SelfieEngine(need(MODELS / "selfie_segmentation.onnx"))
+
+
+def face_detector():
+    """MediaPipe's face detector and landmarks (ONNX conversions), as ID photos use them."""
+    from matting.face import FaceDetector
+
+    return FaceDetector(need(MODELS / "face_detection_short_range.onnx"), MODELS / "face_landmark.onnx")

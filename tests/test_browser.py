@@ -158,7 +158,7 @@ def browser(server):
 @pytest.fixture()
 def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
-    context.set_default_timeout(30_000)
+    context.set_default_timeout(60_000)
     pg = context.new_page()
     pg.js_errors = []  # uncaught exceptions in the page
     pg.on("pageerror", lambda exc: pg.js_errors.append(str(exc)))
@@ -193,8 +193,7 @@ def download(page, tmp_path: Path) -> Path:
 # the studio tab
 def test_studio_makes_a_blue_passport_photo(page, server, tmp_path):
     open_studio(page, server)
-    page.locator("#photos input[type=file]").set_input_files(str(PORTRAIT))
-    page.locator("#photos").get_by_text(PORTRAIT.name).wait_for()  # uploaded and listed
+    upload(page, PORTRAIT)
     page.locator('#background [data-testid="blue-radio-label"]').click()
     choose(page, "size", "Passport (ICAO 9303 / EU)")
     page.locator('#format [data-testid="jpg-radio-label"]').click()
@@ -225,10 +224,17 @@ def test_studio_makes_a_blue_passport_photo(page, server, tmp_path):
     assert not page.js_errors, page.js_errors
 
 
+def upload(page, path) -> None:
+    """Put a picture into the Photos input and wait until the upload has finished (Gradio then shows
+    the file's size as a download link; before that a click on Make would see no file)."""
+    page.locator("#photos input[type=file]").set_input_files(str(path))
+    page.locator("#photos").get_by_text(path.name).wait_for()
+    page.locator("#photos").get_by_text(re.compile(r"\d+(\.\d+)? [KM]B")).wait_for()
+
+
 def test_studio_explains_two_faces_in_plain_words(page, server, tmp_path):
     open_studio(page, server)
-    page.locator("#photos input[type=file]").set_input_files(str(need(TWO_PEOPLE)))
-    page.locator("#photos").get_by_text(TWO_PEOPLE.name).wait_for()
+    upload(page, need(TWO_PEOPLE))
     page.locator("#make").click()
     page.locator("#message").get_by_text(re.compile(r"\bfaces?\b", re.I)).wait_for(timeout=60_000)
     message = page.locator("#message").inner_text()
@@ -241,8 +247,7 @@ def test_studio_explains_two_faces_in_plain_words(page, server, tmp_path):
 
 def test_studio_makes_a_print_sheet(page, server, tmp_path):
     open_studio(page, server)
-    page.locator("#photos input[type=file]").set_input_files(str(PORTRAIT))
-    page.locator("#photos").get_by_text(PORTRAIT.name).wait_for()
+    upload(page, PORTRAIT)
     choose(page, "paper", "4×6 in")
     page.locator("#sheet").click()
     page.locator("#message").get_by_text("Sheet:").wait_for(timeout=60_000)

@@ -61,7 +61,7 @@ def run(tmp_path):
         uploads = UploadFolder()
         app = create_app(unused_maker(), live_run.live,
                          WebOptions(backgrounds_dir=str(folder), gradio=False, max_upload_mb=1), uploads)
-        live_run.client = TestClient(app)
+        live_run.client = TestClient(app, base_url="http://127.0.0.1")
         live_run.folder = folder
         live_run.uploads = uploads
         yield live_run
@@ -171,7 +171,7 @@ def test_no_request_when_the_run_is_gone(tmp_path):
     live = LiveHandle("7")
     live.detach("failed", "cannot open camera 7")
     app = create_app(unused_maker(), live, WebOptions(backgrounds_dir=str(tmp_path), gradio=False), UploadFolder())
-    client = TestClient(app)
+    client = TestClient(app, base_url="http://127.0.0.1")
     s = client.get("/api/v1/live/status").json()
     assert s["state"] == "failed" and "camera 7" in s["error"] and s["fps"] is None
     r = client.post("/api/v1/live/background", json={"background": "white"})

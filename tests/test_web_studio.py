@@ -14,21 +14,9 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from conftest import MODELS, NIGHT_SKY, PORTRAIT, TWO_PEOPLE, need  # noqa: E402
+from conftest import face_detector, selfie_engine, NIGHT_SKY, PORTRAIT, TWO_PEOPLE, need  # noqa: E402
 from idphoto import IdPhotoMaker, PRESETS  # noqa: E402
 from web import UploadFolder, WebOptions, create_app  # noqa: E402
-
-
-def selfie_engine():
-    from matting.selfie import SelfieEngine
-
-    return SelfieEngine(need(MODELS / "selfie_segmentation.onnx"))
-
-
-def face_detector():
-    from matting.face import FaceDetector
-
-    return FaceDetector(need(MODELS / "face_detection_short_range.onnx"), MODELS / "face_landmark.onnx")
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +25,7 @@ def studio():
     uploads = UploadFolder(max_pixels=30_000_000)
     maker = IdPhotoMaker(selfie_engine, face_detector)
     app = create_app(maker, None, WebOptions(gradio=False, max_upload_mb=2), uploads)
-    client = TestClient(app)
+    client = TestClient(app, base_url="http://127.0.0.1")
     client.uploads = uploads
     yield client
     maker.close()
@@ -201,11 +189,11 @@ def test_a_missing_model_is_503_and_no_face_model_is_a_warning():
         raise ModelUnavailable("no face model offline")
 
     uploads = UploadFolder()
-    client = TestClient(create_app(IdPhotoMaker(offline_engine), None, WebOptions(gradio=False), uploads))
+    client = TestClient(create_app(IdPhotoMaker(offline_engine), None, WebOptions(gradio=False), uploads), base_url="http://127.0.0.1")
     r = post_photo(client, size="passport", background="white", format="jpg")
     assert r.status_code == 503 and "could not be downloaded" in r.json()["error"]
     maker = IdPhotoMaker(selfie_engine, offline_faces)
-    client = TestClient(create_app(maker, None, WebOptions(gradio=False), uploads))
+    client = TestClient(create_app(maker, None, WebOptions(gradio=False), uploads), base_url="http://127.0.0.1")
     r = post_photo(client, size="passport", background="white", format="jpg")
     assert r.status_code == 200 and "no face model" in r.headers["x-warnings"]
     assert decode(r.content).shape == (531, 413, 3)
@@ -221,16 +209,23 @@ def test_studio_actions_batch_zip_and_guides_toggle(tmp_path):
     uploads = UploadFolder()
     maker = IdPhotoMaker(selfie_engine, face_detector)
     actions = StudioActions(maker, uploads)
-    bad = tmp_path / "notes.jpg"
+    cache = uploads.path / "gradio" / "abc"  # where Gradio leaves uploads (GRADIO_TEMP_DIR)
+    cache.mkdir(parents=True)
+    portrait = cache / "portrait_720p.jpg"
+    portrait.write_bytes(PORTRAIT.read_bytes())
+    bad = cache / "notes.jpg"
     bad.write_bytes(b"not a picture")
     preview, download, message, previews = actions.make(
-        [str(PORTRAIT), str(PORTRAIT), str(bad)], None, MODES[0], "blue", "#000000", None, "passport", "", 300,
+        [str(portrait), str(portrait), str(bad)], None, MODES[0], "blue", "#000000", None, "passport", "", 300,
         "jpg", 0, True)
     assert "2 of 3" in message and "notes.jpg" in message and "not a picture" in message
     assert download.endswith(".zip") and len(zipfile.ZipFile(download).namelist()) == 2
     assert preview.shape == (531, 413, 3) and preview is previews[True]
     assert not np.array_equal(previews[True], previews[False])  # the guides are drawn on the preview only
     assert actions.show_guides(False, previews) is previews[False]
+    _, _, message, _ = actions.make([str(PORTRAIT)], None, MODES[0], "blue", "", None, "passport", "", 300, "jpg",
+                                    0, True)
+    assert "not uploaded to this server" in message  # a path outside the upload folder is never read
     preview, download, message, _ = actions.make(None, None, MODES[0], "blue", "", None, "passport", "", 300,
                                                  "jpg", 0, True)
     assert preview is None and download is None and "Add a photo first" in message

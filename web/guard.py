@@ -1,10 +1,13 @@
-"""The server's gate: request-body size limit (413 before the body is read) and the access token.
+"""The server's gate: request-body size limit, the access token, and no requests from other websites.
 
-Both are plain ASGI middleware so they cover every route, Gradio's own
+All are plain ASGI middleware so they cover every route, Gradio's own
 uploads included. The token is required only when the server listens beyond
 loopback: it may come as ``Authorization: Bearer TOKEN``, ``X-Token``,
 ``?token=TOKEN`` (which also sets a cookie, so a browser opened on the printed
-address keeps working), or that cookie.
+address keeps working), or that cookie. Without a token (loopback), other
+websites open in the user's browser must not reach the camera either:
+:class:`SameSite` accepts only loopback ``Host`` names (DNS rebinding) and
+refuses state-changing requests that a browser marks as cross-site.
 """
 
 from __future__ import annotations
@@ -50,32 +53,84 @@ class BodyLimit:
             except ValueError:
                 return await send_error(send, 400, "bad Content-Length header")
         received = 0
-        started = False
+        state = {"started": False, "refused": False}
 
         async def limited_receive():
             nonlocal received
+            if state["refused"]:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    raise _TooLarge()
+                    # A streamed body (no Content-Length) passed the limit: answer 413 now, before
+                    # the app can answer anything else, and tell it the client has gone.
+                    state["refused"] = True
+                    if not state["started"]:
+                        state["started"] = True
+                        await send_error(send, 413, too_large, [(b"connection", b"close")])
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message):
-            nonlocal started
+        async def guarded_send(message):
+            if state["refused"]:
+                return  # the app's own answer to the cut-off body: already answered 413
             if message["type"] == "http.response.start":
-                started = True
+                state["started"] = True
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await send_error(send, 413, too_large, [(b"connection", b"close")])
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not state["refused"]:
+                raise
 
 
-class _TooLarge(Exception):
-    pass
+LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1", "[::1]"}
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class SameSite:
+    """Without a token: only loopback Host names, and no state-changing cross-site requests.
+
+    ``allowed_hosts`` are the extra host names the server answers to (besides loopback)."""
+
+    def __init__(self, app, allowed_hosts: set[str] | None = None):
+        self.app = app
+        self.allowed = LOOPBACK_NAMES | {h.lower() for h in (allowed_hosts or set())}
+
+    def _host_ok(self, value: str) -> bool:
+        host = value.strip().lower()
+        if host.startswith("["):  # [::1]:7860
+            host = host.split("]", 1)[0] + "]"
+        elif host.count(":") == 1:
+            host = host.split(":", 1)[0]
+        return host in self.allowed
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
+        if "host" in headers and not self._host_ok(headers["host"]):
+            return await self._refuse(scope, send, 421, "this server answers to its own address only "
+                                                        "(127.0.0.1 or localhost)")
+        cross = headers.get("sec-fetch-site") == "cross-site"
+        origin = headers.get("origin")
+        if origin and origin != "null":
+            from urllib.parse import urlsplit
+
+            cross = cross or not self._host_ok(urlsplit(origin).netloc or "")
+        elif origin == "null":
+            cross = True
+        if cross and (scope["type"] == "websocket" or scope.get("method", "GET") in UNSAFE_METHODS):
+            return await self._refuse(scope, send, 403, "requests from other websites are refused")
+        return await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _refuse(scope, send, status: int, message: str):
+        if scope["type"] == "websocket":
+            return await send({"type": "websocket.close", "code": 1008})
+        return await send_error(send, status, message)
 
 
 class TokenGate:

@@ -11,6 +11,7 @@ and ``PREVIEW_FPS`` frames a second, mirrored for the viewer as the window is.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -73,7 +74,7 @@ class Thumbnails:
     @staticmethod
     def _render(entry: dict, frame: np.ndarray | None) -> np.ndarray:
         w, h = THUMB_SIZE
-        color = parse_color(entry["name"])
+        color = parse_color(entry["name"]) if entry["kind"] == "color" else None
         if color is not None:
             return np.full((h, w, 3), color, np.uint8)
         if entry["kind"] == "file" and entry.get("path"):
@@ -110,6 +111,8 @@ def _entries(pipeline) -> list[dict]:
     for i, entry in enumerate(pipeline.library.entries):
         path = entry.path
         kind = "file" if path is not None else ("color" if parse_color(entry.name) is not None else entry.name)
+        if kind == entry.name and kind not in ("blur", "none", "transparent"):
+            kind = "color"  # a colour picked in the panel (its name is its #RRGGBB)
         mtime = None
         if path is not None:
             try:
@@ -190,7 +193,9 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
     def stream(mirror: bool = True, fps: float = PREVIEW_FPS):
         if live.closed:
             return error(503, "the server is shutting down")
-        interval = 1.0 / min(max(fps, 1.0), 30.0)
+        if not math.isfinite(fps) or not 1 <= fps <= 30:
+            return error(400, "fps must be between 1 and 30")
+        interval = 1.0 / fps
 
         def frames():
             live.watching(1)
@@ -231,7 +236,8 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
         if not isinstance(value, str) or not value.strip():
             return error(400, 'send {"background": NAME}: a name from /api/v1/live/backgrounds, a colour '
                               '(#RRGGBB or a name), "blur" or "none"')
-        if strength is not None and (not isinstance(strength, (int, float)) or not 0 < strength <= 200):
+        if strength is not None and (isinstance(strength, bool) or not isinstance(strength, (int, float))
+                                     or not 0 < strength <= 200):
             return error(400, "blur_strength must be a number in (0, 200]")
         value = value.strip()
 

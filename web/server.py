@@ -20,12 +20,13 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from idphoto import IdPhotoMaker
 from realtime.remote import LiveHandle
 
 from .errors import WebError
-from .guard import BodyLimit, TokenGate
+from .guard import BodyLimit, SameSite, TokenGate
 from .live_api import Refused, live_router
 from .studio_api import studio_router
 from .uploads import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB, UploadFolder
@@ -66,6 +67,16 @@ def create_app(maker: IdPhotoMaker, live: LiveHandle | None, options: WebOptions
         where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
         return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=400)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def server_fault(request: Request, exc: Exception):
+        log.exception("request %s %s failed", request.method, request.url.path)
+        return JSONResponse({"error": f"internal error ({type(exc).__name__}); see the server's log"},
+                            status_code=500)
+
     @app.exception_handler(Refused)
     async def refused(request: Request, exc: Refused):
         return JSONResponse({"error": exc.message}, status_code=exc.status)
@@ -90,13 +101,21 @@ def create_app(maker: IdPhotoMaker, live: LiveHandle | None, options: WebOptions
         blocks = build_studio(maker, uploads, live_panel=live is not None)
         app = gr.mount_gradio_app(app, blocks, path="/", max_file_size=int(options.max_upload_mb * 1e6),
                                   footer_links=["api"], show_error=False, ssr_mode=False)
+        # Gradio checks that file inputs come from its upload folder only once it counts as launched,
+        # which mounting alone never sets: without this a client could name any file on the server.
+        blocks.has_launched = True
     else:
         @app.get("/", include_in_schema=False)
         def root():
             return RedirectResponse("/api/docs")
 
-    gated = TokenGate(app, options.token)
+    gated = TokenGate(app, options.token) if options.token else SameSite(app, _own_names(options.host))
     return BodyLimit(gated, int(options.max_upload_mb * 1e6))
+
+
+def _own_names(host: str) -> set[str]:
+    """Host names a tokenless (loopback) server answers to besides the loopback ones."""
+    return {host.strip("[]").lower(), f"[{host.strip('[]').lower()}]"} if host else set()
 
 
 class WebServer:
@@ -152,10 +171,10 @@ class WebServer:
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None and self._thread.is_alive():
-            self._thread.join(STOP_TIMEOUT_S)
-            if self._thread.is_alive():
+            self._thread.join(STOP_TIMEOUT_S * 0.6)
+            if self._thread.is_alive():  # a connection that does not close: cut it
                 self._server.force_exit = True
-                self._thread.join(0.5)
+                self._thread.join(STOP_TIMEOUT_S * 0.3)
         self.maker.close()
         self.uploads.cleanup()
 

@@ -16,7 +16,8 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from idphoto import IdPhotoError, IdPhotoMaker, PhotoRequest, papers_json, presets_json
-from idphoto.errors import FaceNotFound, SeveralFaces, SizeLimitError
+from idphoto.errors import FaceNotFound, PersonNotFound, SeveralFaces, SizeLimitError
+from idphoto.maker import Busy
 from matting.errors import DownloadError, ModelUnavailable, WeightsError
 
 from .uploads import UploadError, UploadFolder
@@ -35,7 +36,7 @@ def error(status: int, message: str) -> JSONResponse:
 def status_for(exc: Exception) -> int:
     if isinstance(exc, UploadError):
         return exc.status
-    if isinstance(exc, (FaceNotFound, SeveralFaces, SizeLimitError)):
+    if isinstance(exc, (FaceNotFound, SeveralFaces, PersonNotFound, SizeLimitError)):
         return 422  # a valid request this picture cannot satisfy
     return 400
 
@@ -50,6 +51,11 @@ def _number(text: str | None, name: str, kind=float):
     if value != value or value in (float("inf"), float("-inf")):
         raise IdPhotoError(f"{name} must be a number, got {text!r}")
     return value
+
+
+def _dpi(text: str | None) -> float:
+    value = _number(text, "dpi")
+    return 300.0 if value is None else value
 
 
 def studio_router(maker: IdPhotoMaker, uploads: UploadFolder) -> APIRouter:
@@ -69,13 +75,16 @@ def studio_router(maker: IdPhotoMaker, uploads: UploadFolder) -> APIRouter:
     def photo(image: UploadFile = File(...), background: str = Form("transparent"), size: str | None = Form(None),
               dpi: str | None = Form(None), format: str | None = Form(None), max_kb: str | None = Form(None)):
         try:
-            request = PhotoRequest(background=background, size=size or None, dpi=_number(dpi, "dpi") or 300.0,
+            request = PhotoRequest(background=background, size=size or None, dpi=_dpi(dpi),
                                    format=format or None, max_kb=_number(max_kb, "max_kb"))
             request = request.checked()  # bad fields are refused before the upload is decoded
-            picture = uploads.read_picture(image.file.read(), image.filename or "")
-            result = maker.photo(picture, request)
+            data, name = image.file.read(), image.filename or ""
+            # decoded in its turn: waiting requests hold compressed bytes, not pixels
+            result = maker.photo(lambda: uploads.read_picture(data, name), request)
         except (IdPhotoError, UploadError) as exc:
             return error(status_for(exc), str(exc))
+        except Busy as exc:
+            return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": "30"})
         except MODEL_ERRORS as exc:
             return error(503, f"the matting model is not available: {exc}")
         headers = {"Content-Disposition": f'attachment; filename="id-photo{result.extension}"'}
@@ -92,12 +101,14 @@ def studio_router(maker: IdPhotoMaker, uploads: UploadFolder) -> APIRouter:
             if count is not None and not 1 <= count <= 500:
                 raise IdPhotoError(f"copies must be between 1 and 500, got {count}")
             request = PhotoRequest(background=background or "white", size=size or "passport",
-                                   dpi=_number(dpi, "dpi") or 300.0, format=format or "jpg")
-            request.checked()
-            picture = uploads.read_picture(image.file.read(), image.filename or "")
-            result = maker.sheet([picture], request, paper=paper or "4x6in", copies=count)
+                                   dpi=_dpi(dpi), format=format or "jpg")
+            data, name = image.file.read(), image.filename or ""
+            result = maker.sheet([lambda: uploads.read_picture(data, name)], request, paper=paper or "4x6in",
+                                 copies=count)
         except (IdPhotoError, UploadError) as exc:
             return error(status_for(exc), str(exc))
+        except Busy as exc:
+            return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": "30"})
         except MODEL_ERRORS as exc:
             return error(503, f"the matting model is not available: {exc}")
         headers = {"Content-Disposition": f'attachment; filename="print-sheet{result.extension}"',

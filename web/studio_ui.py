@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+import shutil
+import time
 import zipfile
 from pathlib import Path
 
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 BACKGROUNDS = ["white", "blue", "red", "green", "custom colour", "picture", "blur", "transparent"]
 MODES = ["ID photo", "Cut-out (transparent PNG)"]
 CUSTOM = "custom"
+#: Results (people's photos) stay downloadable this long; Gradio's cached uploads likewise.
+RESULTS_KEPT_S = 3600
 
 CSS = """
 #message p { font-size: 1.05em; }
@@ -45,18 +49,34 @@ class StudioActions:
     def __init__(self, maker: IdPhotoMaker, uploads: UploadFolder):
         self.maker, self.uploads = maker, uploads
 
+    def _read(self, value) -> np.ndarray:
+        """An uploaded file Gradio handed over: it must lie in the server's upload folder (never a
+        path a client named), and passes the same checks as the REST API's uploads."""
+        path = Path(getattr(value, "name", value)).resolve()
+        if not path.is_relative_to(self.uploads.path.resolve()):
+            raise UploadError("that file was not uploaded to this server", 403)
+        return self.uploads.read_picture_file(path)
+
     def _inputs(self, files, webcam) -> list[tuple[str, np.ndarray | None, str | None]]:
         """(name, picture or None, error or None) for every upload and the webcam shot."""
         items = []
-        for f in files or []:
-            path = Path(getattr(f, "name", f))
+        for f in [*(files or []), *([webcam] if webcam else [])]:
+            name = "webcam.jpg" if f is webcam else Path(getattr(f, "name", f)).name
             try:
-                items.append((path.name, self.uploads.read_picture_file(path), None))
+                items.append((name, self._read(f), None))
             except UploadError as exc:
-                items.append((path.name, None, str(exc)))
-        if webcam is not None:
-            items.append(("webcam.jpg", cv2.cvtColor(np.asarray(webcam)[:, :, :3], cv2.COLOR_RGB2BGR), None))
+                items.append((name, None, str(exc)))
         return items
+
+    def _background(self, background: str, bg_picture) -> np.ndarray | None:
+        if background != "picture":
+            return None
+        if not bg_picture:
+            raise IdPhotoError("add a background picture (or choose another background)")
+        try:
+            return self._read(bg_picture)
+        except UploadError as exc:
+            raise IdPhotoError(f"background picture: {exc}") from None
 
     def _request(self, mode, background, color, size, custom, dpi, fmt, max_kb) -> PhotoRequest:
         if mode == MODES[1]:
@@ -72,7 +92,17 @@ class StudioActions:
                             format=fmt, max_kb=float(max_kb) if max_kb else None)
 
     def _folder(self) -> Path:
-        folder = self.uploads.path / "results" / secrets.token_hex(6)
+        """A new folder for one click's results; results older than an hour are removed."""
+        results = self.uploads.path / "results"
+        if results.is_dir():
+            cutoff = time.time() - RESULTS_KEPT_S
+            for old in results.iterdir():
+                try:
+                    if old.stat().st_mtime < cutoff:
+                        shutil.rmtree(old, ignore_errors=True)
+                except OSError:
+                    pass
+        folder = results / secrets.token_hex(6)
         folder.mkdir(parents=True)
         return folder
 
@@ -95,13 +125,9 @@ class StudioActions:
         try:
             request = self._request(mode, background, color, size, custom, dpi, fmt, max_kb)
             request.checked()
+            back = self._background(background, bg_picture) if mode == MODES[0] else None
         except IdPhotoError as exc:
             return None, None, f"**Cannot start:** {exc}", None
-        back = None
-        if background == "picture" and mode == MODES[0]:
-            if bg_picture is None:
-                return None, None, "**Add a background picture** (or choose another background).", None
-            back = cv2.cvtColor(np.asarray(bg_picture)[:, :, :3], cv2.COLOR_RGB2BGR)
         folder, written, failed, notes, preview = self._folder(), [], [], [], None
         for name, picture, problem in items:
             if problem is None:
@@ -141,17 +167,14 @@ class StudioActions:
         return None, download, "\n\n".join(lines), preview
 
     def sheet(self, files, webcam, mode, background, color, bg_picture, size, custom, dpi, fmt, max_kb, paper):
-        items = [(n, p) for n, p, problem in self._inputs(files, webcam) if problem is None]
-        problems = [f"{n}: {problem}" for n, _, problem in self._inputs(files, webcam) if problem] if files else []
+        inputs = self._inputs(files, webcam)
+        items = [(n, p) for n, p, problem in inputs if problem is None]
+        problems = [f"{n}: {problem}" for n, _, problem in inputs if problem]
         if not items:
             return None, None, "**Add a photo first**" + (": " + "; ".join(problems) if problems else ".")
         try:
             request = self._request(MODES[0], background, color, size, custom, dpi, fmt, max_kb)
-            back = None
-            if background == "picture":
-                if bg_picture is None:
-                    return None, None, "**Add a background picture** (or choose another background)."
-                back = cv2.cvtColor(np.asarray(bg_picture)[:, :, :3], cv2.COLOR_RGB2BGR)
+            back = self._background(background, bg_picture)
             result = self.maker.sheet([p for _, p in items], request, paper=paper, background_image=back)
         except (IdPhotoError, UploadError) as exc:
             return None, None, f"**Could not make the sheet:** {exc}"
@@ -172,7 +195,8 @@ def build_studio(maker: IdPhotoMaker, uploads: UploadFolder, live_panel: bool = 
     actions = StudioActions(maker, uploads)
     sizes = [(p["name"], p["id"]) for p in presets_json()]
     papers = [(p["name"], p["id"]) for p in papers_json()]
-    with gr.Blocks(title="modnet-live studio", analytics_enabled=False) as blocks:
+    with gr.Blocks(title="modnet-live studio", analytics_enabled=False,
+                   delete_cache=(600, RESULTS_KEPT_S)) as blocks:
         gr.HTML(f"<style>{CSS}</style>")
         with gr.Tabs():
             with gr.Tab("ID photo studio", id="studio"):
@@ -180,13 +204,13 @@ def build_studio(maker: IdPhotoMaker, uploads: UploadFolder, live_panel: bool = 
                     with gr.Column(scale=1):
                         files = gr.File(label="Photos (one or many)", file_count="multiple", file_types=["image"],
                                         elem_id="photos")
-                        webcam = gr.Image(label="…or take one with the webcam", sources=["webcam"], type="numpy",
+                        webcam = gr.Image(label="…or take one with the webcam", sources=["webcam"], type="filepath",
                                           elem_id="webcam", height=240)
                         mode = gr.Radio(MODES, value=MODES[0], label="Make", elem_id="mode")
                         background = gr.Radio(BACKGROUNDS, value="white", label="Background", elem_id="background")
                         color = gr.ColorPicker(value="#4a90d9", label="Custom colour", visible=False,
                                                elem_id="color")
-                        bg_picture = gr.Image(label="Background picture", type="numpy", sources=["upload"],
+                        bg_picture = gr.Image(label="Background picture", type="filepath", sources=["upload"],
                                               visible=False, elem_id="bg-picture", height=160)
                         size = gr.Dropdown(sizes + [("Custom size…", CUSTOM)], value="passport", label="Size",
                                            elem_id="size")
