@@ -150,7 +150,10 @@ def build_sinks(settings: Settings, size: tuple[int, int], fps: float) -> tuple[
             sink.close()
         raise
     if not sinks and window is None:
-        log.warning("no window, virtual camera or recording: frames are computed and discarded")
+        if settings.web:
+            log.info("no window, virtual camera or recording: the output is shown in the browser's Live tab")
+        else:
+            log.warning("no window, virtual camera or recording: frames are computed and discarded")
         sinks.append(NullSink())
     return sinks, window
 

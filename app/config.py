@@ -46,7 +46,7 @@ NEGATED_KEYS = {"no_window": "window", "no_mirror": "mirror", "no_hud": "hud", "
 #: Live-mode options that photo mode (--image) would silently ignore.
 LIVE_ONLY = ("source", "record", "vcam", "every_frame", "loop", "max_frames", "duration")
 #: Photo-mode options that need --image (or --web, where the studio asks for them per picture).
-ID_PHOTO = ("id_size", "max_kb", "sheet")
+ID_PHOTO = ("id_size", "max_kb", "sheet", "dpi")
 
 
 @dataclass
@@ -106,7 +106,7 @@ class Settings:
     verbose: bool = False
     # --- ID photos (photo mode) ---------------------------------------------
     id_size: str | None = None          # ID-photo size: a preset id (passport, us, ...), WxHmm, WxHin or WxHpx
-    dpi: float = 300.0                  # ID photos and sheets: print resolution, written into the file
+    dpi: float | None = None            # ID photos and sheets: print resolution, written into the file (300)
     max_kb: float | None = None         # ID photos: largest file size (JPEG quality is lowered to fit)
     sheet: str | None = None            # ID photos: write a print sheet on this paper (4x6in, a4, ...)
     face_weights: str | None = None     # face detector model file; default: download MediaPipe's
@@ -170,7 +170,7 @@ class Settings:
             from idphoto import IdPhotoError, parse_paper, parse_size as parse_id_size
 
             try:
-                parse_id_size(self.id_size or "passport", self.dpi)
+                parse_id_size(self.id_size or "passport", self.dpi or 300.0)
                 if self.sheet is not None:
                     parse_paper(self.sheet)
             except IdPhotoError as exc:
@@ -178,11 +178,13 @@ class Settings:
                                  f"{exc}") from None
         if self.face_weights is not None and not Path(self.face_weights).expanduser().is_file():
             raise UsageError(f"--face-weights: no such model file: {self.face_weights}")
-        if not self.image and not self.web:
-            used = [flag(name) for name in ID_PHOTO if getattr(self, name) is not None]
-            if used:
-                raise UsageError(f"{', '.join(used)} {'is' if len(used) == 1 else 'are'} for photo mode: "
-                                 f"use with --image IN --output OUT (or choose them in the --web studio)")
+        used = [flag(name) for name in ID_PHOTO if getattr(self, name) is not None]
+        if used and not self.image:
+            raise UsageError(f"{', '.join(used)} {'is' if len(used) == 1 else 'are'} for ID photos: "
+                             f"use with --image IN --output OUT --id-size SIZE (the --web studio asks for "
+                             f"them per picture)")
+        if self.image and self.id_size is None and (self.max_kb is not None or self.dpi is not None):
+            raise UsageError("--max-kb and --dpi are for ID photos: add --id-size SIZE (passport, us, 35x45mm, ...)")
         if self.web:
             if self.image:
                 raise UsageError("--web serves the studio in the browser: drop --image (or drop --web)")

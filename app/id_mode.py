@@ -47,12 +47,20 @@ def run_id_mode(settings: Settings) -> int:
     transparent = background.strip().lower() == "transparent"
     src, dst = Path(settings.image), Path(settings.output)
     maker = build_id_maker(settings)
-    request = PhotoRequest(background=background, size=settings.id_size or "passport", dpi=settings.dpi,
+    request = PhotoRequest(background=background, size=settings.id_size or "passport", dpi=settings.dpi or 300.0,
                            max_kb=settings.max_kb)
     try:
         if settings.sheet:
             return _sheet(settings, maker, request, src, dst)
         targets = plan_outputs(src, dst, transparent)  # refuses to replace an input, before loading models
+        folder = dst if src.is_dir() else (dst.parent if str(dst.parent) else Path("."))
+        if src.is_dir():
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise PhotoError(f"cannot create output folder {folder}: {exc.strerror}") from None
+        elif not folder.is_dir():
+            raise PhotoError(f"output folder does not exist: {folder}")
         failed = 0
         for source, target in targets:
             try:

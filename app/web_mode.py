@@ -47,7 +47,9 @@ def run_web(settings: Settings) -> int:
     live = LiveHandle(settings.source or settings.camera)
     server = WebServer(build_id_maker(settings), live, web_options(settings))
     server.start()
-    print(f"studio and live panel: {server.url}", flush=True)  # the CLI's own output
+    local = f"http://127.0.0.1:{settings.port}/" + (f"?token={server.options.token}" if server.options.token else "")
+    shown = server.url if server.url == local else f"{server.url} (on this computer: {local})"
+    print(f"studio and live panel: {shown}", flush=True)  # the CLI's own output
     stopping = threading.Event()
 
     def on_signal(signum, frame):

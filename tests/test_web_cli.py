@@ -152,7 +152,10 @@ def test_a_token_is_generated_when_none_is_given(tmp_path):
 
 @pytest.mark.parametrize("args, fragment", [
     (["--token", "x"], "--token is for the web server"),
-    (["--id-size", "passport"], "photo mode"),
+    (["--id-size", "passport"], "for ID photos"),
+    (["--web", "--id-size", "passport"], "for ID photos"),
+    (["--image", "a.jpg", "--output", "b.jpg", "--max-kb", "20"], "add --id-size"),
+    (["--image", "a.jpg", "--output", "b.jpg", "--dpi", "600"], "add --id-size"),
     (["--web", "--port", "0"], "--port"),
     (["--web", "--max-upload-mb", "-1"], "--max-upload-mb"),
     (["--image", "a.jpg", "--output", "b.jpg", "--id-size", "99x"], "--id-size"),
@@ -265,3 +268,18 @@ def test_terminal_keys_and_the_panel_share_the_run_and_q_stops_the_server(tmp_pa
         if proc.poll() is None:
             proc.kill()
         os.close(master)
+
+
+def test_id_photos_of_a_folder_go_into_a_new_folder(tmp_path):
+    pictures = tmp_path / "in"
+    pictures.mkdir()
+    (pictures / "me.jpg").write_bytes(need(PORTRAIT).read_bytes())
+    out = tmp_path / "out" / "ids"
+    r = run_cli(tmp_path, "--image", str(pictures), "--output", str(out), "--id-size", "35x45mm",
+                *selfie_args(), *face_args())
+    assert r.returncode == 0, r.stderr
+    with Image.open(out / "me.jpg") as im:
+        assert im.size == (413, 531)
+    r = run_cli(tmp_path, "--image", str(PORTRAIT), "--output", str(tmp_path / "nowhere" / "x.jpg"),
+                "--id-size", "passport", *selfie_args())
+    assert r.returncode == 2 and "does not exist" in r.stderr

@@ -219,10 +219,15 @@ def test_studio_actions_batch_zip_and_guides_toggle(tmp_path):
         [str(portrait), str(portrait), str(bad)], None, MODES[0], "blue", "#000000", None, "passport", "", 300,
         "jpg", 0, True)
     assert "2 of 3" in message and "notes.jpg" in message and "not a picture" in message
-    assert download.endswith(".zip") and len(zipfile.ZipFile(download).namelist()) == 2
+    names = zipfile.ZipFile(download).namelist()
+    assert download.endswith(".zip") and len(names) == 2 and len(set(names)) == 2  # same name twice: both kept
     assert preview.shape == (531, 413, 3) and preview is previews[True]
     assert not np.array_equal(previews[True], previews[False])  # the guides are drawn on the preview only
     assert actions.show_guides(False, previews) is previews[False]
+    sheet, sheet_file, message, sheet_previews = actions.sheet(
+        [str(portrait)], None, MODES[0], "white", "", None, "passport", "", 300, "jpg", 0, "4x6in")
+    assert "Sheet:" in message and sheet_file.endswith(".jpg")
+    assert actions.show_guides(False, sheet_previews) is sheet  # the guides box keeps showing the sheet
     _, _, message, _ = actions.make([str(PORTRAIT)], None, MODES[0], "blue", "", None, "passport", "", 300, "jpg",
                                     0, True)
     assert "not uploaded to this server" in message  # a path outside the upload folder is never read

@@ -133,7 +133,9 @@ class WebServer:
     @property
     def url(self) -> str:
         host = self.options.host
-        shown = "127.0.0.1" if host in ("0.0.0.0", "") else ("[" + host + "]" if ":" in host else host)
+        if host in ("0.0.0.0", "::", ""):  # every address: name this machine, as others reach it
+            host = socket.gethostname()
+        shown = "[" + host + "]" if ":" in host else host
         url = f"http://{shown}:{self.options.port}/"
         return url + (f"?token={self.options.token}" if self.options.token else "")
 
@@ -143,7 +145,7 @@ class WebServer:
         _check_port(self.options.host, self.options.port)
         app = create_app(self.maker, self.live, self.options, self.uploads)
         config = uvicorn.Config(app, host=self.options.host, port=self.options.port, log_level="warning",
-                                access_log=False, timeout_graceful_shutdown=1, lifespan="on")
+                                access_log=False, timeout_graceful_shutdown=0.5, lifespan="on")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="web-server", daemon=True)
         self._thread.start()
@@ -169,6 +171,9 @@ class WebServer:
         if self.live is not None:
             self.live.close()  # ends the preview streams, fails waiting commands
         if self._server is not None:
+            # an open studio page keeps a connection that is cut at shutdown: that is expected,
+            # not an error worth a traceback
+            logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
             self._server.should_exit = True
         if self._thread is not None and self._thread.is_alive():
             self._thread.join(STOP_TIMEOUT_S * 0.6)

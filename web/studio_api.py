@@ -89,7 +89,8 @@ def studio_router(maker: IdPhotoMaker, uploads: UploadFolder) -> APIRouter:
             return error(503, f"the matting model is not available: {exc}")
         headers = {"Content-Disposition": f'attachment; filename="id-photo{result.extension}"'}
         if result.warnings:
-            headers["X-Warnings"] = " | ".join(result.warnings).encode("ascii", "replace").decode()
+            text = " | ".join(result.warnings).replace("×", "x").replace("°", " deg")
+            headers["X-Warnings"] = text.encode("ascii", "replace").decode()
         return Response(result.data, media_type=result.content_type, headers=headers)
 
     @router.post("/sheet")

@@ -141,10 +141,12 @@ class StudioActions:
                 failed.append(f"{name}: {problem}")
                 continue
             label = "cutout" if request.size is None else safe_stem(request.size)
-            target = folder / f"{safe_stem(name)}-{label}{result.extension}"
+            target, n = folder / f"{safe_stem(name)}-{label}{result.extension}", 2
+            while target.exists():  # two uploads with one name (from different folders): keep both
+                target, n = folder / f"{safe_stem(name)}-{n}-{label}{result.extension}", n + 1
             target.write_bytes(result.data)
             written.append(target)
-            notes += [w for w in result.warnings if w not in notes]
+            notes += [f"{name}: {w}" for w in result.warnings if f"{name}: {w}" not in notes]
             if preview is None:
                 preview = {True: _rgb(result.preview(True)), False: _rgb(result.preview(False))}
                 h, w = result.image.shape[:2]
@@ -171,22 +173,23 @@ class StudioActions:
         items = [(n, p) for n, p, problem in inputs if problem is None]
         problems = [f"{n}: {problem}" for n, _, problem in inputs if problem]
         if not items:
-            return None, None, "**Add a photo first**" + (": " + "; ".join(problems) if problems else ".")
+            return None, None, "**Add a photo first**" + (": " + "; ".join(problems) if problems else "."), None
         try:
             request = self._request(MODES[0], background, color, size, custom, dpi, fmt, max_kb)
             back = self._background(background, bg_picture)
             result = self.maker.sheet([p for _, p in items], request, paper=paper, background_image=back)
         except (IdPhotoError, UploadError) as exc:
-            return None, None, f"**Could not make the sheet:** {exc}"
+            return None, None, f"**Could not make the sheet:** {exc}", None
         except MODEL_ERRORS as exc:
-            return None, None, f"**The matting model is not available:** {exc}"
+            return None, None, f"**The matting model is not available:** {exc}", None
         target = self._folder() / f"print-sheet-{safe_stem(paper)}{result.extension}"
         target.write_bytes(result.data)
         h, w = result.image.shape[:2]
         lines = [f"**Sheet:** {result.count} cop{'y' if result.count == 1 else 'ies'} on {paper} "
                  f"({w}×{h} px at {result.dpi:g} DPI). Print at 100% (no scaling) so the sizes stay exact."]
         lines += [f"Note: {n}" for n in result.warnings] + [f"Skipped {p}" for p in problems]
-        return _rgb(result.image), str(target), "\n\n".join(lines)
+        shown = _rgb(result.image)
+        return shown, str(target), "\n\n".join(lines), {True: shown, False: shown}
 
 
 def build_studio(maker: IdPhotoMaker, uploads: UploadFolder, live_panel: bool = False):
@@ -246,7 +249,7 @@ def build_studio(maker: IdPhotoMaker, uploads: UploadFolder, live_panel: bool = 
         make.click(actions.make, common + [guides], [preview, download, message, previews], concurrency_limit=1,
                    api_name="make")
         guides.change(actions.show_guides, [guides, previews], preview, queue=False)
-        sheet.click(actions.sheet, common + [paper], [preview, download, message], concurrency_limit=1,
+        sheet.click(actions.sheet, common + [paper], [preview, download, message, previews], concurrency_limit=1,
                     api_name="sheet")
     blocks.queue(default_concurrency_limit=1, max_size=64)
     return blocks
