@@ -229,7 +229,7 @@ def upload(page, path) -> None:
     the file's size as a download link; before that a click on Make would see no file)."""
     page.locator("#photos input[type=file]").set_input_files(str(path))
     page.locator("#photos").get_by_text(path.name).wait_for()
-    page.locator("#photos").get_by_text(re.compile(r"\d+(\.\d+)? [KM]B")).wait_for()
+    page.locator("#photos").get_by_text(re.compile(r"\d+(\.\d+)?\s*[KM]B")).first.wait_for()
 
 
 def test_studio_explains_two_faces_in_plain_words(page, server, tmp_path):
