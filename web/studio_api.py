@@ -27,10 +27,21 @@ log = logging.getLogger(__name__)
 
 #: The server's own fault (no model to run): 503, with what to do.
 MODEL_ERRORS = (WeightsError, ModelUnavailable, DownloadError)
+#: Everything a studio request may be refused with (each mapped by :func:`refusal`).
+ANSWERED = (IdPhotoError, UploadError, Busy, *MODEL_ERRORS)
 
 
 def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
+
+
+def refusal(exc: Exception) -> JSONResponse:
+    """The JSON answer to a request the studio cannot serve (see the module docstring)."""
+    if isinstance(exc, Busy):
+        return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": "30"})
+    if isinstance(exc, MODEL_ERRORS):
+        return error(503, f"the matting model is not available: {exc}")
+    return error(status_for(exc), str(exc))
 
 
 def status_for(exc: Exception) -> int:
@@ -81,12 +92,8 @@ def studio_router(maker: IdPhotoMaker, uploads: UploadFolder) -> APIRouter:
             data, name = image.file.read(), image.filename or ""
             # decoded in its turn: waiting requests hold compressed bytes, not pixels
             result = maker.photo(lambda: uploads.read_picture(data, name), request)
-        except (IdPhotoError, UploadError) as exc:
-            return error(status_for(exc), str(exc))
-        except Busy as exc:
-            return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": "30"})
-        except MODEL_ERRORS as exc:
-            return error(503, f"the matting model is not available: {exc}")
+        except ANSWERED as exc:
+            return refusal(exc)
         headers = {"Content-Disposition": f'attachment; filename="id-photo{result.extension}"'}
         if result.warnings:
             text = " | ".join(result.warnings).replace("×", "x").replace("°", " deg")
@@ -106,12 +113,8 @@ def studio_router(maker: IdPhotoMaker, uploads: UploadFolder) -> APIRouter:
             data, name = image.file.read(), image.filename or ""
             result = maker.sheet([lambda: uploads.read_picture(data, name)], request, paper=paper or "4x6in",
                                  copies=count)
-        except (IdPhotoError, UploadError) as exc:
-            return error(status_for(exc), str(exc))
-        except Busy as exc:
-            return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": "30"})
-        except MODEL_ERRORS as exc:
-            return error(503, f"the matting model is not available: {exc}")
+        except ANSWERED as exc:
+            return refusal(exc)
         headers = {"Content-Disposition": f'attachment; filename="print-sheet{result.extension}"',
                    "X-Copies": str(result.count)}
         return Response(result.data, media_type=result.content_type, headers=headers)
