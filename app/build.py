@@ -92,8 +92,20 @@ def build_engine(settings: Settings, photo: bool, source_fps: float = 30.0,
             from None
 
 
-def build_smoother(settings: Settings, engine: MattingEngine) -> Smoother:
-    return make_smoother(settings.smoothing or engine.default_smoothing, still_weight=engine.ema_still_weight)
+def build_smoother(settings: Settings, engine: MattingEngine, on_device: bool = False) -> Smoother:
+    """``on_device``: smooth on the engine's device (torch), the device-resident path."""
+    return make_smoother(settings.smoothing or engine.default_smoothing, still_weight=engine.ema_still_weight,
+                         device=engine.device if on_device else None)
+
+
+def choose_device_alpha(engine: MattingEngine, mode: str, compositor: Compositor) -> bool:
+    """Keep the alpha on the GPU from the model through the smoother to the compositor: when the
+    engine can hand out device tensors, the compositor runs on the device and nothing between needs
+    numpy (sync mode: no render-loop motion warp)."""
+    from compositing.gpu_compositor import TorchCompositor
+
+    return (engine.device_resident and engine.device != "cpu" and mode == "sync"
+            and isinstance(compositor, TorchCompositor))
 
 
 def build_compositor(settings: Settings, engine: MattingEngine, photo: bool) -> Compositor:
@@ -159,7 +171,7 @@ def build_sinks(settings: Settings, size: tuple[int, int], fps: float) -> tuple[
 
 
 def pipeline_options(settings: Settings, mode: str, workers: int, interactive: bool = True,
-                     share: float | None = None) -> PipelineOptions:
+                     share: float | None = None, device_alpha: bool = False) -> PipelineOptions:
     return PipelineOptions(mode=mode, mirror=settings.mirror, hud=settings.hud,
                            stats_every=settings.stats_interval if settings.stats else None,
                            max_frames=settings.max_frames, duration=settings.duration,
@@ -168,7 +180,7 @@ def pipeline_options(settings: Settings, mode: str, workers: int, interactive: b
                            motion_comp=settings.motion_comp, matte_every=settings.matte_every,
                            max_matte_rate=settings.max_matte_rate, inference_share=share,
                            skip_still=settings.skip_still and not settings.every_frame,
-                           pause_unwatched=settings.pause_unwatched)
+                           pause_unwatched=settings.pause_unwatched, device_alpha=device_alpha)
 
 
 def build_pipeline(settings: Settings, source: FrameSource, first_frame, interactive: bool = True) -> Pipeline:
@@ -187,16 +199,17 @@ def build_pipeline(settings: Settings, source: FrameSource, first_frame, interac
             log.info("%s runs one frame at a time; using one inference worker", engine.name)
             workers = 1
         mode = choose_mode(settings, engine.device)
-        smoother = build_smoother(settings, engine)
         compositor = build_compositor(settings, engine, photo=False)
-        log.info("engine: %s; %s mode; smoothing %s; edge refinement %s", engine.describe(), mode,
-                 smoother.name, "on" if compositor.refine else "off")
+        device_alpha = choose_device_alpha(engine, mode, compositor)
+        smoother = build_smoother(settings, engine, on_device=device_alpha)
+        log.info("engine: %s; %s mode; smoothing %s%s; edge refinement %s", engine.describe(), mode,
+                 smoother.name, " on the device" if device_alpha else "", "on" if compositor.refine else "off")
         library = build_library(settings)
         height, width = first_frame.shape[:2]
         sinks, window = build_sinks(settings, (width, height), source.fps)
         return Pipeline(source, engine, smoother, compositor, library, sinks, window=window,
                         options=pipeline_options(settings, mode, workers, interactive,
-                                                 choose_inference_share(settings, engine, mode)),
+                                                 choose_inference_share(settings, engine, mode), device_alpha),
                         first_frame=first_frame)
     except BaseException:
         for part in [*sinks, *([window] if window else []), *([library] if library else []), engine]:

@@ -11,8 +11,12 @@
    --quick); the fastest is named.
 3. The full pipeline on 1080p frames (the vlog clip upscaled), every frame,
    with the device compositor: output fps and latency.
+   On CUDA the alpha stays on the GPU from the model through the temporal
+   smoother to the compositor (no host round trip); the line says whether it did.
 4. The device compositor against the CPU compositor on the same frames and
    alphas: max abs difference in grey levels (colour, picture, key backgrounds).
+5. The device temporal smoother (EMA, OFD, both) against the host one on the
+   same moving frames and noisy alphas: max abs difference (must be < 1e-4).
 
 The last line is ``gpu_check=ok`` or ``gpu_check=FAILED (...)``.
 """
@@ -126,6 +130,7 @@ def pipeline_1080p(device: str, frames: int) -> dict:
                                every_frame=True, background="blue", inference_workers=1)
     stats = pipeline.run()
     return {"compositor": type(pipeline.compositor).__name__, "fps": stats.steady_fps(),
+            "device_alpha": pipeline.options.device_alpha, "smoother": pipeline.smoother.name,
             "p50": stats.percentile(stats.latency_ms, 50), "p95": stats.percentile(stats.latency_ms, 95),
             "engine": pipeline.engine.describe()}
 
@@ -144,6 +149,25 @@ def compositor_agreement(device: str) -> float:
         cpu = Compositor().composite(frame, alpha, background, now=0.0)
         dev = TorchCompositor(device).composite(frame, alpha, background, now=0.0)
         worst = max(worst, float(np.abs(cpu.astype(np.int16) - dev.astype(np.int16)).max()))
+    return worst
+
+
+def smoother_agreement(device: str) -> float:
+    from matting import make_smoother
+    from matting.engine import alpha_to_numpy
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (1080, 1920, 3), dtype=np.uint8) for _ in range(3)]
+    truth = np.zeros((288, 512), np.float32)
+    truth[60:260, 150:360] = 1.0
+    worst = 0.0
+    for name in ("ema", "ofd", "ofd+ema"):
+        host, dev = make_smoother(name), make_smoother(name, device=device)
+        for i in range(10):
+            frame = frames[i % 3] if i % 4 else frames[0]
+            alpha = np.clip(truth + rng.normal(0, 0.3, truth.shape), 0, 1).astype(np.float32)
+            for (_, a, _), (_, b, _) in zip(host.push(i, alpha, frame), dev.push(i, alpha, frame)):
+                worst = max(worst, float(np.abs(a - alpha_to_numpy(b)).max()))
     return worst
 
 
@@ -169,7 +193,7 @@ def main() -> None:
         print(f"  skipped: {SHARED / 'reference'} is not here")
 
     print("\n2. MODNet alone at 288x512, median ms per frame")
-    results = time_variants(device, args.quick, rounds=10 if args.quick else 50)
+    results = time_variants(device, args.quick, rounds=5 if args.quick else 50)
     eager = results["eager"]
     for variant, ms in results.items():
         print(f"  {variant:32s} {ms:8.2f} ms  ({eager / ms:4.2f}x eager)")
@@ -177,15 +201,22 @@ def main() -> None:
     print(f"  fastest: {best}")
 
     print("\n3. full pipeline, 1080p frames, every frame, device compositor")
-    run = pipeline_1080p(device, 24 if args.quick else 120)
+    run = pipeline_1080p(device, 12 if args.quick else 120)
     print(f"  {run['engine']}; compositor {run['compositor']}: {run['fps']:.1f} fps, latency p50 {run['p50']:.0f} ms "
           f"p95 {run['p95']:.0f} ms")
+    print(f"  smoothing {run['smoother']}; alpha {'stays on the device' if run['device_alpha'] else 'goes through the host'}")
 
     print("\n4. device compositor vs CPU compositor (1080p, grey levels)")
     worst = compositor_agreement(device)
     print(f"  max abs difference {worst:.0f}")
     if worst > 1:
         failures.append(f"compositor differs by {worst:.0f} grey levels")
+
+    print("\n5. device temporal smoother vs host smoother (max abs alpha difference)")
+    smoothed = smoother_agreement(device)
+    print(f"  {smoothed:.2e}")
+    if smoothed > 1e-4:
+        failures.append(f"device smoother differs by {smoothed:.2e}")
 
     print("gpu_check=ok" if not failures else f"gpu_check=FAILED ({'; '.join(failures)})")
 

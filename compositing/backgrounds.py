@@ -216,28 +216,53 @@ class BlurBackground(Background):
     ``frame·w`` and ``w`` with w = (1 − α)², divide, so only background pixels
     contribute. It runs at a quarter of the resolution (a blur this wide loses
     nothing there) and is upsampled.
+
+    A still scene is blurred once: while the same alpha array comes back and
+    the room, at the working size, has not changed beyond sensor noise since
+    the picture was made, the last blurred room is returned (the blur would
+    average that noise away anyway). This is most of a still scene's cost.
     """
+
+    #: The blurred room is reused while at most STILL_SHARE of the working image's pixels moved
+    #: by more than STILL_LEVELS grey levels since it was made (σ = 2 sensor noise, averaged over
+    #: 2x2 pixels, gives differences of σ 2: four of them to the threshold).
+    STILL_LEVELS, STILL_SHARE = 8, 0.002
 
     def __init__(self, strength: float = 12.0, name: str | None = None):
         if strength <= 0:
             raise BackgroundError(f"blur strength must be positive, got {strength}")
         self.strength = float(strength)  # Gaussian sigma in pixels of a 720p frame
         self.name = name or "blur"
+        self._last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (alpha, thumbnail, blurred)
 
     #: short side of the working image: a blur this wide loses nothing at that scale
     WORK_SHORT_SIDE = 180
+    #: ... and wider blurs work on a smaller image still, down to this sigma in working pixels (a
+    #: Gaussian this wide has nothing left near the working image's Nyquist rate: no aliasing)
+    MIN_WORK_SIGMA = 1.5
 
     def render(self, frame, alpha, now):
         h, w = frame.shape[:2]
-        factor = max(1, round(min(h, w) / self.WORK_SHORT_SIDE))
+        sigma_full = self.strength * min(h, w) / 720.0
+        factor = _whole_factor(h, w, max(1, round(min(h, w) / self.WORK_SHORT_SIDE),
+                                         int(sigma_full // self.MIN_WORK_SIGMA)))
         sh, sw = max(1, h // factor), max(1, w // factor)
-        small = cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32)
-        a_small = cv2.resize(alpha, (sw, sh), interpolation=cv2.INTER_AREA)
+        # The stillness check looks at a cheap bilinear thumbnail (it averages 2x2 pixels: sensor
+        # noise stays far below the threshold); the blur itself needs the area-averaged one.
+        thumb = cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_LINEAR)
+        last = self._last
+        if (last is not None and last[0] is alpha and last[1].shape == thumb.shape
+                and last[2].shape == frame.shape
+                and np.count_nonzero(cv2.absdiff(thumb, last[1]) > self.STILL_LEVELS)
+                <= self.STILL_SHARE * thumb.size):
+            return last[2]
+        small = _shrink(frame, sw, sh).astype(np.float32)
+        a_small = _shrink(alpha, sw, sh)
         # Grow the person slightly before weighting, so the outline's own colours
         # (half-transparent edge pixels) do not count as background either.
         weight = 1.0 - cv2.dilate(a_small, np.ones((3, 3), np.uint8))
         weight *= weight
-        sigma = max(0.5, self.strength * (min(h, w) / 720.0) / factor)
+        sigma = max(0.5, sigma_full / factor)
         weighted = small * weight[:, :, None]
         num = cv2.GaussianBlur(weighted, (0, 0), sigma)
         den = cv2.GaussianBlur(weight, (0, 0), sigma)
@@ -256,7 +281,29 @@ class BlurBackground(Background):
         if fallback.any():
             bg[fallback] = cv2.GaussianBlur(small, (0, 0), sigma * 4)[fallback]
         bg = np.clip(bg + 0.5, 0, 255).astype(np.uint8)
-        return cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
+        out = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
+        self._last = (alpha, thumb, out)
+        return out
+
+
+def _whole_factor(h: int, w: int, wanted: int) -> int:
+    """The largest power of two up to ``wanted`` that divides both sides (then :func:`_shrink`
+    halves: OpenCV's area halving is 10x faster than a general area resize at 720p), or
+    ``wanted`` itself for sizes it does not divide."""
+    factor = 1
+    while factor * 2 <= wanted and h % (factor * 2) == 0 and w % (factor * 2) == 0:
+        factor *= 2
+    return factor if factor > 1 or wanted == 1 else wanted
+
+
+def _shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Area-average ``image`` down to ``width`` x ``height``, by halvings while they fit exactly."""
+    while (image.shape[0] % 2 == 0 and image.shape[1] % 2 == 0
+           and image.shape[0] >= 2 * height and image.shape[1] >= 2 * width):
+        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    if image.shape[:2] != (height, width):
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    return image
 
 
 class TransparentBackground(Background):

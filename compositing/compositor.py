@@ -14,7 +14,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from matting.engine import upsample_alpha
+from matting.engine import alpha_to_numpy, upsample_alpha
 
 from .backgrounds import Background
 from .refine import estimate_foreground, guided_upsample
@@ -25,7 +25,9 @@ class Compositor:
 
     ``refine`` uses the guided filter for upsampling (sharper, edge-following
     alphas from coarse masks); ``decontaminate`` estimates the foreground colour
-    on edge pixels. Buffers are reused between frames of the same size.
+    on edge pixels. Buffers are reused between frames of the same size, and so
+    is the upsampled alpha while the same alpha array comes back (a still scene
+    reuses its matte: alphas are never changed in place once handed over).
     """
 
     def __init__(self, refine: bool = False, decontaminate: bool = False,
@@ -34,14 +36,24 @@ class Compositor:
         self.decontaminate = decontaminate
         self.clock = clock
         self._inv_alpha: np.ndarray | None = None
+        self._inv_of: np.ndarray | None = None  # the alpha array _inv_alpha was computed from
+        self._upsampled: tuple[np.ndarray, tuple[int, int], np.ndarray] | None = None  # (alpha, frame hw, full)
 
     def full_alpha(self, alpha: np.ndarray, frame: np.ndarray) -> np.ndarray:
-        """float32 alpha at the frame's size from an alpha at any size."""
+        """float32 alpha at the frame's size from an alpha at any size (numpy, or a torch tensor
+        from the device-resident path: it is brought to the host here)."""
+        alpha = alpha_to_numpy(alpha)
         if alpha.shape[:2] == frame.shape[:2]:
             return alpha.astype(np.float32, copy=False)
         if self.refine:
-            return guided_upsample(alpha, frame)
-        return upsample_alpha(alpha, frame.shape[:2])
+            return guided_upsample(alpha, frame)  # follows the frame's edges: nothing to reuse
+        hw = frame.shape[:2]
+        cached = self._upsampled
+        if cached is not None and cached[0] is alpha and cached[1] == hw:
+            return cached[2]
+        full = upsample_alpha(alpha, hw)
+        self._upsampled = (alpha, hw, full)
+        return full
 
     def composite(self, frame: np.ndarray, alpha: np.ndarray, background: Background,
                   now: float | None = None, rgba: bool = False) -> np.ndarray:
@@ -60,7 +72,9 @@ class Compositor:
         """round(α·F + (1−α)·B) in float, per pixel, with a reused weight buffer."""
         if self._inv_alpha is None or self._inv_alpha.shape != alpha_full.shape:
             self._inv_alpha = np.empty_like(alpha_full)
-        np.subtract(1.0, alpha_full, out=self._inv_alpha)
+        if self._inv_of is not alpha_full:  # the same alpha again (a still scene): 1 − α is ready
+            np.subtract(1.0, alpha_full, out=self._inv_alpha)
+            self._inv_of = alpha_full
         # blendLinear computes (F·w1 + B·w2) / (w1 + w2 + 1e-5) in float with
         # saturating round-to-nearest: with w1 + w2 = 1 that is the composite
         # to within 3e-3 of a grey level, in one SIMD pass and no temporaries.

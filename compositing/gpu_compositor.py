@@ -6,6 +6,9 @@ half-pixel convention as OpenCV (``align_corners=False``), and one composite
 comes back. Background kinds that need OpenCV work on the frame itself (blur),
 and the optional refinement and decontamination, fall back to the CPU
 compositor, so the output is the same either way (within one grey level).
+The alpha may come as a numpy array (uploaded) or as a tensor already on the
+device (the device-resident path: model -> device smoother -> here, no host
+round trip).
 """
 
 from __future__ import annotations
@@ -58,7 +61,10 @@ class TorchCompositor(Compositor):
         h, w = frame.shape[:2]
         with torch.inference_mode():
             frame_t = self._upload(frame).float()
-            alpha_t = self._upload(alpha.astype(np.float32, copy=False))[None, None]
+            if isinstance(alpha, torch.Tensor):
+                alpha_t = alpha.to(self.device, torch.float32).reshape(1, 1, *alpha.shape[-2:])
+            else:
+                alpha_t = self._upload(alpha.astype(np.float32, copy=False))[None, None]
             if alpha_t.shape[-2:] != (h, w):
                 alpha_t = torch.nn.functional.interpolate(alpha_t, size=(h, w), mode="bilinear",
                                                           align_corners=False)

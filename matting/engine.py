@@ -73,6 +73,14 @@ def upsample_alpha(alpha: np.ndarray, frame_hw: Sequence[int]) -> np.ndarray:
     return out
 
 
+def alpha_to_numpy(alpha) -> np.ndarray:
+    """A float32 numpy alpha (h×w) from a numpy array or a torch tensor on any device (the
+    device-resident path hands tensors around; host code that needs numpy calls this)."""
+    if isinstance(alpha, np.ndarray):
+        return alpha
+    return alpha.detach().reshape(alpha.shape[-2:]).float().cpu().numpy()
+
+
 def resize_for_inference(frame_bgr: np.ndarray, shape_hw: tuple[int, int]) -> np.ndarray:
     """Area-resample a frame to the network size (area avoids aliasing when shrinking)."""
     h, w = shape_hw
@@ -107,8 +115,12 @@ class MattingEngine(ABC):
         """Shape of the alpha ``infer`` returns for a frame of this size."""
         raise NotImplementedError
 
-    def infer_timed(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, float, float]:
-        """``(alpha, preprocess_s, inference_s)``; engines that can split the two override this."""
+    #: True when ``infer_timed(frame, on_device=True)`` returns the alpha as a tensor on ``device``
+    device_resident: bool = False
+
+    def infer_timed(self, frame_bgr: np.ndarray, on_device: bool = False) -> tuple[np.ndarray, float, float]:
+        """``(alpha, preprocess_s, inference_s)``; engines that can split the two override this.
+        ``on_device`` is a request only engines with :attr:`device_resident` honour."""
         start = time.perf_counter()
         alpha = self.infer(frame_bgr)
         return alpha, 0.0, time.perf_counter() - start

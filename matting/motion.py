@@ -19,11 +19,15 @@ import numpy as np
 
 #: Width of the gray frames the flow is computed on (height keeps the aspect ratio).
 FLOW_WIDTH = 256
+#: DIS's finest pyramid level (0 = flow at full flow-frame resolution). ULTRAFAST's own 2 computes
+#: the flow at 64 px wide; 1 (128 px) cut the lag error from 0.78 to 0.71 of the stale matte's at
+#: N = 6 in ``bench/lag.py`` for 1 ms more; 0 gave 0.67 for 4 ms more.
+FINEST_SCALE = 1
 #: Mismatch (grey levels, averaged over 5x5) between the new frame and the old one warped along the
 #: flow, above which a pixel's flow is not trusted.
 MISMATCH_LEVELS = 20.0
-#: Nothing is warped when fewer than STILL_SHARE of the small frames' pixels changed by more than
-#: STILL_DIFF grey levels (sensor noise stays below that).
+#: Nothing is warped when fewer than STILL_SHARE of the pixels of the flow frames, halved (area
+#: averaged: sensor noise and JPEG ringing average out), changed by more than STILL_DIFF grey levels.
 STILL_DIFF, STILL_SHARE = 12, 0.002
 
 
@@ -38,7 +42,9 @@ class MotionCompensator:
         self.flow_width = flow_width
         self.mismatch_levels = mismatch_levels
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
-        self._cached: tuple[int, np.ndarray] | None = None  # (id of the frame, its gray flow frame)
+        self._dis.setFinestScale(FINEST_SCALE)
+        # (the frame itself, its gray flow frame, that halved): the matte's frame, reused for many calls
+        self._cached: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._grid: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def _gray(self, frame: np.ndarray) -> np.ndarray:
@@ -49,10 +55,16 @@ class MotionCompensator:
         small = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
         return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
 
-    def _gray_cached(self, frame: np.ndarray) -> np.ndarray:
-        if self._cached is None or self._cached[0] != id(frame):
-            self._cached = (id(frame), self._gray(frame))
-        return self._cached[1]
+    @staticmethod
+    def _half(gray: np.ndarray) -> np.ndarray:
+        h, w = gray.shape[:2]
+        return cv2.resize(gray, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+
+    def _gray_cached(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._cached is None or self._cached[0] is not frame:
+            gray = self._gray(frame)
+            self._cached = (frame, gray, self._half(gray))
+        return self._cached[1], self._cached[2]
 
     def _mesh(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
         grid = self._grid.get((h, w))
@@ -76,21 +88,25 @@ class MotionCompensator:
         """The matte of ``from_frame`` moved onto ``to_frame`` (same shape and dtype as ``alpha``)."""
         if from_frame is to_frame or from_frame.shape != to_frame.shape:
             return alpha
-        src, dst = self._gray_cached(from_frame), self._gray(to_frame)
-        if (cv2.absdiff(src, dst) > STILL_DIFF).mean() < STILL_SHARE:
+        (src, src_half), dst = self._gray_cached(from_frame), self._gray(to_frame)
+        if (cv2.absdiff(src_half, self._half(dst)) > STILL_DIFF).mean() < STILL_SHARE:
             return alpha  # nothing moved (beyond sensor noise): no flow to follow
         backward, reliable = self.flows(src, dst)
         ah, aw = alpha.shape[:2]
         fh, fw = backward.shape[:2]
+        xs, ys = self._mesh(fh, fw)
+        # The sampling map at flow size, in alpha pixels (pixel centres line up), upsampled once.
+        sx, sy = aw / fw, ah / fh
+        where = np.empty((fh, fw, 2), np.float32)
+        where[..., 0] = (xs + backward[..., 0] + 0.5) * sx - 0.5
+        where[..., 1] = (ys + backward[..., 1] + 0.5) * sy - 0.5
+        keep = (~reliable).astype(np.uint8)
         if (fh, fw) != (ah, aw):
-            backward = cv2.resize(backward, (aw, ah), interpolation=cv2.INTER_LINEAR)
-            backward[..., 0] *= aw / fw
-            backward[..., 1] *= ah / fh
-            reliable = cv2.resize(reliable.astype(np.uint8), (aw, ah), interpolation=cv2.INTER_NEAREST) > 0
-        xs, ys = self._mesh(ah, aw)
-        warped = cv2.remap(alpha, xs + backward[..., 0], ys + backward[..., 1], cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)
-        return np.where(reliable, warped, alpha).astype(alpha.dtype, copy=False)
+            where = cv2.resize(where, (aw, ah), interpolation=cv2.INTER_LINEAR)
+            keep = cv2.resize(keep, (aw, ah), interpolation=cv2.INTER_NEAREST)
+        warped = cv2.remap(alpha, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        cv2.copyTo(alpha, keep, warped)  # where the flow is unreliable the matte stays where it is
+        return warped.astype(alpha.dtype, copy=False)
 
 
 class SceneChange:

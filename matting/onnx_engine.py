@@ -143,7 +143,7 @@ class OnnxModnetEngine(MattingEngine):
     def infer(self, frame_bgr: np.ndarray) -> np.ndarray:
         return self._run(self.preprocess(frame_bgr))[0, 0]
 
-    def infer_timed(self, frame_bgr):
+    def infer_timed(self, frame_bgr, on_device: bool = False):
         start = time.perf_counter()
         blob = self.preprocess(frame_bgr)
         mid = time.perf_counter()

@@ -6,6 +6,14 @@ returns ``(tag, alpha, frame)`` triples: the tag is whatever the caller
 attached to the frame (the pipeline passes the frame packet), so a smoother
 that delays its output (OFD) hands back the *older* frame with its corrected
 alpha, and the compositor always pairs an alpha with its own frame.
+
+``DeviceEMA`` and ``DeviceOFD`` do the same arithmetic on torch tensors on the
+engine's device: on CUDA the matte goes from the model through the smoother
+to the device compositor without a host round trip (tests hold each pair
+together on a CPU). Their motion guide comes from the frame, which is on the
+host anyway: the same gray image at alpha size, uploaded (a quarter of the
+alpha's bytes). They take numpy alphas too (the first matte, a reused one
+moved by motion compensation) and hand out float32 h×w tensors.
 """
 
 from __future__ import annotations
@@ -109,6 +117,7 @@ class OneFrameDelay(Smoother):
         self._window.clear()
 
     def push(self, tag, alpha, frame):
+        alpha = self._prepare(alpha)
         out: list[Item] = []
         if self._window and self._window[-1][1].shape != alpha.shape:
             out = self.flush()  # resolution changed: neighbours are not comparable
@@ -118,11 +127,17 @@ class OneFrameDelay(Smoother):
         if len(self._window) == 2:  # no past frame yet: the first one leaves as it is
             return out + [self._window[0]]
         (_, prev, _), (mid_tag, mid, mid_frame), (_, nxt, _) = self._window
-        tau = self.threshold
-        flip = (np.abs(prev - nxt) <= tau) & (np.abs(mid - prev) > tau) & (np.abs(mid - nxt) > tau)
-        fixed = np.where(flip, 0.5 * (prev + nxt), mid).astype(np.float32)
+        fixed = self._fix(prev, mid, nxt, self.threshold)
         self._window[1] = (mid_tag, fixed, mid_frame)
         return out + [(mid_tag, fixed, mid_frame)]
+
+    def _prepare(self, alpha):
+        return alpha
+
+    @staticmethod
+    def _fix(prev, mid, nxt, tau: float):
+        flip = (np.abs(prev - nxt) <= tau) & (np.abs(mid - prev) > tau) & (np.abs(mid - nxt) > tau)
+        return np.where(flip, 0.5 * (prev + nxt), mid).astype(np.float32)
 
     def flush(self):
         out = [self._window[-1]] if self._window else []
@@ -155,15 +170,95 @@ class Chain(Smoother):
         return pending
 
 
-def make_smoother(name: str, still_weight: float = 0.25) -> Smoother:
-    """``still_weight``: the EMA's weight of a new alpha where the input is still (per engine)."""
+class _OnDevice:
+    """Moves alphas and guides onto one torch device (pinned, non-blocking copies on CUDA)."""
+
+    def __init__(self, device: str):
+        import torch
+
+        self.torch = torch
+        self.device = torch.device(device)
+        self._pin = self.device.type == "cuda"
+
+    def alpha(self, alpha):
+        torch = self.torch
+        if isinstance(alpha, torch.Tensor):
+            return alpha.to(self.device, torch.float32).reshape(alpha.shape[-2:])
+        return self.upload(np.ascontiguousarray(alpha, dtype=np.float32))
+
+    def upload(self, array: np.ndarray):
+        tensor = self.torch.from_numpy(array)
+        if self._pin:
+            tensor = tensor.pin_memory()
+        return tensor.to(self.device, non_blocking=self._pin)
+
+
+class DeviceEMA(Smoother):
+    """:class:`matting.temporal.MotionAwareEMA` on a torch device (same weights, same guide)."""
+
+    name = "ema"
+
+    def __init__(self, device: str, still_weight: float = 0.25, motion_low: float = 2.0,
+                 motion_full: float = 12.0):
+        self.on = _OnDevice(device)
+        self.still_weight, self.motion_low, self.motion_full = still_weight, motion_low, motion_full
+        self._alpha = None
+        self._guide = None
+
+    def reset(self) -> None:
+        self._alpha = None
+        self._guide = None
+
+    def push(self, tag, alpha, frame):
+        torch = self.on.torch
+        alpha_t = self.on.alpha(alpha)
+        guide = self.on.upload(_guide(frame, tuple(alpha_t.shape)).astype(np.uint8))
+        with torch.inference_mode():
+            if self._alpha is None or self._alpha.shape != alpha_t.shape:
+                self._alpha, self._guide = alpha_t.clone(), guide
+                return [(tag, self._alpha.clone(), frame)]
+            motion = (guide.float() - self._guide.float()).abs()
+            # the 3x3 max of temporal.MotionAwareEMA (its border is ignored there too)
+            motion = torch.nn.functional.max_pool2d(motion[None, None], 3, stride=1, padding=1)[0, 0]
+            ramp = ((motion - self.motion_low) / (self.motion_full - self.motion_low)).clamp_(0.0, 1.0)
+            weight = ramp.mul_(1.0 - self.still_weight).add_(self.still_weight)
+            self._alpha.add_(weight * (alpha_t - self._alpha))
+            self._guide = guide
+            return [(tag, self._alpha.clone(), frame)]
+
+
+class DeviceOFD(OneFrameDelay):
+    """:class:`OneFrameDelay` on a torch device."""
+
+    def __init__(self, device: str, threshold: float = 0.1):
+        super().__init__(threshold)
+        self.on = _OnDevice(device)
+
+    def _prepare(self, alpha):
+        return self.on.alpha(alpha)
+
+    def _fix(self, prev, mid, nxt, tau: float):
+        torch = self.on.torch
+        with torch.inference_mode():
+            flip = ((prev - nxt).abs() <= tau) & ((mid - prev).abs() > tau) & ((mid - nxt).abs() > tau)
+            return torch.where(flip, 0.5 * (prev + nxt), mid)
+
+
+def make_smoother(name: str, still_weight: float = 0.25, device: str | None = None) -> Smoother:
+    """``still_weight``: the EMA's weight of a new alpha where the input is still (per engine).
+    ``device``: smooth torch tensors on that device (``DeviceEMA``/``DeviceOFD``) instead of
+    numpy arrays on the host."""
     name = (name or "none").lower()
+    if device is not None:
+        ema, ofd = (lambda: DeviceEMA(device, still_weight=still_weight)), (lambda: DeviceOFD(device))
+    else:
+        ema, ofd = (lambda: MotionAwareEMA(still_weight=still_weight)), OneFrameDelay
     if name == "none":
         return Smoother()
     if name == "ema":
-        return MotionAwareEMA(still_weight=still_weight)
+        return ema()
     if name == "ofd":
-        return OneFrameDelay()
+        return ofd()
     if name == "ofd+ema":
-        return Chain(OneFrameDelay(), MotionAwareEMA(still_weight=still_weight))
+        return Chain(ofd(), ema())
     raise ValueError(f"unknown smoothing {name!r}: use one of {', '.join(SMOOTHING_CHOICES)}")

@@ -16,6 +16,7 @@ class TorchModnetEngine(MattingEngine):
     """MODNet in eager PyTorch. float16 on CUDA, float32 elsewhere (float64 for tests)."""
 
     name = "modnet"
+    device_resident = True
 
     def __init__(self, weights: str | os.PathLike, inference_size: int = 288, device: str = "auto",
                  dtype: str | None = None, threads: int | None = None, channels_last: bool | None = None):
@@ -67,7 +68,9 @@ class TorchModnetEngine(MattingEngine):
         matte = self.infer_tensor(frame_bgr)
         return matte[0, 0].float().cpu().numpy()
 
-    def infer_timed(self, frame_bgr):
+    def infer_timed(self, frame_bgr, on_device: bool = False):
+        """``on_device``: the alpha stays a float32 h×w tensor on the engine's device (the device
+        smoother and compositor take it from there); the time is measured to its completion."""
         import torch
 
         start = time.perf_counter()
@@ -75,5 +78,10 @@ class TorchModnetEngine(MattingEngine):
         mid = time.perf_counter()
         with torch.inference_mode():
             _, _, matte = self.model(tensor, True)
-        alpha = matte[0, 0].float().cpu().numpy()
+            if on_device:
+                alpha = matte[0, 0].float()
+                if self.device.startswith("cuda"):
+                    torch.cuda.synchronize(self.device)
+            else:
+                alpha = matte[0, 0].float().cpu().numpy()
         return alpha, mid - start, time.perf_counter() - mid

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from matting import MattingEngine, Smoother
+from matting import MattingEngine, Smoother, alpha_to_numpy
 from matting.motion import MotionCompensator, SceneChange
 
 from .capture import FramePacket
@@ -19,7 +19,7 @@ from .stats import RunStats
 @dataclass
 class MatteResult:
     packet: FramePacket     # the frame this alpha belongs to
-    alpha: np.ndarray       # float32 h×w in [0, 1], inference size
+    alpha: np.ndarray       # float32 h×w in [0, 1], inference size (a device tensor on the GPU path)
     infer_s: float
 
 
@@ -85,10 +85,12 @@ class InferenceWorkers:
 
     def __init__(self, engine: MattingEngine, smoother: Smoother, frames: LatestSlot[FramePacket],
                  mattes: LatestSlot[MatteResult], stop: threading.Event, stats: RunStats, count: int = 1,
-                 cadence: MatteCadence | None = None, reuse: bool = False, motion: MotionCompensator | None = None):
+                 cadence: MatteCadence | None = None, reuse: bool = False, motion: MotionCompensator | None = None,
+                 on_device: bool = False):
         self.engine, self.smoother = engine, smoother
         self.cadence = cadence if cadence is not None and cadence.limited else None
         self.reuse, self.motion = reuse, motion
+        self.on_device = on_device  # the engine returns device tensors (the smoother takes them there)
         self.frames, self.mattes, self.stop_event, self.stats = frames, mattes, stop, stats
         self.error: BaseException | None = None
         self._threads = [threading.Thread(target=self._run, name=f"inference-{i}", daemon=True)
@@ -138,7 +140,8 @@ class InferenceWorkers:
                         self._pending.add(seq)
                 alpha, infer_s = None, 0.0  # None: reuse the newest matte (released in order)
                 if due:
-                    alpha, pre_s, run_s = self.engine.infer_timed(packet.image)
+                    alpha, pre_s, run_s = (self.engine.infer_timed(packet.image, on_device=True) if self.on_device
+                                           else self.engine.infer_timed(packet.image))
                     infer_s = pre_s + run_s
                     self.stats.stage("preprocess", pre_s)
                     self.stats.stage("inference", run_s)
@@ -190,6 +193,6 @@ class InferenceWorkers:
         if self.motion is None:
             return last_alpha
         start = time.perf_counter()
-        alpha = self.motion.warp(last_alpha, last_packet.image, packet.image)
+        alpha = self.motion.warp(alpha_to_numpy(last_alpha), last_packet.image, packet.image)
         self.stats.stage("motion", time.perf_counter() - start)
         return alpha

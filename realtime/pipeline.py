@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from compositing import BackgroundLibrary, Compositor
-from matting import MattingEngine, Smoother, upsample_alpha
+from matting import MattingEngine, Smoother, alpha_to_numpy, upsample_alpha
 from matting.motion import MotionCompensator
 
 from .capture import CaptureThread, FramePacket
@@ -77,6 +77,7 @@ class PipelineOptions:
     skip_still: bool = False            # no new matte while the scene has not changed (refreshed every 2 s)
     pause_unwatched: bool = False       # when the virtual camera is the only sink and nobody reads it:
                                         # no inference, the last frame again once a second
+    device_alpha: bool = False          # alphas stay torch tensors on the engine's device (GPU path)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -114,7 +115,8 @@ class Pipeline:
                                           count=options.inference_workers,
                                           cadence=MatteCadence(options.matte_every, options.max_matte_rate,
                                                                options.skip_still, options.inference_share),
-                                          reuse=options.mode == "sync", motion=motion if options.mode == "sync" else None)
+                                          reuse=options.mode == "sync", motion=motion if options.mode == "sync" else None,
+                                          on_device=options.device_alpha)
         self.terminal = TerminalKeys(self.stop_event, banner=keys_banner()) \
             if (options.terminal_keys and window is None) else None
         only = sinks[0] if len(sinks) == 1 and window is None else None
@@ -265,7 +267,7 @@ class Pipeline:
             elif self.motion is not None and result.packet is not packet:
                 # the matte belongs to an older frame: move its edges along with the person
                 start = time.perf_counter()
-                alpha = self.motion.warp(alpha, result.packet.image, packet.image)
+                alpha = self.motion.warp(alpha_to_numpy(alpha), result.packet.image, packet.image)
                 self.stats.stage("motion", time.perf_counter() - start)
         self._emit(packet, alpha)
         return True
@@ -288,7 +290,7 @@ class Pipeline:
         if self.state.view == "original":
             return frame
         if self.state.view == "matte":
-            return cv2.cvtColor((upsample_alpha(alpha, frame.shape[:2]) * 255 + 0.5).astype(np.uint8),
+            return cv2.cvtColor((upsample_alpha(alpha_to_numpy(alpha), frame.shape[:2]) * 255 + 0.5).astype(np.uint8),
                                 cv2.COLOR_GRAY2BGR)
         self.library.rescan()
         return self.compositor.composite(frame, alpha, self.library.current(), now=self.clock())

@@ -50,6 +50,8 @@ class RunStats:
         self._keep = keep
         self.outputs = 0
         self.first_output_at: float | None = None
+        self._cpu_at_first_output = 0.0  # process CPU time at the first output (start-up excluded)
+        self._first_output_wall = 0.0    # time.monotonic() then (the outputs' clock may be a test's)
         self.last_output_at: float | None = None
         # process CPU time, in cores (1.0 = one core busy), over the last second or so
         self.cpu_cores = float("nan")
@@ -80,6 +82,7 @@ class RunStats:
     def record_output(self, latency_s: float, composite_s: float, now: float) -> None:
         if self.first_output_at is None:
             self.first_output_at = now
+            self._cpu_at_first_output, self._first_output_wall = time.process_time(), time.monotonic()
         self.last_output_at = now
         self.outputs += 1
         self.output.tick(now)
@@ -112,4 +115,12 @@ class RunStats:
                 f"(inference p50 {self.percentile(self.infer_ms, 50):.0f} ms), latency p50 "
                 f"{self.percentile(self.latency_ms, 50):.0f} ms, p95 {self.percentile(self.latency_ms, 95):.0f} ms, "
                 f"p99 {self.percentile(self.latency_ms, 99):.0f} ms; cpu "
-                f"{(time.process_time() - self._cpu_started) / elapsed:.2f} cores")
+                f"{(time.process_time() - self._cpu_started) / elapsed:.2f} cores; steady (from the first "
+                f"output): {self.steady_fps():.1f} fps, cpu {self.steady_cpu_cores():.2f} cores")
+
+    def steady_cpu_cores(self) -> float:
+        """Process CPU use from the first output to the last (the model's start-up excluded)."""
+        if self.outputs < 2:
+            return float("nan")
+        wall = time.monotonic() - self._first_output_wall
+        return (time.process_time() - self._cpu_at_first_output) / max(1e-9, wall)

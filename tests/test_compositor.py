@@ -157,6 +157,53 @@ def test_blur_does_not_spread_person_colour_into_background():
     assert background[far].std() < room[far].std()
 
 
+@pytest.mark.parametrize("hw", [(720, 1280), (1080, 1920), (563, 1000)])
+def test_blur_on_a_small_working_image_matches_a_full_resolution_blur(hw):
+    """The blur runs on an image 8x smaller at 720p (sizes a power of two divides are halved,
+    others resized directly): the room must look as the full-resolution normalised blur does."""
+    h, w = hw
+    room = cv2.resize(textured_room(360, 640), (w, h), interpolation=cv2.INTER_NEAREST)
+    alpha = np.zeros((h, w), np.float32)
+    cv2.ellipse(alpha, (w // 2, h * 2 // 3), (w // 8, h // 2), 0, 0, 360, 1.0, -1)
+    sigma = 12 * min(h, w) / 720
+    weight = (1 - alpha) ** 2
+    full = cv2.GaussianBlur(room.astype(np.float32) * weight[..., None], (0, 0), sigma) / \
+        np.maximum(cv2.GaussianBlur(weight, (0, 0), sigma), 1e-6)[..., None]
+    out = BlurBackground(strength=12).render(room, alpha, 0.0)
+    far = cv2.distanceTransform((alpha == 0).astype(np.uint8), cv2.DIST_L2, 5) > 3 * sigma
+    err = np.abs(out.astype(np.float32) - full)[far]
+    assert err.mean() < 1.0 and np.percentile(err, 99) < 5.0, (err.mean(), np.percentile(err, 99))
+
+
+def test_blur_of_a_still_scene_is_reused_and_redone_when_the_room_changes():
+    """A still scene is blurred once (most of its CPU): sensor noise alone keeps the blurred room,
+    anything that changes the room (or a new matte) makes a new one, equal to a fresh render."""
+    h, w = 360, 640
+    room = textured_room(h, w)
+    alpha = np.zeros((h, w), np.float32)
+    cv2.ellipse(alpha, (320, 220), (90, 150), 0, 0, 360, 1.0, -1)
+    blur = BlurBackground(strength=12)
+    first = blur.render(room, alpha, 0.0)
+    noisy = np.clip(room + np.random.default_rng(3).normal(0, 2, room.shape), 0, 255).astype(np.uint8)
+    assert blur.render(noisy, alpha, 0.04) is first  # the same scene: nothing recomputed
+    # something moves in the room (a lamp switched on, a door): the blurred room follows
+    changed = noisy.copy()
+    changed[20:120, 20:140] = (250, 250, 250)
+    redone = blur.render(changed, alpha, 0.08)
+    assert redone is not first
+    assert np.array_equal(redone, BlurBackground(strength=12).render(changed, alpha, 0.0))
+    assert redone[60:80, 60:100].mean() > first[60:80, 60:100].mean() + 40
+    # a new matte (even with the same values) is a new alpha array: rendered again
+    again = blur.render(changed, alpha.copy(), 0.12)
+    assert again is not redone and np.array_equal(again, redone)
+    # the compositor's upsampled alpha is reused the same way, and only for the same array
+    compositor = Compositor()
+    small = cv2.resize(alpha, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    full = compositor.full_alpha(small, room)
+    assert compositor.full_alpha(small, room) is full
+    assert compositor.full_alpha(small.copy(), room) is not full
+
+
 def test_guided_upsample_follows_frame_edges():
     h, w = 240, 320
     frame = np.zeros((h, w, 3), np.uint8)

@@ -34,6 +34,40 @@ def test_warp_moves_the_matte_onto_the_later_frame():
     assert np.abs(warped - alpha4).mean() < 0.4 * np.abs(alpha0 - alpha4).mean()
 
 
+def test_warp_scales_the_flow_to_a_matte_of_another_size():
+    """A 720p frame with a 512x288 matte (MODNet's size): the flow, found at 256 px, must be
+    rescaled to the matte's pixels, pixel centres aligned, or the edges land off by a fraction."""
+    (frame0, _), (frame4, _) = scene(0), scene(4)
+    big = [cv2.resize(f, (5 * W, 5 * H), interpolation=cv2.INTER_CUBIC) for f in (frame0, frame4)]
+    alpha0, alpha4 = (np.zeros((2 * H, 2 * W), np.float32) for _ in range(2))
+    alpha0[80:80 + 2 * SIZE, 80:80 + 2 * SIZE] = 1.0
+    alpha4[80:80 + 2 * SIZE, 80 + 8 * SPEED:80 + 8 * SPEED + 2 * SIZE] = 1.0
+    warped = MotionCompensator().warp(alpha0, big[0], big[1])
+    assert warped.shape == alpha0.shape and warped.dtype == np.float32
+    assert np.abs(warped - alpha4).mean() < 0.3 * np.abs(alpha0 - alpha4).mean()
+    # the moved square's centre of mass is where the true one is, to half a matte pixel
+    cols = np.arange(2 * W, dtype=np.float32)
+    centre = lambda a: float((a.sum(axis=0) * cols).sum() / a.sum())  # noqa: E731
+    assert abs(centre(warped) - centre(alpha4)) < 0.5
+
+
+def test_a_still_noisy_jpeg_scene_is_not_warped():
+    """Sensor noise and JPEG ringing on a sharp 720p scene (a webcam's MJPEG) are not motion: the
+    matte comes back as is, so the compositor can reuse its work for a still scene."""
+    yy, xx = np.mgrid[0:720, 0:1280]
+    room = np.repeat((((yy // 9 + xx // 13) % 2) * 160 + 40)[..., None], 3, axis=2).astype(np.uint8)
+
+    def shot(seed):
+        noisy = np.clip(room + np.random.default_rng(seed).normal(0, 2, room.shape), 0, 255).astype(np.uint8)
+        return cv2.imdecode(cv2.imencode(".jpg", noisy, [cv2.IMWRITE_JPEG_QUALITY, 90])[1], cv2.IMREAD_COLOR)
+
+    alpha = np.random.default_rng(0).random((288, 512), dtype=np.float32)
+    compensator, first = MotionCompensator(), shot(1)
+    assert all(compensator.warp(alpha, first, shot(seed)) is alpha for seed in range(2, 8))
+    moved = np.roll(shot(9), 6, axis=1)  # while a real move is followed
+    assert compensator.warp(alpha, first, moved) is not alpha
+
+
 def test_unreliable_flow_keeps_the_matte_as_it_is():
     """A cut to an unrelated picture: the flow cannot be trusted, so the matte must not be smeared."""
     frame0, alpha0 = scene(0)

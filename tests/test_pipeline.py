@@ -13,9 +13,10 @@ import pytest
 
 from conftest import ROOT
 from fakes import IndexEngine, SlowEngine, SyntheticSource, make_pipeline, wait_until
-from compositing import ColorBackground
-from realtime import PipelineError
-from realtime.sinks import NullSink, RecorderSink
+from compositing import BackgroundLibrary, ColorBackground, Compositor
+from matting import make_smoother
+from realtime import Pipeline, PipelineError, PipelineOptions
+from realtime.sinks import NullSink, RecorderSink, Sink
 from realtime.sources import VideoSource
 
 
@@ -301,3 +302,46 @@ def test_failure_of_the_first_matte_still_cleans_up(tmp_path):
     with pytest.raises(PipelineError, match="simulated inference crash"):
         pipeline.run()
     assert source.closed and recorder._writer is None
+
+
+def test_device_resident_alpha_path_matches_the_host_path(small_engine, vlog_path):
+    """The GPU path (model -> device smoother -> device compositor, the alpha a tensor throughout)
+    run on a CPU device: the compositor only ever gets tensors, and every output frame equals the
+    host path's (numpy alpha, host smoother, CPU compositor) to within a grey level."""
+    torch = pytest.importorskip("torch")
+    from compositing.gpu_compositor import TorchCompositor
+
+    class Collect(Sink):
+        def __init__(self):
+            self.frames = []
+
+        def send(self, frame, captured_at):
+            self.frames.append(frame.copy())
+
+    class Watched(TorchCompositor):
+        kinds: set = set()
+
+        def composite(self, frame, alpha, background, now=None, rgba=False):
+            Watched.kinds.add(type(alpha).__name__)
+            return super().composite(frame, alpha, background, now=now, rgba=rgba)
+
+    outputs = []
+    for device_alpha in (False, True):
+        source = VideoSource(str(vlog_path), pace=False)  # unpaced: both runs see the same frames
+        source.open()
+        first = source.read()
+        sink = Collect()
+        compositor = Watched("cpu") if device_alpha else Compositor()
+        library = BackgroundLibrary(None, initial=ColorBackground((40, 200, 90)))
+        pipeline = Pipeline(source, small_engine, make_smoother("ofd+ema", device="cpu" if device_alpha else None),
+                            compositor, library, [sink],
+                            options=PipelineOptions(mode="sync", lossless=True, terminal_keys=False, max_frames=8,
+                                                    device_alpha=device_alpha), first_frame=first)
+        pipeline.run()
+        outputs.append(sink.frames)
+    host, device = outputs
+    assert len(device) == len(host) >= 7
+    assert Watched.kinds == {"Tensor"}
+    for a, b in zip(host, device):
+        assert np.abs(a.astype(int) - b).max() <= 1
+    assert torch.is_tensor(small_engine.infer_timed(first, on_device=True)[0])

@@ -93,3 +93,22 @@ def test_flicker_metric_counts_only_static_pixels():
     alphas = [np.zeros((90, 160), np.float32), np.ones((90, 160), np.float32), np.ones((90, 160), np.float32)]
     assert flicker(frames, alphas) == pytest.approx(0.5)  # 1.0 then 0.0
     assert flicker(moving, alphas) == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["ema", "ofd", "ofd+ema"])
+def test_device_smoother_matches_the_host_one(name):
+    """The torch smoother (the GPU path's) does the host smoother's arithmetic: on a CPU device the
+    two agree to float rounding, frame by frame, on moving frames and flipping alphas."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    frames = [rng.integers(0, 255, (90, 160, 3), dtype=np.uint8) for _ in range(3)]
+    frames = [frames[i % 3] if i % 4 else frames[0] for i in range(12)]  # still runs and jumps
+    alphas = noisy_alphas(12, noise=0.3)
+    host = run(make_smoother(name), frames, alphas)
+    # numpy alphas in (as the first matte or a motion-compensated reuse come), and tensors
+    device = run(make_smoother(name, device="cpu"), frames, [torch.from_numpy(a) if i % 2 else a
+                                                              for i, a in enumerate(alphas)])
+    assert [tag for tag, _, _ in device] == [tag for tag, _, _ in host]
+    for (_, h, _), (_, d, _) in zip(host, device):
+        assert isinstance(d, torch.Tensor) and d.dtype == torch.float32 and tuple(d.shape) == h.shape
+        np.testing.assert_allclose(d.numpy(), h, atol=1e-5)
