@@ -18,6 +18,7 @@ import numpy as np
 
 from .errors import BackgroundError
 from .media import VIDEO_EXTENSIONS, read_image, sane_fps, to_bgr8
+from .stillness import same_scene, thumbnail
 
 FIT_MODES = ("cover", "contain", "stretch")
 #: The widest blur (sigma in pixels at 720p) a user value may ask for.
@@ -214,7 +215,7 @@ class BlurBackground(Background):
     Blurring the whole frame smears the person's colours into the background
     around the outline (a halo). Instead this is a normalised convolution: blur
     ``frame·w`` and ``w`` with w = (1 − α)², divide, so only background pixels
-    contribute. It runs at a quarter of the resolution (a blur this wide loses
+    contribute. It runs on an image 4-8 times smaller (a blur this wide loses
     nothing there) and is upsampled.
 
     A still scene is blurred once: while the same alpha array comes back and
@@ -223,10 +224,6 @@ class BlurBackground(Background):
     average that noise away anyway). This is most of a still scene's cost.
     """
 
-    #: The blurred room is reused while at most STILL_SHARE of the working image's pixels moved
-    #: by more than STILL_LEVELS grey levels since it was made (σ = 2 sensor noise, averaged over
-    #: 2x2 pixels, gives differences of σ 2: four of them to the threshold).
-    STILL_LEVELS, STILL_SHARE = 8, 0.002
 
     def __init__(self, strength: float = 12.0, name: str | None = None):
         if strength <= 0:
@@ -247,14 +244,10 @@ class BlurBackground(Background):
         factor = _whole_factor(h, w, max(1, round(min(h, w) / self.WORK_SHORT_SIDE),
                                          int(sigma_full // self.MIN_WORK_SIGMA)))
         sh, sw = max(1, h // factor), max(1, w // factor)
-        # The stillness check looks at a cheap bilinear thumbnail (it averages 2x2 pixels: sensor
-        # noise stays far below the threshold); the blur itself needs the area-averaged one.
-        thumb = cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_LINEAR)
+        # the same alpha on the same scene (compositing.stillness): the blurred room is ready
+        thumb = thumbnail(frame, sw, sh)
         last = self._last
-        if (last is not None and last[0] is alpha and last[1].shape == thumb.shape
-                and last[2].shape == frame.shape
-                and np.count_nonzero(cv2.absdiff(thumb, last[1]) > self.STILL_LEVELS)
-                <= self.STILL_SHARE * thumb.size):
+        if last is not None and last[0] is alpha and last[2].shape == frame.shape and same_scene(thumb, last[1]):
             return last[2]
         small = _shrink(frame, sw, sh).astype(np.float32)
         a_small = _shrink(alpha, sw, sh)

@@ -18,6 +18,7 @@ from matting.engine import alpha_to_numpy, upsample_alpha
 
 from .backgrounds import Background
 from .refine import estimate_foreground, guided_upsample
+from .stillness import same_scene, thumbnail
 
 
 class Compositor:
@@ -27,7 +28,9 @@ class Compositor:
     alphas from coarse masks); ``decontaminate`` estimates the foreground colour
     on edge pixels. Buffers are reused between frames of the same size, and so
     is the upsampled alpha while the same alpha array comes back (a still scene
-    reuses its matte: alphas are never changed in place once handed over).
+    reuses its matte: alphas are never changed in place once handed over) and,
+    when refining along the frame's edges, the scene is the same up to sensor
+    noise (:mod:`compositing.stillness`).
     """
 
     def __init__(self, refine: bool = False, decontaminate: bool = False,
@@ -37,7 +40,8 @@ class Compositor:
         self.clock = clock
         self._inv_alpha: np.ndarray | None = None
         self._inv_of: np.ndarray | None = None  # the alpha array _inv_alpha was computed from
-        self._upsampled: tuple[np.ndarray, tuple[int, int], np.ndarray] | None = None  # (alpha, frame hw, full)
+        # (alpha, frame hw, the frame's thumbnail when refined, the full-size alpha)
+        self._upsampled: tuple[np.ndarray, tuple[int, int], np.ndarray | None, np.ndarray] | None = None
 
     def full_alpha(self, alpha: np.ndarray, frame: np.ndarray) -> np.ndarray:
         """float32 alpha at the frame's size from an alpha at any size (numpy, or a torch tensor
@@ -45,14 +49,15 @@ class Compositor:
         alpha = alpha_to_numpy(alpha)
         if alpha.shape[:2] == frame.shape[:2]:
             return alpha.astype(np.float32, copy=False)
-        if self.refine:
-            return guided_upsample(alpha, frame)  # follows the frame's edges: nothing to reuse
         hw = frame.shape[:2]
+        # refinement follows the frame's edges: reused only on the same scene
+        thumb = thumbnail(frame, max(1, hw[1] // 8), max(1, hw[0] // 8)) if self.refine else None
         cached = self._upsampled
-        if cached is not None and cached[0] is alpha and cached[1] == hw:
-            return cached[2]
-        full = upsample_alpha(alpha, hw)
-        self._upsampled = (alpha, hw, full)
+        if (cached is not None and cached[0] is alpha and cached[1] == hw
+                and (thumb is None or same_scene(thumb, cached[2]))):
+            return cached[3]
+        full = guided_upsample(alpha, frame) if self.refine else upsample_alpha(alpha, hw)
+        self._upsampled = (alpha, hw, thumb, full)
         return full
 
     def composite(self, frame: np.ndarray, alpha: np.ndarray, background: Background,

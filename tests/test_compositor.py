@@ -202,6 +202,11 @@ def test_blur_of_a_still_scene_is_reused_and_redone_when_the_room_changes():
     full = compositor.full_alpha(small, room)
     assert compositor.full_alpha(small, room) is full
     assert compositor.full_alpha(small.copy(), room) is not full
+    # edge refinement follows the frame: reused on the same scene only
+    refining = Compositor(refine=True)
+    refined = refining.full_alpha(small, room)
+    assert refining.full_alpha(small, noisy) is refined
+    assert refining.full_alpha(small, changed) is not refined
 
 
 def test_guided_upsample_follows_frame_edges():
