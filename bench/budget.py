@@ -31,7 +31,7 @@ import numpy as np
 from common import ROOT, SELFIE_TFLITE, VLOG, default_weights  # noqa: E402  (sets up the project's imports)
 
 SUMMARY = re.compile(r"mattes ([\d.]+)/s .*latency p50 (\d+) ms, p95 (\d+) ms.*"
-                     r"steady \(from the first output\): ([\d.]+) fps, cpu ([\d.]+) cores")
+                     r"steady \(from the first output\): ([\d.]+|nan) fps, cpu ([\d.]+|nan) cores")
 STILL_FPS = 30.0
 
 

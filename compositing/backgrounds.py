@@ -241,16 +241,15 @@ class BlurBackground(Background):
     def render(self, frame, alpha, now):
         h, w = frame.shape[:2]
         sigma_full = self.strength * min(h, w) / 720.0
-        factor = _whole_factor(h, w, max(1, round(min(h, w) / self.WORK_SHORT_SIDE),
-                                         int(sigma_full // self.MIN_WORK_SIGMA)))
+        factor = max(1, round(min(h, w) / self.WORK_SHORT_SIDE), int(sigma_full // self.MIN_WORK_SIGMA))
         sh, sw = max(1, h // factor), max(1, w // factor)
         # the same alpha on the same scene (compositing.stillness): the blurred room is ready
         thumb = thumbnail(frame, sw, sh)
         last = self._last
         if last is not None and last[0] is alpha and last[2].shape == frame.shape and same_scene(thumb, last[1]):
             return last[2]
-        small = _shrink(frame, sw, sh).astype(np.float32)
-        a_small = _shrink(alpha, sw, sh)
+        small = thumb.astype(np.float32)
+        a_small = thumbnail(alpha, sw, sh)
         # Grow the person slightly before weighting, so the outline's own colours
         # (half-transparent edge pixels) do not count as background either.
         weight = 1.0 - cv2.dilate(a_small, np.ones((3, 3), np.uint8))
@@ -277,26 +276,6 @@ class BlurBackground(Background):
         out = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
         self._last = (alpha, thumb, out)
         return out
-
-
-def _whole_factor(h: int, w: int, wanted: int) -> int:
-    """The largest power of two up to ``wanted`` that divides both sides (then :func:`_shrink`
-    halves: OpenCV's area halving is 10x faster than a general area resize at 720p), or
-    ``wanted`` itself for sizes it does not divide."""
-    factor = 1
-    while factor * 2 <= wanted and h % (factor * 2) == 0 and w % (factor * 2) == 0:
-        factor *= 2
-    return factor if factor > 1 or wanted == 1 else wanted
-
-
-def _shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Area-average ``image`` down to ``width`` x ``height``, by halvings while they fit exactly."""
-    while (image.shape[0] % 2 == 0 and image.shape[1] % 2 == 0
-           and image.shape[0] >= 2 * height and image.shape[1] >= 2 * width):
-        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
-    if image.shape[:2] != (height, width):
-        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-    return image
 
 
 class TransparentBackground(Background):

@@ -45,10 +45,7 @@ class Compositor:
 
     def full_alpha(self, alpha: np.ndarray, frame: np.ndarray) -> np.ndarray:
         """float32 alpha at the frame's size from an alpha at any size (numpy, or a torch tensor
-        from the device-resident path: it is brought to the host here)."""
-        alpha = alpha_to_numpy(alpha)
-        if alpha.shape[:2] == frame.shape[:2]:
-            return alpha.astype(np.float32, copy=False)
+        from the device-resident path: it is brought to the host here, once per tensor)."""
         hw = frame.shape[:2]
         # refinement follows the frame's edges: reused only on the same scene
         thumb = thumbnail(frame, max(1, hw[1] // 8), max(1, hw[0] // 8)) if self.refine else None
@@ -56,9 +53,17 @@ class Compositor:
         if (cached is not None and cached[0] is alpha and cached[1] == hw
                 and (thumb is None or same_scene(thumb, cached[2]))):
             return cached[3]
-        full = guided_upsample(alpha, frame) if self.refine else upsample_alpha(alpha, hw)
+        host = alpha_to_numpy(alpha)
+        if host.shape[:2] == hw:
+            full = host.astype(np.float32, copy=False)
+        else:
+            full = guided_upsample(host, frame) if self.refine else upsample_alpha(host, hw)
         self._upsampled = (alpha, hw, thumb, full)
         return full
+
+    def release(self) -> None:
+        """Drop what is kept for the next frame (one-off photos: a full-size alpha is big)."""
+        self._upsampled = self._inv_of = self._inv_alpha = None
 
     def composite(self, frame: np.ndarray, alpha: np.ndarray, background: Background,
                   now: float | None = None, rgba: bool = False) -> np.ndarray:

@@ -68,7 +68,7 @@ class TorchCompositor(Compositor):
             if alpha_t.shape[-2:] != (h, w):
                 alpha_t = torch.nn.functional.interpolate(alpha_t, size=(h, w), mode="bilinear",
                                                           align_corners=False)
-            alpha_t = alpha_t.clamp_(0.0, 1.0)[0, 0, :, :, None]
+            alpha_t = alpha_t.clamp(0.0, 1.0)[0, 0, :, :, None]  # not in place: it may be the caller's
             back_t = self._background_on_device(background, frame, self.clock() if now is None else now)
             out = back_t + alpha_t * (frame_t - back_t)
             return out.add_(0.5).clamp_(0, 255).to(torch.uint8).cpu().numpy()

@@ -239,6 +239,7 @@ class IdPhotoMaker:
                 dpi: float) -> tuple[np.ndarray, Framing | None, list[str]]:
         engine, compositor, faces_model = worker.engine, worker.compositor, worker.faces
         alpha = compositor.full_alpha(engine.infer(image), image)
+        compositor.release()  # one-off photos: nothing to reuse, and a full-size alpha is big
         framing, warnings = None, []
         if size is not None:
             faces = faces_model.detect(image) if faces_model is not None else None
@@ -255,7 +256,10 @@ class IdPhotoMaker:
             alpha8 = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
             return np.dstack([foreground, alpha8]), framing, _unique(warnings)
         back = background.render(room, alpha, 0.0)
-        return compositor.blend(foreground, back, alpha), framing, _unique(warnings)
+        try:
+            return compositor.blend(foreground, back, alpha), framing, _unique(warnings)
+        finally:
+            compositor.release()
 
     def close(self) -> None:
         with self._setup:

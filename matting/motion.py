@@ -45,7 +45,7 @@ class MotionCompensator:
         self._dis.setFinestScale(FINEST_SCALE)
         # (the frame itself, its gray flow frame, that halved): the matte's frame, reused for many calls
         self._cached: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        self._grid: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._grid: dict[tuple, object] = {}  # meshes by size (separate x, y; or one 2-channel map)
 
     def _gray(self, frame: np.ndarray) -> np.ndarray:
         h, w = frame.shape[:2]
@@ -73,6 +73,14 @@ class MotionCompensator:
             grid = self._grid[(h, w)] = (xs, ys)
         return grid
 
+    def _grid2(self, h: int, w: int) -> np.ndarray:
+        """The pixel grid as one (h, w, 2) float32 map (x, y): what cv2.remap samples with no flow."""
+        grid = self._grid.get((h, w, 2))
+        if grid is None:
+            xs, ys = self._mesh(h, w)
+            grid = self._grid[(h, w, 2)] = np.dstack([xs, ys])
+        return grid
+
     def flows(self, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(backward, reliable)`` for small gray frames: for each pixel of ``dst``, where it was
         in ``src``, and whether ``src`` warped along that flow matches ``dst`` there."""
@@ -94,16 +102,14 @@ class MotionCompensator:
         backward, reliable = self.flows(src, dst)
         ah, aw = alpha.shape[:2]
         fh, fw = backward.shape[:2]
-        xs, ys = self._mesh(fh, fw)
-        # The sampling map at flow size, in alpha pixels (pixel centres line up), upsampled once.
-        sx, sy = aw / fw, ah / fh
-        where = np.empty((fh, fw, 2), np.float32)
-        where[..., 0] = (xs + backward[..., 0] + 0.5) * sx - 0.5
-        where[..., 1] = (ys + backward[..., 1] + 0.5) * sy - 0.5
+        # The flow in alpha pixels, upsampled once (2 channels), plus the alpha's own pixel grid:
+        # where each alpha pixel samples the old matte (exact at the borders too).
         keep = (~reliable).astype(np.uint8)
         if (fh, fw) != (ah, aw):
-            where = cv2.resize(where, (aw, ah), interpolation=cv2.INTER_LINEAR)
+            backward *= np.array([aw / fw, ah / fh], np.float32)
+            backward = cv2.resize(backward, (aw, ah), interpolation=cv2.INTER_LINEAR)
             keep = cv2.resize(keep, (aw, ah), interpolation=cv2.INTER_NEAREST)
+        where = cv2.add(backward, self._grid2(ah, aw))
         warped = cv2.remap(alpha, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         cv2.copyTo(alpha, keep, warped)  # where the flow is unreliable the matte stays where it is
         return warped.astype(alpha.dtype, copy=False)

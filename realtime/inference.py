@@ -101,6 +101,7 @@ class InferenceWorkers:
         self._pending: set[int] = set()        # claimed frames not yet released
         self._done: dict[int, tuple[FramePacket, np.ndarray | None, float]] = {}
         self._last_inferred: tuple[FramePacket, np.ndarray] | None = None  # in release order
+        self._last_host: tuple[object, np.ndarray] | None = None  # (that alpha, it as numpy) for warps
         self.paused = threading.Event()  # set while nobody watches: frames are taken and dropped
         self._running = len(self._threads)
 
@@ -193,6 +194,8 @@ class InferenceWorkers:
         if self.motion is None:
             return last_alpha
         start = time.perf_counter()
-        alpha = self.motion.warp(alpha_to_numpy(last_alpha), last_packet.image, packet.image)
+        if self._last_host is None or self._last_host[0] is not last_alpha:  # a device tensor: one copy
+            self._last_host = (last_alpha, alpha_to_numpy(last_alpha))
+        alpha = self.motion.warp(self._last_host[1], last_packet.image, packet.image)
         self.stats.stage("motion", time.perf_counter() - start)
         return alpha

@@ -50,8 +50,9 @@ class RunStats:
         self._keep = keep
         self.outputs = 0
         self.first_output_at: float | None = None
-        self._cpu_at_first_output = 0.0  # process CPU time at the first output (start-up excluded)
-        self._first_output_wall = 0.0    # time.monotonic() then (the outputs' clock may be a test's)
+        # (time.monotonic(), process CPU time) at the first and the latest output: the steady CPU
+        # figure leaves out start-up and shutdown (the outputs' own clock may be a test's)
+        self._first_output_cpu = self._last_output_cpu = (0.0, 0.0)
         self.last_output_at: float | None = None
         # process CPU time, in cores (1.0 = one core busy), over the last second or so
         self.cpu_cores = float("nan")
@@ -82,7 +83,8 @@ class RunStats:
     def record_output(self, latency_s: float, composite_s: float, now: float) -> None:
         if self.first_output_at is None:
             self.first_output_at = now
-            self._cpu_at_first_output, self._first_output_wall = time.process_time(), time.monotonic()
+            self._first_output_cpu = (time.monotonic(), time.process_time())
+        self._last_output_cpu = (time.monotonic(), time.process_time())
         self.last_output_at = now
         self.outputs += 1
         self.output.tick(now)
@@ -119,8 +121,8 @@ class RunStats:
                 f"output): {self.steady_fps():.1f} fps, cpu {self.steady_cpu_cores():.2f} cores")
 
     def steady_cpu_cores(self) -> float:
-        """Process CPU use from the first output to the last (the model's start-up excluded)."""
+        """Process CPU use from the first output to the latest (start-up and shutdown excluded)."""
         if self.outputs < 2:
             return float("nan")
-        wall = time.monotonic() - self._first_output_wall
-        return (time.process_time() - self._cpu_at_first_output) / max(1e-9, wall)
+        (wall0, cpu0), (wall1, cpu1) = self._first_output_cpu, self._last_output_cpu
+        return (cpu1 - cpu0) / max(1e-9, wall1 - wall0)

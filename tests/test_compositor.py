@@ -157,10 +157,10 @@ def test_blur_does_not_spread_person_colour_into_background():
     assert background[far].std() < room[far].std()
 
 
-@pytest.mark.parametrize("hw", [(720, 1280), (1080, 1920), (563, 1000)])
+@pytest.mark.parametrize("hw", [(720, 1280), (1080, 1920), (768, 1366), (563, 1000)])
 def test_blur_on_a_small_working_image_matches_a_full_resolution_blur(hw):
-    """The blur runs on an image 8x smaller at 720p (sizes a power of two divides are halved,
-    others resized directly): the room must look as the full-resolution normalised blur does."""
+    """The blur runs on an image 8x smaller at 720p (area halvings while the sides are even, then
+    one area resize): the room must look as the full-resolution normalised blur does."""
     h, w = hw
     room = cv2.resize(textured_room(360, 640), (w, h), interpolation=cv2.INTER_NEAREST)
     alpha = np.zeros((h, w), np.float32)

@@ -14,6 +14,7 @@ import pytest
 from conftest import ROOT
 from fakes import IndexEngine, SlowEngine, SyntheticSource, make_pipeline, wait_until
 from compositing import BackgroundLibrary, ColorBackground, Compositor
+from compositing.backgrounds import BlurBackground
 from matting import make_smoother
 from realtime import Pipeline, PipelineError, PipelineOptions
 from realtime.sinks import NullSink, RecorderSink, Sink
@@ -332,7 +333,8 @@ def test_device_resident_alpha_path_matches_the_host_path(small_engine, vlog_pat
         first = source.read()
         sink = Collect()
         compositor = Watched("cpu") if device_alpha else Compositor()
-        library = BackgroundLibrary(None, initial=ColorBackground((40, 200, 90)))
+        # blur: the device compositor hands it to the CPU one, which takes the tensor to the host
+        library = BackgroundLibrary(None, initial=BlurBackground(12))
         pipeline = Pipeline(source, small_engine, make_smoother("ofd+ema", device="cpu" if device_alpha else None),
                             compositor, library, [sink],
                             options=PipelineOptions(mode="sync", lossless=True, terminal_keys=False, max_frames=8,
@@ -344,4 +346,17 @@ def test_device_resident_alpha_path_matches_the_host_path(small_engine, vlog_pat
     assert Watched.kinds == {"Tensor"}
     for a, b in zip(host, device):
         assert np.abs(a.astype(int) - b).max() <= 1
-    assert torch.is_tensor(small_engine.infer_timed(first, on_device=True)[0])
+    alpha = small_engine.infer_timed(first, on_device=True)[0]
+    assert torch.is_tensor(alpha)
+    pipeline.state.view = "matte"  # the matte view (hotkey m) draws a device alpha too
+    assert pipeline._render(first, alpha).shape == first.shape
+
+
+def test_stats_summary_gives_steady_fps_and_cpu_from_the_first_output():
+    """The --stats summary's steady figures leave out start-up: a 30-fps source gives about 30."""
+    pipeline = make_pipeline(SyntheticSource(fps=30.0), IndexEngine(), mode="async", duration=1.5)
+    stats = pipeline.run()
+    line = stats.summary(pipeline.capture.frames_read)
+    steady = line.split("steady (from the first output): ")[1]
+    fps, cpu = float(steady.split(" fps")[0]), float(steady.split("cpu ")[1].split(" cores")[0])
+    assert 25 <= fps <= 32 and 0 < cpu < 2.5, line

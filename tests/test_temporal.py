@@ -104,10 +104,13 @@ def test_device_smoother_matches_the_host_one(name):
     frames = [rng.integers(0, 255, (90, 160, 3), dtype=np.uint8) for _ in range(3)]
     frames = [frames[i % 3] if i % 4 else frames[0] for i in range(12)]  # still runs and jumps
     alphas = noisy_alphas(12, noise=0.3)
-    host = run(make_smoother(name), frames, alphas)
-    # numpy alphas in (as the first matte or a motion-compensated reuse come), and tensors
-    device = run(make_smoother(name, device="cpu"), frames, [torch.from_numpy(a) if i % 2 else a
-                                                              for i, a in enumerate(alphas)])
+    host = run(make_smoother(name), frames, [a.copy() for a in alphas])
+    # numpy alphas in (as the first matte or a motion-compensated reuse come), and tensors; the
+    # inputs are never changed in place (the compositor's caches rely on it)
+    inputs = [torch.from_numpy(a.copy()) if i % 2 else a.copy() for i, a in enumerate(alphas)]
+    device = run(make_smoother(name, device="cpu"), frames, inputs)
+    for given, original in zip(inputs, alphas):
+        assert np.array_equal(np.asarray(given), original)
     assert [tag for tag, _, _ in device] == [tag for tag, _, _ in host]
     for (_, h, _), (_, d, _) in zip(host, device):
         assert isinstance(d, torch.Tensor) and d.dtype == torch.float32 and tuple(d.shape) == h.shape
