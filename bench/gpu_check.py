@@ -200,7 +200,7 @@ def main() -> None:
     best = min(results, key=results.get)
     print(f"  fastest: {best}")
 
-    print("\n3. full pipeline, 1080p frames, every frame, device compositor")
+    print("\n3. full pipeline, 1080p frames, every frame (the device compositor where there is a device)")
     run = pipeline_1080p(device, 12 if args.quick else 120)
     print(f"  {run['engine']}; compositor {run['compositor']}: {run['fps']:.1f} fps, latency p50 {run['p50']:.0f} ms "
           f"p95 {run['p95']:.0f} ms")

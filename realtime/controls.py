@@ -248,8 +248,12 @@ class Controls:
             if library.select(arg) is None:
                 log.info("no background %d (there are %d)", arg + 1, len(library.entries))
         elif action == "blur":
-            if library.current_name == "blur" and self._blur_return is not None:
-                library.select(self._blur_return)
+            if library.current_name == "blur":
+                # off: back to where "b" came from; blur from the start (the live default): the next one
+                if self._blur_return is not None:
+                    library.select(self._blur_return)
+                else:
+                    library.step(1)
                 self._blur_return = None
             else:
                 self._blur_return = library.index

@@ -2,7 +2,8 @@
 
 import pytest
 
-from realtime.controls import KeyDecoder, action_for_key, key_for_keycode
+from compositing import BackgroundLibrary
+from realtime.controls import Controls, KeyDecoder, ViewState, action_for_key, key_for_keycode
 
 
 @pytest.mark.parametrize("code,action", [
@@ -28,3 +29,18 @@ def test_terminal_escape_sequences():
     assert decoder.feed(b"\x1b[[B\x1b[[D") == []                  # Linux console F2, F4: ignored
     assert decoder.feed(b"\x1b\x1b[C") == []                       # Alt+Right (rxvt): not Esc
     assert decoder.feed(b"\x1b\x1b") == [] and decoder.flush() == ["Esc"]
+
+
+def test_b_turns_the_starting_blur_off():
+    """Live starts on blur with nothing to go back to: b then goes to the next background (it did
+    nothing before, so b looked broken), b again brings blur back, and b again returns there."""
+    library = BackgroundLibrary(None)
+    assert library.current_name == "blur"
+    controls = Controls(library, ViewState(), on_quit=lambda: None, on_snapshot=lambda: None)
+    controls.apply("blur")
+    after = library.current_name
+    assert after != "blur"
+    controls.apply("blur")
+    assert library.current_name == "blur"
+    controls.apply("blur")
+    assert library.current_name == after

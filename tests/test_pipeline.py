@@ -101,7 +101,8 @@ def test_async_with_real_model_keeps_near_source_rate(small_engine, vlog_path):
     pipeline = make_pipeline(source, engine, mode="async", first_frame=first, duration=4.0)
     stats = pipeline.run()
     elapsed = time.monotonic() - stats.started
-    assert stats.outputs / elapsed >= 0.85 * source.fps
+    # the output rate from the first frame out (the model's warm-up before it is not the loop's)
+    assert stats.steady_fps() >= 0.85 * source.fps, (stats.steady_fps(), stats.outputs, elapsed)
     assert stats.mattes.count / elapsed < source.fps / 2
 
 
