@@ -20,7 +20,7 @@ import numpy as np
 #: Width of the gray frames the flow is computed on (height keeps the aspect ratio).
 FLOW_WIDTH = 256
 #: DIS's finest pyramid level (0 = flow at full flow-frame resolution). ULTRAFAST's own 2 computes
-#: the flow at 64 px wide; 1 (128 px) cut the lag error from 0.78 to 0.71 of the stale matte's at
+#: the flow at 64 px wide; 1 (128 px) cut the lag error from 0.78 to 0.72 of the stale matte's at
 #: N = 6 in ``bench/lag.py`` for 1 ms more; 0 gave 0.67 for 4 ms more.
 FINEST_SCALE = 1
 #: Mismatch (grey levels, averaged over 5x5) between the new frame and the old one warped along the
