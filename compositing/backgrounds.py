@@ -16,9 +16,10 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from matting.motion import same_scene, thumbnail
+
 from .errors import BackgroundError
 from .media import VIDEO_EXTENSIONS, read_image, sane_fps, to_bgr8
-from .stillness import same_scene, thumbnail
 
 FIT_MODES = ("cover", "contain", "stretch")
 #: The widest blur (sigma in pixels at 720p) a user value may ask for.
@@ -243,7 +244,7 @@ class BlurBackground(Background):
         sigma_full = self.strength * min(h, w) / 720.0
         factor = max(1, round(min(h, w) / self.WORK_SHORT_SIDE), int(sigma_full // self.MIN_WORK_SIGMA))
         sh, sw = max(1, h // factor), max(1, w // factor)
-        # the same alpha on the same scene (compositing.stillness): the blurred room is ready
+        # the same alpha on the same scene (matting.motion.same_scene): the blurred room is ready
         thumb = thumbnail(frame, sw, sh)
         last = self._last
         if last is not None and last[0] is alpha and last[2].shape == frame.shape and same_scene(thumb, last[1]):

@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 
 from matting.engine import alpha_to_numpy, upsample_alpha
+from matting.motion import same_scene, thumbnail
 
 from .backgrounds import Background
 from .refine import estimate_foreground, guided_upsample
-from .stillness import same_scene, thumbnail
 
 
 class Compositor:
@@ -30,7 +30,7 @@ class Compositor:
     is the upsampled alpha while the same alpha array comes back (a still scene
     reuses its matte: alphas are never changed in place once handed over) and,
     when refining along the frame's edges, the scene is the same up to sensor
-    noise (:mod:`compositing.stillness`).
+    noise (:func:`matting.motion.same_scene`).
     """
 
     def __init__(self, refine: bool = False, decontaminate: bool = False,
