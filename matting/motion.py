@@ -5,9 +5,12 @@ computed on an older frame, so edges trail a moving person. Backward-warping
 that matte along dense optical flow (OpenCV's DIS flow, on small gray frames)
 moves the edges with the person. Where the flow is unreliable (occlusions,
 cuts, fast motion), the old frame warped along it does not match the new one:
-there the unwarped matte is kept instead of smearing. (This photometric check
-costs one remap of a small gray frame; a forward-backward flow check, which
-needs a second flow, was 35% slower for the same errors in ``bench/lag.py``.)
+there the unwarped matte is kept instead of smearing; so it is where the old
+frame as it was matches the new one at least as well (a person standing still
+while the room behind them moves: the flow, smooth across the outline, would
+drag their edge along). (This photometric check costs one remap of a small gray
+frame; a forward-backward flow check, which needs a second flow, was 35% slower
+for the same errors in ``bench/lag.py``.)
 
 Frames are BGR uint8 (any size); alphas float32 in [0, 1] at any size.
 """
@@ -83,14 +86,18 @@ class MotionCompensator:
 
     def flows(self, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(backward, reliable)`` for small gray frames: for each pixel of ``dst``, where it was
-        in ``src``, and whether ``src`` warped along that flow matches ``dst`` there."""
+        in ``src``, and whether ``src`` warped along that flow matches ``dst`` there, and better
+        than ``src`` itself does."""
         backward = self._dis.calc(dst, src, None)   # dst -> src
         h, w = backward.shape[:2]
         xs, ys = self._mesh(h, w)
         warped = cv2.remap(src, xs + backward[..., 0], ys + backward[..., 1], cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REPLICATE)
         mismatch = cv2.blur(cv2.absdiff(warped, dst), (5, 5))
-        return backward, mismatch < self.mismatch_levels
+        # ... and only where following the flow explains the new frame better than staying put
+        # (a still background, a plain wall: the matte already lies right there)
+        unmoved = cv2.blur(cv2.absdiff(src, dst), (5, 5))
+        return backward, (mismatch < self.mismatch_levels) & (mismatch < unmoved)
 
     def warp(self, alpha: np.ndarray, from_frame: np.ndarray, to_frame: np.ndarray) -> np.ndarray:
         """The matte of ``from_frame`` moved onto ``to_frame`` (same shape and dtype as ``alpha``)."""

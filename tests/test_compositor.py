@@ -209,6 +209,40 @@ def test_blur_of_a_still_scene_is_reused_and_redone_when_the_room_changes():
     assert refining.full_alpha(small, changed) is not refined
 
 
+def test_still_scene_blend_keeps_the_fixed_part_and_follows_every_new_frame():
+    """The same alpha and background arrays again (a still scene): 8-bit weights with (1−α)·B kept.
+    Every frame's own pixels still come through (eyes, lips move), within 2 grey levels of the float
+    blend; fully opaque and fully transparent pixels are exact; a new alpha goes back to float."""
+    rng = np.random.default_rng(5)
+    h, w = 90, 160
+    alpha = rng.random((h, w), dtype=np.float32)
+    alpha[:, :20], alpha[:, -20:] = 0.0, 1.0
+    background = ImageBackground(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    back = background.render(np.zeros((h, w, 3), np.uint8), alpha, 0.0)
+    compositor = Compositor()
+    errors = []
+    for i in range(4):
+        frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)  # a new picture every frame
+        before = frame.copy()
+        out = compositor.composite(frame, alpha, background, now=i / 30)
+        expected = alpha[..., None] * frame + (1 - alpha[..., None]) * back.astype(np.float64)
+        err = np.abs(out - expected)
+        if i == 0:
+            assert err.max() <= 0.51  # the first frame of a matte: the float blend
+        errors.append(err)
+        assert np.array_equal(out[:, -20:], frame[:, -20:]) and np.array_equal(out[:, :20], back[:, :20])
+        assert np.array_equal(frame, before)
+    later = np.concatenate([e.ravel() for e in errors[1:]])
+    assert later.max() <= 2.0 and later.mean() < 0.5, (later.max(), later.mean())
+    assert later.max() > 0.51  # (the 8-bit path did run: it is not bit-exact)
+    fresh = alpha.copy()  # a new matte, even with the same values: the float blend again
+    frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    out = compositor.composite(frame, fresh, background, now=1.0)
+    assert np.abs(out - (fresh[..., None] * frame + (1 - fresh[..., None]) * back.astype(np.float64))).max() <= 0.51
+    compositor.release()
+    assert compositor.composite(frame, fresh, background, now=1.1).shape == frame.shape
+
+
 def test_guided_upsample_follows_frame_edges():
     h, w = 240, 320
     frame = np.zeros((h, w, 3), np.uint8)

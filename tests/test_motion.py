@@ -76,6 +76,25 @@ def test_unreliable_flow_keeps_the_matte_as_it_is():
     assert np.abs(warped - alpha0).mean() < 0.25 * np.abs(alpha0).mean()
 
 
+def test_a_still_person_in_front_of_a_moving_room_keeps_the_matte():
+    """The room pans behind a person who stands still: the flow, smooth across the outline, drags
+    the person's edge along with the room; where the unmoved old frame matches the new one at least
+    as well as the warped one, the matte must stay where it is."""
+    room = cv2.GaussianBlur(np.random.default_rng(0).integers(0, 120, (H, 3 * W, 3), dtype=np.uint8), (0, 0), 1.5)
+    person = cv2.GaussianBlur(np.random.default_rng(1).integers(130, 255, (80, 60, 3), dtype=np.uint8), (0, 0), 1.5)
+
+    def shot(t):
+        frame = np.ascontiguousarray(room[:, 6 * t:6 * t + W])  # 6 px a frame, right to left
+        frame[40:120, 100:160] = person
+        return frame
+
+    alpha = np.zeros((H, W), np.float32)
+    alpha[40:120, 100:160] = 1.0
+    for t in (1, 2, 4):
+        warped = MotionCompensator().warp(alpha, shot(0), shot(t))
+        assert np.abs(warped - alpha).max() < 0.25, (t, np.abs(warped - alpha).max())
+
+
 class MovingSquare(FrameSource):
     name, live = "moving square", False
 
