@@ -94,7 +94,11 @@ def fit_image(image: np.ndarray, frame_hw: Sequence[int], mode: str = "cover") -
 
 
 class Background(ABC):
-    """Something to put behind the person. ``render`` returns BGR uint8 at the frame's size."""
+    """Something to put behind the person. ``render`` returns BGR uint8 at the frame's size.
+
+    A returned picture is never changed afterwards (a new picture is a new array): the
+    compositor keeps work derived from it while the same array comes back.
+    """
 
     name: str = "background"
     #: True when the background is the original frame (composite is the frame itself)

@@ -5,7 +5,7 @@ Conventions: frames are BGR uint8 (H×W×3); alphas are float32 (H×W) in [0, 1]
 nearest integer, where F is the frame (or its decontaminated foreground) and B
 the background rendered at the frame's size. While the same alpha and the same
 background picture come back (a still scene), ``(1−α)·B`` is kept and the blend
-runs with 8-bit weights: within 1 grey level of the float blend (2 at most).
+runs with 8-bit weights: within 1 grey level of the float blend.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ class Compositor:
     is the upsampled alpha while the same alpha array comes back (a still scene
     reuses its matte: alphas are never changed in place once handed over) and,
     when refining along the frame's edges, the scene is the same up to sensor
-    noise (:func:`matting.motion.same_scene`).
+    noise (:func:`matting.motion.same_scene`). Those buffers make a compositor
+    one thread's: each pipeline (and each photo worker) has its own.
     """
 
     def __init__(self, refine: bool = False, decontaminate: bool = False,
@@ -89,7 +90,8 @@ class Compositor:
         """round(α·F + (1−α)·B) per pixel (BGR uint8): in float, or, from the second frame that
         brings the same alpha and background arrays (neither is ever changed in place once
         handed over), with that fixed part kept and 8-bit weights: 2.0 instead of 5.4 ms per
-        720p frame here, most of what a still scene costs once its matte and blur are reused."""
+        720p frame here, most of what a still scene costs once its matte and blur are reused.
+        (Backgrounds never change a picture they returned: a new picture is a new array.)"""
         pair = self._last_pair
         self._last_pair = (alpha_full, back)
         if pair is not None and pair[0] is alpha_full and pair[1] is back and foreground.ndim == 3:

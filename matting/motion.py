@@ -8,8 +8,8 @@ cuts, fast motion), the old frame warped along it does not match the new one:
 there the unwarped matte is kept instead of smearing; so it is where the old
 frame as it was matches the new one at least as well (a person standing still
 while the room behind them moves: the flow, smooth across the outline, would
-drag their edge along). (This photometric check costs one remap of a small gray
-frame; a forward-backward flow check, which needs a second flow, was 35% slower
+drag their edge along). (This photometric check costs one remap, two absdiffs and
+two box blurs of a small gray frame; a forward-backward flow check, which needs a second flow, was 35% slower
 for the same errors in ``bench/lag.py``.)
 
 Frames are BGR uint8 (any size); alphas float32 in [0, 1] at any size.
@@ -38,7 +38,7 @@ class MotionCompensator:
     """``warp(alpha, from_frame, to_frame)``: the matte of ``from_frame`` as it lies on ``to_frame``.
 
     The flow frame of ``from_frame`` is cached (mattes are reused for several
-    shown frames), so each call costs one small resize and two DIS flows.
+    shown frames), so each call costs one small resize, one DIS flow and one remap of the matte.
     """
 
     def __init__(self, flow_width: int = FLOW_WIDTH, mismatch_levels: float = MISMATCH_LEVELS):
