@@ -9,10 +9,13 @@ import numpy as np
 
 
 class RateMeter:
-    """Events per second over a sliding window of the last ``window`` seconds."""
+    """Events per second: over the last ``window`` seconds while events come often; over the
+    last ``slow_window`` seconds when they are rare (a still scene refreshes its matte once
+    every 2 s: a 2-s window alone would hold one event and read 0), never above one event
+    per the time since the last one (so a rate that stops decays instead of freezing)."""
 
-    def __init__(self, window: float = 2.0):
-        self.window = window
+    def __init__(self, window: float = 2.0, slow_window: float = 10.0):
+        self.window, self.slow_window = window, slow_window
         self._times: deque[float] = deque()
         self.count = 0
 
@@ -23,16 +26,29 @@ class RateMeter:
         self._trim(now)
 
     def _trim(self, now: float) -> None:
-        while self._times and now - self._times[0] > self.window:
+        while self._times and now - self._times[0] > self.slow_window:
             self._times.popleft()
 
     def rate(self, now: float | None = None) -> float:
         now = time.monotonic() if now is None else now
         self._trim(now)
-        if len(self._times) < 2:
+        times = self._times
+        recent = 0
+        for t in reversed(times):  # newest first: stops at the short window's edge
+            if now - t > self.window:
+                break
+            recent += 1
+        if recent >= 3:  # often enough for the short window: it follows changes quickly
+            first = times[len(times) - recent]
+        elif len(times) >= 2:
+            first = times[0]
+            recent = len(times)
+        else:
             return 0.0
-        span = self._times[-1] - self._times[0]
-        return (len(self._times) - 1) / span if span > 0 else 0.0
+        span = times[-1] - first
+        if span <= 0:
+            return 0.0
+        return min((recent - 1) / span, 1.0 / max(now - times[-1], 1e-9))
 
 
 class RunStats:

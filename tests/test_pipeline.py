@@ -361,3 +361,23 @@ def test_stats_summary_gives_steady_fps_and_cpu_from_the_first_output():
     steady = line.split("steady (from the first output): ")[1]
     fps, cpu = float(steady.split(" fps")[0]), float(steady.split("cpu ")[1].split(" cores")[0])
     assert 25 <= fps <= 32 and 0 < cpu < 2.5, line
+
+
+def test_rate_meter_reads_slow_rates_and_decays_when_events_stop():
+    """The HUD's mattes/s: a still scene refreshes its matte once every 2 s, which a 2-s window
+    alone read as 0.0 ("is the model dead?"); fast rates still follow changes within the window,
+    and a rate that stops falls instead of freezing at its last value."""
+    from realtime.stats import RateMeter
+    slow = RateMeter()
+    for i in range(10):
+        slow.tick(i * 2.0)
+    assert all(abs(slow.rate(18.0 + d) - 0.5) < 1e-9 for d in (0.0, 1.0, 1.99))
+    assert slow.rate(23.0) < 0.25 and slow.rate(28.5) == 0.0  # stopped: decays, then nothing
+    fast = RateMeter()
+    for i in range(300):
+        fast.tick(i / 30)
+    assert abs(fast.rate(299 / 30) - 30.0) < 0.01
+    for i in range(30):
+        fast.tick(10 + i / 10)  # from 30/s down to 10/s: after 2 s the window holds only the new rate
+    assert abs(fast.rate(12.9) - 10.0) < 0.01
+    assert abs(RateMeter().rate(1.0)) == 0.0
