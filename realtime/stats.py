@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 
@@ -12,18 +13,21 @@ class RateMeter:
     """Events per second: over the last ``window`` seconds while events come often; over the
     last ``slow_window`` seconds when they are rare (a still scene refreshes its matte once
     every 2 s: a 2-s window alone would hold one event and read 0), never above one event
-    per the time since the last one (so a rate that stops decays instead of freezing)."""
+    per the time since the last one (so a rate that stops decays instead of freezing).
+    Ticks come from the worker threads and reads from the HUD and the web panel: one lock."""
 
     def __init__(self, window: float = 2.0, slow_window: float = 10.0):
         self.window, self.slow_window = window, slow_window
         self._times: deque[float] = deque()
         self.count = 0
+        self._lock = threading.Lock()
 
     def tick(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
-        self._times.append(now)
-        self.count += 1
-        self._trim(now)
+        with self._lock:
+            self._times.append(now)
+            self.count += 1
+            self._trim(now)
 
     def _trim(self, now: float) -> None:
         while self._times and now - self._times[0] > self.slow_window:
@@ -31,8 +35,9 @@ class RateMeter:
 
     def rate(self, now: float | None = None) -> float:
         now = time.monotonic() if now is None else now
-        self._trim(now)
-        times = self._times
+        with self._lock:
+            self._trim(now)
+            times = tuple(self._times)
         recent = 0
         for t in reversed(times):  # newest first: stops at the short window's edge
             if now - t > self.window:

@@ -381,3 +381,29 @@ def test_rate_meter_reads_slow_rates_and_decays_when_events_stop():
         fast.tick(10 + i / 10)  # from 30/s down to 10/s: after 2 s the window holds only the new rate
     assert abs(fast.rate(12.9) - 10.0) < 0.01
     assert abs(RateMeter().rate(1.0)) == 0.0
+
+
+def test_rate_meter_is_read_while_another_thread_ticks():
+    """Mattes tick in the inference thread while the HUD (render loop) and the web panel read the
+    rate: a read must never trip over a tick ("deque mutated during iteration")."""
+    from realtime.stats import RateMeter
+    meter, stop, errors = RateMeter(), threading.Event(), []
+
+    def ticker():
+        while not stop.is_set():
+            meter.tick()
+
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            try:
+                assert meter.rate() >= 0.0
+            except Exception as error:  # noqa: BLE001  (what the HUD would have died of)
+                errors.append(error)
+                break
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors, errors
