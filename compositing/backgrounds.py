@@ -96,6 +96,10 @@ def fit_image(image: np.ndarray, frame_hw: Sequence[int], mode: str = "cover") -
 class Background(ABC):
     """Something to put behind the person. ``render`` returns BGR uint8 at the frame's size.
 
+    ``render(frame, alpha, now)`` gets the frame (BGR uint8), the person's alpha (float32 in
+    [0, 1], at the frame's size or smaller: the matte as the engine made it; None where no
+    background needs it) and the time in seconds.
+
     A returned picture is never changed afterwards (a new picture is a new array): the
     compositor keeps work derived from it while the same array comes back.
     """
@@ -249,35 +253,38 @@ class BlurBackground(Background):
         factor = max(1, round(min(h, w) / self.WORK_SHORT_SIDE), int(sigma_full // self.MIN_WORK_SIGMA))
         sh, sw = max(1, h // factor), max(1, w // factor)
         # the same alpha on the same scene (matting.motion.same_scene): the blurred room is ready
-        thumb = thumbnail(frame, sw, sh)
+        thumb = thumbnail(frame, sw, sh, shared=True)
         last = self._last
         if last is not None and last[0] is alpha and last[2].shape == frame.shape and same_scene(thumb, last[1]):
             return last[2]
         small = thumb.astype(np.float32)
-        a_small = thumbnail(alpha, sw, sh)
+        a_small = thumbnail(alpha, sw, sh)  # the matte at any size: area-averaged to the working size
         # Grow the person slightly before weighting, so the outline's own colours
         # (half-transparent edge pixels) do not count as background either.
-        weight = 1.0 - cv2.dilate(a_small, np.ones((3, 3), np.uint8))
-        weight *= weight
+        weight = cv2.dilate(a_small, np.ones((3, 3), np.uint8))
+        cv2.subtract(1.0, weight, dst=weight)
+        cv2.multiply(weight, weight, dst=weight)
         sigma = max(0.5, sigma_full / factor)
-        weighted = small * weight[:, :, None]
-        num = cv2.GaussianBlur(weighted, (0, 0), sigma)
-        den = cv2.GaussianBlur(weight, (0, 0), sigma)
+        # room·w and w as one 4-channel image: each blur and resize below runs once for both
+        weighted = cv2.merge([small * weight[:, :, None], weight])
+        near = cv2.GaussianBlur(weighted, (0, 0), sigma)
         # Where the person covers the whole neighbourhood there is no background
         # to average: fill from a 4x wider search (done at a quarter of the size;
         # it is hidden behind the person anyway).
         tw, th = max(1, sw // 4), max(1, sh // 4)
-        wide_num = cv2.resize(cv2.GaussianBlur(cv2.resize(weighted, (tw, th), interpolation=cv2.INTER_AREA),
-                                               (0, 0), sigma), (sw, sh), interpolation=cv2.INTER_LINEAR)
-        wide_den = cv2.resize(cv2.GaussianBlur(cv2.resize(weight, (tw, th), interpolation=cv2.INTER_AREA),
-                                               (0, 0), sigma), (sw, sh), interpolation=cv2.INTER_LINEAR)
-        mix = np.clip(den / 0.05, 0.0, 1.0)[:, :, None]
-        bg = mix * (num / np.maximum(den, 1e-6)[:, :, None]) + \
-            (1 - mix) * (wide_num / np.maximum(wide_den, 1e-6)[:, :, None])
-        fallback = wide_den < 1e-4  # the person fills everything: plain blur
+        quarter = cv2.resize(weighted, (tw, th), interpolation=cv2.INTER_AREA)
+        wide = cv2.resize(cv2.GaussianBlur(quarter, (0, 0), sigma), (sw, sh), interpolation=cv2.INTER_LINEAR)
+        den, wide_den = near[:, :, 3:], wide[:, :, 3:]
+        near_room = near[:, :, :3] / np.maximum(den, 1e-6)
+        bg = wide[:, :, :3] / np.maximum(wide_den, 1e-6)
+        # bg = mix·near + (1 − mix)·wide, mix = clip(den / 0.05, 0, 1)
+        bg += np.clip(den * 20.0, 0.0, 1.0) * (near_room - bg)
+        fallback = wide_den[:, :, 0] < 1e-4  # the person fills everything: a plain blur, as wide
         if fallback.any():
-            bg[fallback] = cv2.GaussianBlur(small, (0, 0), sigma * 4)[fallback]
-        bg = np.clip(bg + 0.5, 0, 255).astype(np.uint8)
+            plain = cv2.resize(cv2.GaussianBlur(cv2.resize(small, (tw, th), interpolation=cv2.INTER_AREA),
+                                                (0, 0), sigma), (sw, sh), interpolation=cv2.INTER_LINEAR)
+            bg[fallback] = plain[fallback]
+        bg = cv2.convertScaleAbs(bg)  # rounded to nearest and saturated to 0..255, as uint8
         out = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
         self._last = (alpha, thumb, out)
         return out

@@ -26,8 +26,8 @@ _DEVICE_KINDS = (ColorBackground, ImageBackground, TransparentBackground, VideoB
 
 class TorchCompositor(Compositor):
     def __init__(self, device: str = "cuda", refine: bool = False, decontaminate: bool = False,
-                 clock: Callable[[], float] = time.monotonic):
-        super().__init__(refine=refine, decontaminate=decontaminate, clock=clock)
+                 fast_blend: bool = False, clock: Callable[[], float] = time.monotonic):
+        super().__init__(refine=refine, decontaminate=decontaminate, fast_blend=fast_blend, clock=clock)
         import torch
 
         self.torch = torch

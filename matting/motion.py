@@ -17,6 +17,10 @@ Frames are BGR uint8 (any size); alphas float32 in [0, 1] at any size.
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import OrderedDict
+
 import cv2
 import numpy as np
 
@@ -130,13 +134,45 @@ class MotionCompensator:
 SCENE_LEVELS, SCENE_SHARE = 8, 0.002
 
 
-def thumbnail(image: np.ndarray, width: int, height: int) -> np.ndarray:
+#: Live frames whose halvings are kept for :func:`thumbnail`'s ``shared`` callers (the newest few:
+#: the inference and render threads look at the same frames a few milliseconds apart).
+SHARED_FRAMES = 4
+_shared: OrderedDict[int, tuple[weakref.ref, list[np.ndarray]]] = OrderedDict()
+_shared_lock = threading.Lock()
+
+
+def _shared_halvings(image: np.ndarray) -> list[np.ndarray]:
+    """The list of ``image``'s halvings made so far (its first is half the size), shared by all threads."""
+    with _shared_lock:
+        entry = _shared.get(id(image))
+        if entry is None or entry[0]() is not image:  # new, or an old frame's id reused
+            entry = _shared[id(image)] = (weakref.ref(image), [])
+            while len(_shared) > SHARED_FRAMES:
+                _shared.popitem(last=False)
+        return entry[1]
+
+
+def thumbnail(image: np.ndarray, width: int, height: int, shared: bool = False) -> np.ndarray:
     """Area-average ``image`` (any dtype and channels) down to ``width`` x ``height``: halvings
     while they fit exactly (OpenCV's fast path, 10x a general area resize at 720p), then one
-    area resize for the rest (0.25-0.7 ms from 720p to 160x90 here, as the machine drifts)."""
+    area resize for the rest (0.25-0.7 ms from 720p to 160x90 here, as the machine drifts).
+
+    ``shared``: ``image`` is a live frame, never changed once captured, that other callers
+    (other threads too) thumbnail as well: its halvings are made once and reused by all
+    (the still-scene check at 64 px and the blur at 160 px share all but the last step)."""
+    levels = _shared_halvings(image) if shared else None
+    level = 0
     while (image.shape[0] % 2 == 0 and image.shape[1] % 2 == 0
            and image.shape[0] >= 2 * height and image.shape[1] >= 2 * width):
-        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        if levels is not None and level < len(levels):
+            image = levels[level]
+        else:
+            image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+            if levels is not None:
+                with _shared_lock:
+                    if len(levels) == level:
+                        levels.append(image)
+        level += 1
     if image.shape[:2] != (height, width):
         image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
     return image
@@ -167,7 +203,7 @@ class SceneChange:
 
     def _small(self, frame: np.ndarray) -> np.ndarray:
         h, w = frame.shape[:2]
-        small = thumbnail(frame, self.WIDTH, max(4, round(h * self.WIDTH / w)))
+        small = thumbnail(frame, self.WIDTH, max(4, round(h * self.WIDTH / w)), shared=True)
         return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
 
     def changed(self, frame: np.ndarray, now: float) -> bool:

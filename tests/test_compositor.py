@@ -259,6 +259,38 @@ def test_still_scene_blend_keeps_the_fixed_part_and_follows_every_new_frame():
     assert exact(frames[0], alpha, back) <= 0.51
 
 
+def test_live_blend_uses_8_bit_weights_on_every_frame_and_photos_stay_float():
+    """Live video (``fast_blend``) blends every frame with 8-bit weights, a new matte and a new
+    background each time included (a moving person over a blurred moving room): within 1.5 grey
+    levels of the exact value, opaque and transparent pixels exact, nothing changed in place.
+    The live build asks for it; photos blend in float."""
+    from app.build import build_compositor
+    from app.config import Settings
+
+    rng = np.random.default_rng(8)
+    h, w = 72, 128
+    compositor = Compositor(fast_blend=True)
+    worst = []
+    for i in range(5):
+        frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        back = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        alpha = rng.random((h, w), dtype=np.float32)
+        alpha[:, :10], alpha[:, -10:] = 0.0, 1.0
+        inputs = (frame.copy(), back.copy(), alpha.copy())
+        out = compositor.blend(frame, back, alpha)
+        exact = alpha[..., None] * frame + (1 - alpha[..., None]) * back.astype(np.float64)
+        worst.append(np.abs(out - exact).max())
+        assert np.array_equal(out[:, -10:], frame[:, -10:]) and np.array_equal(out[:, :10], back[:, :10])
+        assert all(np.array_equal(a, b) for a, b in zip(inputs, (frame, back, alpha)))
+    assert max(worst) <= 1.5 + 1e-6 and min(worst) > 0.51, worst  # 8-bit from the first frame on
+
+    class Engine:
+        device, default_refine = "cpu", False
+
+    assert build_compositor(Settings(), Engine(), photo=False).fast_blend
+    assert not build_compositor(Settings(), Engine(), photo=True).fast_blend
+
+
 def test_guided_upsample_follows_frame_edges():
     h, w = 240, 320
     frame = np.zeros((h, w, 3), np.uint8)

@@ -2,12 +2,13 @@
 
 import threading
 import time
+import weakref
 
 import cv2
 import numpy as np
 from fakes import make_pipeline
 from matting import MattingEngine
-from matting.motion import MotionCompensator
+from matting.motion import MotionCompensator, thumbnail
 from realtime.sources import FrameSource, Pacer
 
 H, W, SIZE, SPEED = 144, 256, 48, 3  # a textured square moving SPEED px per frame over a textured room
@@ -157,6 +158,48 @@ def test_async_pipeline_edges_follow_motion_between_mattes():
     with_, compensated = edge_errors(motion_comp=True)
     assert with_ < 0.6 * without, (with_, without)
     assert "motion" in compensated.stats.stages and "motion" not in plain.stats.stages
+
+
+def test_shared_thumbnails_are_made_once_per_frame_and_equal_the_plain_ones(monkeypatch):
+    """The still-scene check (64 px, inference thread) and the blur (160 px, render thread) look
+    at the same live frames: their halvings are made once, from any thread, and give what a
+    thumbnail of its own would; a new frame (even at a reused address) gets its own."""
+    rng = np.random.default_rng(4)
+    real_resize = cv2.resize
+    resized = []  # the sizes cv2.resize was given while counting
+
+    def counting_resize(image, *args, **kwargs):
+        resized.append(image.shape[:2])
+        return real_resize(image, *args, **kwargs)
+
+    for _ in range(12):  # more frames than are kept: old entries go, addresses may be reused
+        frame = rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+        resized.clear()
+        monkeypatch.setattr(cv2, "resize", counting_resize)
+        small = thumbnail(frame, 160, 90, shared=True)
+        assert resized == [(720, 1280), (360, 640), (180, 320)]  # three halvings: a new frame
+        resized.clear()
+        out = {}
+        worker = threading.Thread(target=lambda: out.update(tiny=thumbnail(frame, 64, 36, shared=True)))
+        worker.start()
+        worker.join()
+        assert resized == [(90, 160), (45, 80)]  # from another thread: only the steps below 160 px
+        monkeypatch.setattr(cv2, "resize", real_resize)
+        assert np.array_equal(small, thumbnail(frame, 160, 90))
+        assert np.array_equal(out["tiny"], thumbnail(frame, 64, 36))
+        del frame  # its address is free for the next one
+    # a frame at the address of one that is gone never gets that frame's halvings
+    import matting.motion as motion
+
+    class Gone:
+        pass
+
+    gone = Gone()
+    dead = weakref.ref(gone)
+    del gone
+    frame = rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    motion._shared[id(frame)] = (dead, [np.zeros((360, 640, 3), np.uint8)])
+    assert np.array_equal(thumbnail(frame, 160, 90, shared=True), thumbnail(frame, 160, 90))
 
 
 def test_scene_change_ignores_sensor_noise_and_sees_motion():
