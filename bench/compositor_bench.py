@@ -16,9 +16,15 @@ and the implied ceiling in frames per second.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
+
+# OpenCV's pool threads as a live run has them (live.py): sleeping, not spinning, between calls
+for _name in ("OPENCV_THREAD_POOL_ACTIVE_WAIT_PAUSE_LIMIT", "OPENCV_THREAD_POOL_ACTIVE_WAIT_WORKER",
+              "OPENCV_THREAD_POOL_ACTIVE_WAIT_MAIN"):
+    os.environ.setdefault(_name, "0")
 
 import cv2
 import numpy as np

@@ -97,8 +97,8 @@ class Background(ABC):
     """Something to put behind the person. ``render`` returns BGR uint8 at the frame's size.
 
     ``render(frame, alpha, now)`` gets the frame (BGR uint8), the person's alpha (float32 in
-    [0, 1], at the frame's size or smaller: the matte as the engine made it; None where no
-    background needs it) and the time in seconds.
+    [0, 1], at any size: the matte as the engine made it; None where no background needs it)
+    and the time in seconds.
 
     A returned picture is never changed afterwards (a new picture is a new array): the
     compositor keeps work derived from it while the same array comes back.
@@ -265,18 +265,19 @@ class BlurBackground(Background):
         cv2.subtract(1.0, weight, dst=weight)
         cv2.multiply(weight, weight, dst=weight)
         sigma = max(0.5, sigma_full / factor)
-        # room·w and w as one 4-channel image: each blur and resize below runs once for both
+        # room·w and w as one image (4 channels for BGR): each blur and resize below runs once for both
+        channels = small.shape[2]
         weighted = cv2.merge([small * weight[:, :, None], weight])
         near = cv2.GaussianBlur(weighted, (0, 0), sigma)
         # Where the person covers the whole neighbourhood there is no background
         # to average: fill from a 4x wider search (done at a quarter of the size;
         # it is hidden behind the person anyway).
         tw, th = max(1, sw // 4), max(1, sh // 4)
-        quarter = cv2.resize(weighted, (tw, th), interpolation=cv2.INTER_AREA)
-        wide = cv2.resize(cv2.GaussianBlur(quarter, (0, 0), sigma), (sw, sh), interpolation=cv2.INTER_LINEAR)
-        den, wide_den = near[:, :, 3:], wide[:, :, 3:]
-        near_room = near[:, :, :3] / np.maximum(den, 1e-6)
-        bg = wide[:, :, :3] / np.maximum(wide_den, 1e-6)
+        quarter = _resize(weighted, (tw, th), cv2.INTER_AREA)
+        wide = _resize(cv2.GaussianBlur(quarter, (0, 0), sigma), (sw, sh), cv2.INTER_LINEAR)
+        den, wide_den = near[:, :, channels:], wide[:, :, channels:]
+        near_room = near[:, :, :channels] / np.maximum(den, 1e-6)
+        bg = wide[:, :, :channels] / np.maximum(wide_den, 1e-6)
         # bg = mix·near + (1 − mix)·wide, mix = clip(den / 0.05, 0, 1)
         bg += np.clip(den * 20.0, 0.0, 1.0) * (near_room - bg)
         fallback = wide_den[:, :, 0] < 1e-4  # the person fills everything: a plain blur, as wide
@@ -288,6 +289,14 @@ class BlurBackground(Background):
         out = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
         self._last = (alpha, thumb, out)
         return out
+
+
+def _resize(image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
+    """cv2.resize for any number of channels (it takes at most 4 at once: BGRA and its weight are 5)."""
+    if image.shape[2] <= 4:
+        return cv2.resize(image, size, interpolation=interpolation)
+    return np.dstack([cv2.resize(image[:, :, i:i + 4], size, interpolation=interpolation)
+                      for i in range(0, image.shape[2], 4)])
 
 
 class TransparentBackground(Background):

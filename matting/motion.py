@@ -134,19 +134,31 @@ class MotionCompensator:
 SCENE_LEVELS, SCENE_SHARE = 8, 0.002
 
 
-#: Live frames whose halvings are kept for :func:`thumbnail`'s ``shared`` callers (the newest few:
-#: the inference and render threads look at the same frames a few milliseconds apart).
+#: Frames whose halvings are kept for :func:`thumbnail`'s ``shared`` callers: at most the newest
+#: few (the inference and render threads look at the same live frames a few milliseconds apart),
+#: and only while the frame itself is alive (a photo's go with it).
 SHARED_FRAMES = 4
 _shared: OrderedDict[int, tuple[weakref.ref, list[np.ndarray]]] = OrderedDict()
-_shared_lock = threading.Lock()
+_shared_lock = threading.RLock()  # (re-entrant: a frame may die, and its entry go, while it is held)
+
+
+def _forget(key: int):
+    def gone(ref: weakref.ref) -> None:
+        with _shared_lock:
+            entry = _shared.get(key)
+            if entry is not None and entry[0] is ref:
+                del _shared[key]
+    return gone
 
 
 def _shared_halvings(image: np.ndarray) -> list[np.ndarray]:
     """The list of ``image``'s halvings made so far (its first is half the size), shared by all threads."""
+    key = id(image)
     with _shared_lock:
-        entry = _shared.get(id(image))
-        if entry is None or entry[0]() is not image:  # new, or an old frame's id reused
-            entry = _shared[id(image)] = (weakref.ref(image), [])
+        entry = _shared.get(key)
+        if entry is None or entry[0]() is not image:  # new (or, defensively, an old frame's id reused)
+            entry = _shared[key] = (weakref.ref(image, _forget(key)), [])
+            _shared.move_to_end(key)
             while len(_shared) > SHARED_FRAMES:
                 _shared.popitem(last=False)
         return entry[1]
@@ -157,9 +169,10 @@ def thumbnail(image: np.ndarray, width: int, height: int, shared: bool = False) 
     while they fit exactly (OpenCV's fast path, 10x a general area resize at 720p), then one
     area resize for the rest (0.25-0.7 ms from 720p to 160x90 here, as the machine drifts).
 
-    ``shared``: ``image`` is a live frame, never changed once captured, that other callers
-    (other threads too) thumbnail as well: its halvings are made once and reused by all
-    (the still-scene check at 64 px and the blur at 160 px share all but the last step)."""
+    ``shared``: ``image`` is a frame never changed once made (a live frame, a photo) that other
+    callers (other threads too) thumbnail as well: its halvings are made once and reused by all
+    while it lives (the still-scene check at 64 px and the blur at 160 px share all but the last
+    step). The result may be that shared array: never change it in place."""
     levels = _shared_halvings(image) if shared else None
     level = 0
     while (image.shape[0] % 2 == 0 and image.shape[1] % 2 == 0

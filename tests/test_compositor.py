@@ -291,6 +291,36 @@ def test_live_blend_uses_8_bit_weights_on_every_frame_and_photos_stay_float():
     assert not build_compositor(Settings(), Engine(), photo=True).fast_blend
 
 
+def test_backgrounds_get_the_matte_as_made_and_blur_any_frame():
+    """A background is handed the matte as the engine made it (the blur averages it down anyway:
+    no full-size alpha to shrink again), the same array while it is reused; the blur takes
+    BGRA frames too, and a negative alpha blends as 0, not as its absolute value."""
+    seen = []
+
+    class Recording(ColorBackground):
+        def render(self, frame, alpha, now):
+            seen.append(alpha)
+            return super().render(frame, alpha, now)
+
+    frame = odd_frame()
+    small = np.zeros((18, 26), np.float32)
+    small[4:14, 8:20] = 1.0
+    compositor = Compositor(fast_blend=True)
+    compositor.composite(frame, small, Recording((0, 0, 0)), now=0.0)
+    compositor.composite(frame.copy(), small, Recording((0, 0, 0)), now=0.1)
+    assert seen[0] is small and seen[1] is small
+    room = textured_room(90, 160)
+    alpha = np.zeros((36, 64), np.float32)
+    alpha[10:30, 20:40] = 1.0
+    bgra = np.dstack([room, np.full((90, 160), 255, np.uint8)])
+    out = BlurBackground(strength=12).render(bgra, alpha, 0.0)
+    plain = BlurBackground(strength=12).render(room, alpha, 0.0)
+    assert out.shape == (90, 160, 4) and np.abs(out[:, :, :3].astype(int) - plain).max() <= 1
+    negative = np.full((90, 160), -0.2, np.float32)
+    white, black = np.full((90, 160, 3), 200, np.uint8), np.full((90, 160, 3), 10, np.uint8)
+    assert (Compositor(fast_blend=True).blend(white, black, negative) == 10).all()
+
+
 def test_guided_upsample_follows_frame_edges():
     h, w = 240, 320
     frame = np.zeros((h, w, 3), np.uint8)

@@ -202,6 +202,36 @@ def test_shared_thumbnails_are_made_once_per_frame_and_equal_the_plain_ones(monk
     assert np.array_equal(thumbnail(frame, 160, 90, shared=True), thumbnail(frame, 160, 90))
 
 
+def test_shared_thumbnails_from_racing_threads_and_gone_with_their_frame():
+    """Two threads thumbnailing the same frames at once get what a thumbnail of its own gives;
+    a frame's halvings are dropped when the frame is (photos are big)."""
+    import matting.motion as motion
+
+    rng = np.random.default_rng(6)
+    frames = [rng.integers(0, 256, (360, 640, 3), dtype=np.uint8) for _ in range(6)]
+    expected = {(i, w): thumbnail(f, w, w * 9 // 16) for i, f in enumerate(frames) for w in (64, 160)}
+    start = threading.Barrier(2)
+    wrong = []
+
+    def look(width, frames):
+        start.wait()
+        for _ in range(20):
+            for i, f in enumerate(frames):
+                if not np.array_equal(thumbnail(f, width, width * 9 // 16, shared=True), expected[(i, width)]):
+                    wrong.append((i, width))
+
+    workers = [threading.Thread(target=look, args=(w, frames)) for w in (64, 160)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert not wrong
+    keys = [id(f) for f in frames[-motion.SHARED_FRAMES:]]
+    assert all(k in motion._shared for k in keys)
+    del frames
+    assert not any(k in motion._shared for k in keys)  # gone with the frames, not held for later
+
+
 def test_scene_change_ignores_sensor_noise_and_sees_motion():
     from matting.motion import SceneChange
 
