@@ -17,6 +17,7 @@ Frames are BGR uint8 (any size); alphas float32 in [0, 1] at any size.
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections import OrderedDict
@@ -139,16 +140,7 @@ SCENE_LEVELS, SCENE_SHARE = 8, 0.002
 #: and only while the frame itself is alive (a photo's go with it).
 SHARED_FRAMES = 4
 _shared: OrderedDict[int, tuple[weakref.ref, list[np.ndarray]]] = OrderedDict()
-_shared_lock = threading.RLock()  # (re-entrant: a frame may die, and its entry go, while it is held)
-
-
-def _forget(key: int):
-    def gone(ref: weakref.ref) -> None:
-        with _shared_lock:
-            entry = _shared.get(key)
-            if entry is not None and entry[0] is ref:
-                del _shared[key]
-    return gone
+_shared_lock = threading.Lock()
 
 
 def _shared_halvings(image: np.ndarray) -> list[np.ndarray]:
@@ -157,7 +149,11 @@ def _shared_halvings(image: np.ndarray) -> list[np.ndarray]:
     with _shared_lock:
         entry = _shared.get(key)
         if entry is None or entry[0]() is not image:  # new (or, defensively, an old frame's id reused)
-            entry = _shared[key] = (weakref.ref(image, _forget(key)), [])
+            # When the frame dies its entry goes with it (no id reuse can come first). The callback
+            # is C (a bound OrderedDict.pop, the weakref as its ignored default), not Python code:
+            # a Python callback running in the render loop could swallow a Ctrl-C (exceptions in
+            # weakref callbacks are ignored) and keep the run going.
+            entry = _shared[key] = (weakref.ref(image, functools.partial(_shared.pop, key)), [])
             _shared.move_to_end(key)
             while len(_shared) > SHARED_FRAMES:
                 _shared.popitem(last=False)

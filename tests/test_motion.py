@@ -232,6 +232,27 @@ def test_shared_thumbnails_from_racing_threads_and_gone_with_their_frame():
     assert not any(k in motion._shared for k in keys)  # gone with the frames, not held for later
 
 
+def test_a_frame_dying_runs_no_python_code():
+    """A frame's halvings go when it dies, without running Python code there: the render loop
+    drops frames all the time, and a Ctrl-C landing in a Python weakref callback would be
+    swallowed (their exceptions are ignored), leaving the run going."""
+    import sys
+
+    import matting.motion as motion
+
+    frame = np.zeros((72, 128, 3), np.uint8)
+    thumbnail(frame, 16, 9, shared=True)
+    key = id(frame)
+    assert key in motion._shared
+    calls = []
+    sys.setprofile(lambda f, event, arg: calls.append(f.f_code.co_name) if event == "call" else None)
+    try:
+        del frame
+    finally:
+        sys.setprofile(None)
+    assert key not in motion._shared and not calls, calls
+
+
 def test_scene_change_ignores_sensor_noise_and_sees_motion():
     from matting.motion import SceneChange
 
