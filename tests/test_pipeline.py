@@ -205,8 +205,14 @@ def _run_cli(*args, **kw):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
 def test_signal_mid_run_stops_quickly_and_leaves_playable_recording(reference_ckpt, vlog_path, tmp_path, sig):
     out = tmp_path / "rec.mp4"
-    proc = _run_cli("--source", vlog_path, "--loop", "--weights", reference_ckpt, "--no-window",
-                    "--record", out, "--inference-size", "64")
+    # Ctrl-C reaches live.py as from a terminal even when these tests run as a background job, whose
+    # processes start with SIGINT ignored (and pass that on): a handler here is default in the child.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = _run_cli("--source", vlog_path, "--loop", "--weights", reference_ckpt, "--no-window",
+                        "--record", out, "--inference-size", "64")
+    finally:
+        signal.signal(signal.SIGINT, previous)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 50_000):
         time.sleep(0.2)
