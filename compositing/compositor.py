@@ -32,10 +32,10 @@ class Compositor:
     on edge pixels; ``fast_blend`` blends every frame with 8-bit weights (live video:
     about two thirds of the float blend's CPU, within 1 grey level, but on one core where
     the float blend takes two; photos blend in float). Buffers are reused between frames
-    of the same size, and so is the upsampled alpha while the same alpha array comes back (a still scene
-    reuses its matte: alphas are never changed in place once handed over) and,
-    when refining along the frame's edges, the scene is the same up to sensor
-    noise (:func:`matting.motion.same_scene`). Those buffers make a compositor
+    of the same size, and so is the upsampled alpha while the same alpha array comes back
+    (a still scene reuses its matte: alphas are never changed in place once handed over)
+    and, when refining along the frame's edges, the scene is the same up to sensor noise
+    (:func:`matting.motion.same_scene`). Those buffers make a compositor
     one thread's: each pipeline (and each photo worker) has its own.
     """
 
