@@ -316,9 +316,9 @@ def test_backgrounds_get_the_matte_as_made_and_blur_any_frame():
     out = BlurBackground(strength=12).render(bgra, alpha, 0.0)
     plain = BlurBackground(strength=12).render(room, alpha, 0.0)
     assert out.shape == (90, 160, 4) and np.abs(out[:, :, :3].astype(int) - plain).max() <= 1
-    negative = np.full((90, 160), -0.2, np.float32)
-    white, black = np.full((90, 160, 3), 200, np.uint8), np.full((90, 160, 3), 10, np.uint8)
-    assert (Compositor(fast_blend=True).blend(white, black, negative) == 10).all()
+    negative = np.full((90, 160), -0.2, np.float32)  # a full-size alpha from outside: clipped, not folded
+    white = np.full((90, 160, 3), 200, np.uint8)
+    assert (Compositor(fast_blend=True).composite(white, negative, ColorBackground((10, 10, 10)), now=0.0) == 10).all()
 
 
 def test_guided_upsample_follows_frame_edges():
