@@ -17,13 +17,10 @@ Frames are BGR uint8 (any size); alphas float32 in [0, 1] at any size.
 
 from __future__ import annotations
 
-import functools
-import threading
-import weakref
-from collections import OrderedDict
-
 import cv2
 import numpy as np
+
+from .framememo import FrameMemo
 
 #: Width of the gray frames the flow is computed on (height keeps the aspect ratio).
 FLOW_WIDTH = 256
@@ -139,25 +136,13 @@ SCENE_LEVELS, SCENE_SHARE = 8, 0.002
 #: few (the inference and render threads look at the same live frames a few milliseconds apart),
 #: and only while the frame itself is alive (a photo's go with it).
 SHARED_FRAMES = 4
-_shared: OrderedDict[int, tuple[weakref.ref, list[np.ndarray]]] = OrderedDict()
-_shared_lock = threading.Lock()
+_memo = FrameMemo(SHARED_FRAMES)
+_shared, _shared_lock = _memo.entries, _memo.lock
 
 
 def _shared_halvings(image: np.ndarray) -> list[np.ndarray]:
     """The list of ``image``'s halvings made so far (its first is half the size), shared by all threads."""
-    key = id(image)
-    with _shared_lock:
-        entry = _shared.get(key)
-        if entry is None or entry[0]() is not image:  # new (or, defensively, an old frame's id reused)
-            # When the frame dies its entry goes with it (no id reuse can come first). The callback
-            # is C (a bound OrderedDict.pop, the weakref as its ignored default), not Python code:
-            # a Python callback running in the render loop could swallow a Ctrl-C (exceptions in
-            # weakref callbacks are ignored) and keep the run going.
-            entry = _shared[key] = (weakref.ref(image, functools.partial(_shared.pop, key)), [])
-            _shared.move_to_end(key)
-            while len(_shared) > SHARED_FRAMES:
-                _shared.popitem(last=False)
-        return entry[1]
+    return _memo.entry(image, list)
 
 
 def thumbnail(image: np.ndarray, width: int, height: int, shared: bool = False) -> np.ndarray:

@@ -12,7 +12,8 @@ engine's device: on CUDA the matte goes from the model through the smoother
 to the device compositor without a host round trip (tests hold each pair
 together on a CPU). Their motion guide comes from the frame, which is on the
 host anyway: the same gray image at alpha size, uploaded (a quarter of the
-alpha's bytes). They take numpy alphas too (the first matte, a reused one
+alpha's bytes), or made on the device by the engine that resized the frame
+there (:mod:`matting.device_prep`, within a grey level of the host's). They take numpy alphas too (the first matte, a reused one
 moved by motion compensation) and hand out float32 h×w tensors.
 """
 
@@ -23,6 +24,8 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from .framememo import device_frames
 
 SMOOTHING_CHOICES = ("none", "ema", "ofd", "ofd+ema")
 
@@ -212,7 +215,12 @@ class DeviceEMA(Smoother):
     def push(self, tag, alpha, frame):
         torch = self.on.torch
         alpha_t = self.on.alpha(alpha)
-        guide = self.on.upload(_guide(frame, tuple(alpha_t.shape)).astype(np.uint8))
+        h, w = alpha_t.shape
+        # the guide the engine made on the device from this frame (matting.device_prep), if it did
+        memo = device_frames.get(frame)
+        guide = memo.get(("guide", h, w)) if memo is not None else None
+        if guide is None:
+            guide = self.on.upload(_guide(frame, (h, w)).astype(np.uint8))
         with torch.inference_mode():
             if self._alpha is None or self._alpha.shape != alpha_t.shape:
                 self._alpha, self._guide = alpha_t.clone(), guide

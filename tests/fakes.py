@@ -10,6 +10,7 @@ import numpy as np
 from compositing import BackgroundLibrary, ColorBackground, Compositor
 from matting import MattingEngine, make_smoother
 from realtime import NullSink, Pipeline, PipelineOptions, SourceError
+from realtime.sinks import Sink
 from realtime.sources import FrameSource, Pacer
 
 
@@ -94,6 +95,16 @@ class SlowEngine(MattingEngine):
     def infer(self, frame):
         time.sleep(self.delay)
         return self.inner.infer(frame)
+
+
+class CollectSink(Sink):
+    """Keeps a copy of every frame it is sent."""
+
+    def __init__(self):
+        self.frames = []
+
+    def send(self, frame, captured_at):
+        self.frames.append(frame.copy())
 
 
 class FakeVirtualCamera:

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from fakes import IndexEngine, SlowEngine, SyntheticSource, make_pipeline, wait_until
+from fakes import CollectSink, IndexEngine, SlowEngine, SyntheticSource, make_pipeline, wait_until
 from compositing import BackgroundLibrary, ColorBackground, Compositor
 from compositing.backgrounds import BlurBackground
 from matting import make_smoother
 from realtime import Pipeline, PipelineError, PipelineOptions
-from realtime.sinks import NullSink, RecorderSink, Sink
+from realtime.sinks import NullSink, RecorderSink
 from realtime.sources import VideoSource
 
 
@@ -319,13 +319,6 @@ def test_device_resident_alpha_path_matches_the_host_path(small_engine, vlog_pat
     torch = pytest.importorskip("torch")
     from compositing.gpu_compositor import TorchCompositor
 
-    class Collect(Sink):
-        def __init__(self):
-            self.frames = []
-
-        def send(self, frame, captured_at):
-            self.frames.append(frame.copy())
-
     class Watched(TorchCompositor):
         kinds: set = set()
 
@@ -338,7 +331,7 @@ def test_device_resident_alpha_path_matches_the_host_path(small_engine, vlog_pat
         source = VideoSource(str(vlog_path), pace=False)  # unpaced: both runs see the same frames
         source.open()
         first = source.read()
-        sink = Collect()
+        sink = CollectSink()
         compositor = Watched("cpu") if device_alpha else Compositor()
         # blur: the device compositor hands it to the CPU one, which takes the tensor to the host
         library = BackgroundLibrary(None, initial=BlurBackground(12))

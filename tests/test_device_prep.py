@@ -1,0 +1,160 @@
+"""Frames prepared on the engine's device (matting.device_prep), checked on a CPU torch device."""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+import pytest
+
+from fakes import CollectSink
+from matting.device_prep import DeviceResizer, gray, resize_weights
+from matting.engine import inference_shape, resize_for_inference
+from matting.framememo import FrameMemo, device_frames
+from matting.temporal import DeviceEMA, MotionAwareEMA, _guide
+
+
+def test_resize_weights_rows_sum_to_one_and_shrink_by_area():
+    for n_in, n_out in [(1080, 288), (1920, 512), (720, 128), (7, 3), (60, 128), (5, 5)]:
+        weights = resize_weights(n_in, n_out)
+        assert weights.shape == (n_out, n_in)
+        assert np.allclose(weights.sum(axis=1), 1.0) and (weights >= 0).all()
+    # 4 -> 2 averages pairs; 3 -> 2 gives the middle pixel half to each side
+    assert np.allclose(resize_weights(4, 2), [[0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5]])
+    assert np.allclose(resize_weights(3, 2), [[2 / 3, 1 / 3, 0], [0, 1 / 3, 2 / 3]])
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080), (517, 301), (333, 187), (100, 60)])
+def test_device_resize_is_opencvs_within_one_grey_level(vlog_frames, size):
+    """The inference-size resize on the device gives OpenCV's pixels (area when shrinking, linear when
+    growing, as resize_for_inference chooses), rounded the same way: at most one level apart."""
+    frame = cv2.resize(vlog_frames[0], size, interpolation=cv2.INTER_AREA) if size != (1280, 720) else vlog_frames[0]
+    resizer = DeviceResizer("cpu")
+    for inference_size in (128, 288, 512):
+        shape = inference_shape(frame.shape, inference_size)
+        expected = resize_for_inference(frame, shape).astype(np.float32)
+        got = resizer.resize(frame, shape).permute(1, 2, 0).numpy()
+        assert got.shape == expected.shape
+        diff = np.abs(got - expected)
+        assert diff.max() <= 1.0 and diff.mean() < 0.15, (size, shape, diff.max(), diff.mean())
+
+
+def test_device_guide_is_the_host_guide_within_one_grey_level(vlog_frames):
+    """The smoother's motion guide made on the device (gray of the resized frame, OpenCV's fixed-point
+    weights) is the host's (resize of the gray frame) within a level; none is left when growing."""
+    frame = cv2.resize(vlog_frames[3], (1920, 1080))
+    for shape in [(288, 512), (128, 224), (512, 910)]:
+        DeviceResizer("cpu").resize(frame, shape)
+        guide = device_frames.get(frame)[("guide", *shape)].numpy()
+        assert np.abs(guide - _guide(frame, shape)).max() <= 1.0
+    small = vlog_frames[3][:60, :100].copy()
+    DeviceResizer("cpu").resize(small, (128, 213))
+    assert ("guide", 128, 213) not in device_frames.get(small)
+    assert gray(DeviceResizer("cpu").resize(frame, (1080, 1920))).shape == (1080, 1920)
+
+
+def test_engine_with_device_resize_matches_the_host_resize(reference_ckpt, vlog_frames):
+    from matting.torch_engine import TorchModnetEngine
+
+    host = TorchModnetEngine(reference_ckpt, inference_size=128, device="cpu")
+    device = TorchModnetEngine(reference_ckpt, inference_size=128, device="cpu", device_resize=True)
+    for frame in vlog_frames[:3]:
+        a, b = host.infer(frame), device.infer(frame)
+        assert a.shape == b.shape and np.abs(a - b).max() < 0.05 and np.abs(a - b).mean() < 0.005
+        assert device_frames.get(frame)["image"].shape == frame.shape  # left for the compositor
+
+
+def test_cuda_graphs_fall_back_to_eager_with_a_warning(reference_ckpt, vlog_frames, caplog):
+    """Where a graph cannot be captured (here: no CUDA) the engine says so once and runs eagerly."""
+    from matting.torch_engine import TorchModnetEngine
+
+    eager = TorchModnetEngine(reference_ckpt, inference_size=128, device="cpu")
+    graphs = TorchModnetEngine(reference_ckpt, inference_size=128, device="cpu", cuda_graphs=True)
+    assert "CUDA graphs" in graphs.describe() and "CUDA graphs" not in eager.describe()
+    with caplog.at_level(logging.WARNING):
+        first = graphs.infer(vlog_frames[0])
+        second = graphs.infer(vlog_frames[1])
+    assert [r.getMessage() for r in caplog.records if "CUDA graphs" in r.getMessage()][0].startswith(
+        "CUDA graphs unavailable")
+    assert len([r for r in caplog.records if "CUDA graphs" in r.getMessage()]) == 1
+    assert np.array_equal(first, eager.infer(vlog_frames[0])) and np.array_equal(second, eager.infer(vlog_frames[1]))
+    assert "CUDA graphs" not in graphs.describe()
+
+
+def test_device_ema_takes_the_engines_guide_and_matches_the_host_ema(vlog_frames):
+    """DeviceEMA uses the guide the engine left for a frame (no host gray, no upload) and stays
+    with the host EMA, whose guide differs by at most a level."""
+    import torch
+
+    frames = [cv2.resize(f, (1920, 1080)) for f in vlog_frames[:6]]
+    rng = np.random.default_rng(1)
+    host, dev = MotionAwareEMA(), DeviceEMA("cpu")
+    uploads = []
+    real_upload = dev.on.upload
+    dev.on.upload = lambda array: uploads.append(array.shape) or real_upload(array)
+    for i, frame in enumerate(frames):
+        DeviceResizer("cpu").resize(frame, (288, 512))
+        alpha = rng.random((288, 512)).astype(np.float32)
+        (_, a, _), = host.push(i, alpha, frame)
+        (_, b, _), = dev.push(i, torch.from_numpy(alpha), frame)
+        # a guide one level off moves the EMA's weight by at most 0.075 of the alpha change, in the
+        # few pixels where the two guides differ (and that carries over, fading, to later frames)
+        diff = np.abs(a - b.numpy())
+        assert diff.max() <= 0.3 and diff.mean() < 0.003, (i, diff.max(), diff.mean())
+    assert uploads == []
+
+
+def test_frame_memo_keeps_values_while_the_frame_lives():
+    memo = FrameMemo(2)
+    frames = [np.zeros((4, 4), np.uint8) for _ in range(3)]
+    assert memo.get(frames[0]) is None
+    value = memo.entry(frames[0], dict)
+    assert memo.entry(frames[0], dict) is value and memo.get(frames[0]) is value
+    memo.entry(frames[1], dict)
+    memo.entry(frames[2], dict)
+    assert memo.get(frames[0]) is None and len(memo.entries) == 2  # only the newest two
+    key = id(frames[2])
+    del frames[2]
+    assert key not in memo.entries  # gone with its frame
+
+
+def test_pipeline_with_device_prep_uploads_each_frame_once_and_matches_the_host_path(reference_ckpt, vlog_path):
+    """The whole GPU path as CUDA runs it (frames resized on the device, the engine's guide in the
+    smoother, the engine's copy of the frame in the compositor) on a CPU device: no frame is uploaded
+    twice, and the output is the host path's but for the resize's one-level rounding ties."""
+    from compositing import BackgroundLibrary, ColorBackground, Compositor
+    from compositing.gpu_compositor import TorchCompositor
+    from matting import make_smoother
+    from matting.torch_engine import TorchModnetEngine
+    from realtime import Pipeline, PipelineOptions
+    from realtime.sources import VideoSource
+
+    class Counted(TorchCompositor):
+        uploads: list = []
+
+        def _upload(self, array):
+            Counted.uploads.append(array.shape)
+            return super()._upload(array)
+
+    outputs = []
+    for on_device in (False, True):
+        source = VideoSource(str(vlog_path), pace=False)
+        source.open()
+        first = source.read()
+        sink = CollectSink()
+        engine = TorchModnetEngine(reference_ckpt, inference_size=128, device="cpu", device_resize=on_device)
+        compositor = Counted("cpu") if on_device else Compositor()
+        library = BackgroundLibrary(None, initial=ColorBackground((40, 200, 90)))
+        pipeline = Pipeline(source, engine, make_smoother("ema", device="cpu" if on_device else None), compositor,
+                            library, [sink], options=PipelineOptions(mode="sync", lossless=True, terminal_keys=False,
+                                                                     max_frames=8, device_alpha=on_device),
+                            first_frame=first)
+        pipeline.run()
+        outputs.append(sink.frames)
+    host, device = outputs
+    assert len(device) == len(host) >= 7
+    assert len(Counted.uploads) == 1, Counted.uploads  # the colour background, once; never a frame
+    for a, b in zip(host, device):
+        diff = np.abs(a.astype(int) - b)
+        assert diff.mean() < 0.5 and np.percentile(diff, 99.9) <= 8, (diff.mean(), np.percentile(diff, 99.9))
