@@ -13,7 +13,9 @@
    graphs with the device resize (the default on CUDA), and their agreement.
 3. The full pipeline on 1080p frames (the vlog clip upscaled), every frame,
    with the device compositor: output fps and latency, on a colour and on the
-   blurred room, beside the rate at which the clip decodes alone (the ceiling).
+   blurred room, beside the rate at which the clip decodes alone (the ceiling);
+   and the threaded run's frames against the same stages run one after another
+   (a missing synchronisation between the threads' device work shows there).
    On CUDA the alpha stays on the GPU from the model through the temporal
    smoother to the compositor (no host round trip); the line says whether it did.
 4. The device compositor against the CPU compositor on the same frames and
@@ -35,7 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import REFERENCE_CKPT, SHARED, VLOG, default_weights, pipeline_for  # noqa: E402  (project imports)
+from common import REFERENCE_CKPT, SHARED, VLOG, default_weights, pipeline_for, read_frames  # noqa: E402  (project imports)
 
 CASES = ["case_vlog_288x512", "case_two_people_384x640"]
 
@@ -194,6 +196,40 @@ def pipeline_1080p(device: str, clip: Path, background: str) -> dict:
             "engine": pipeline.engine.describe()}
 
 
+def pipelined_vs_serial(device: str, clip: Path, background: str, frames: int) -> tuple[int, float]:
+    """The threaded pipeline's output frames against the same stages run one after another in one
+    thread (fresh objects, built the same way): ``(frames compared, max abs difference)``. The
+    threads hand device tensors to each other; a missing synchronisation shows up here."""
+    from realtime.sinks import Sink
+
+    class Keep(Sink):
+        def __init__(self):
+            self.frames: list[np.ndarray] = []
+
+        def send(self, frame, captured_at):
+            self.frames.append(frame.copy())
+
+    values = dict(weights=str(default_weights()), device=device, every_frame=True, background=background,
+                  inference_workers=1, max_frames=frames)
+    pipeline, _ = pipeline_for(clip, **values)
+    kept = Keep()
+    pipeline.sinks.append(kept)
+    pipeline.run()
+    serial, source = pipeline_for(clip, **values)
+    source.close()
+    engine, smoother, compositor = serial.engine, serial.smoother, serial.compositor
+    back = serial.library.current()
+    worst, count = 0.0, 0
+    for index, frame in enumerate(read_frames(clip, len(kept.frames))):
+        alpha = engine.infer(frame) if index == 0 else engine.infer_timed(frame, on_device=serial.options.device_alpha)[0]
+        for _, smoothed, shown in smoother.push(index, alpha, frame):
+            if count < len(kept.frames):
+                out = compositor.composite(shown, smoothed, back, now=0.0)
+                worst = max(worst, float(np.abs(out.astype(np.int16) - kept.frames[count]).max()))
+                count += 1
+    return count, worst
+
+
 def compositor_agreement(device: str) -> float:
     from compositing import ColorBackground, Compositor, ImageBackground
     from compositing.backgrounds import BlurBackground, TransparentBackground
@@ -278,6 +314,12 @@ def main() -> None:
               f"latency p50 {run['p50']:.0f} ms p95 {run['p95']:.0f} ms")
         print(f"    smoothing {run['smoother']}; alpha "
               f"{'stays on the device' if run['device_alpha'] else 'goes through the host'}")
+        count, worst = pipelined_vs_serial(device, clip, background, 8 if args.quick else 60)
+        print(f"    the threaded run's first {count} frames against the same stages run serially: "
+              f"max abs difference {worst:.0f}")
+        if worst > 1 or count < (6 if args.quick else 50):
+            failures.append(f"{background}: the threaded pipeline differs from a serial run by {worst:.0f} "
+                            f"({count} frames)")
 
     print("\n4. device compositor vs CPU compositor (1080p, grey levels)")
     worst = compositor_agreement(device)

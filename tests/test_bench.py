@@ -16,7 +16,7 @@ def test_gpu_check_runs_on_a_cpu_as_a_smoke_test():
                             env={**os.environ, "MODNET_OFFLINE": "1"})
     out = result.stdout
     assert result.returncode == 0, result.stderr[-2000:]
-    for section in ("1. reference vectors", "2. MODNet alone", "3. full pipeline", "4. device compositor",
-                    "5. device temporal smoother"):
+    for section in ("1. reference vectors", "2. MODNet alone", "2b. the engine on a 1080p frame", "3. full pipeline",
+                    "against the same stages run serially", "4. device compositor", "5. device temporal smoother"):
         assert section in out, out
     assert out.strip().splitlines()[-1] == "gpu_check=ok", out
