@@ -30,6 +30,13 @@ from .compositor import Compositor
 _DEVICE_KINDS = (ColorBackground, ImageBackground, TransparentBackground, VideoBackground)
 
 
+def same_device(actual, wanted) -> bool:
+    """Is a tensor on ``actual`` on the device named ``wanted``? ``cuda`` (no index: the current
+    device, as the engine's tensors of the same name are) names ``cuda:0`` too; torch's own ``==``
+    says ``cuda`` != ``cuda:0``."""
+    return actual.type == wanted.type and (wanted.index is None or actual.index == wanted.index)
+
+
 class TorchCompositor(Compositor):
     def __init__(self, device: str = "cuda", refine: bool = False, decontaminate: bool = False,
                  fast_blend: bool = False, clock: Callable[[], float] = time.monotonic):
@@ -68,7 +75,8 @@ class TorchCompositor(Compositor):
         with torch.inference_mode():
             memo = device_frames.get(frame)  # the engine's copy, when it resized this frame on the device
             image = memo.get("image") if memo is not None else None
-            frame_t = (image if image is not None and image.device == self.device else self._upload(frame)).float()
+            frame_t = (image if image is not None and same_device(image.device, self.device)
+                       else self._upload(frame)).float()
             if isinstance(alpha, torch.Tensor):
                 alpha_t = alpha.to(self.device, torch.float32).reshape(1, 1, *alpha.shape[-2:])
             else:

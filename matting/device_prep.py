@@ -6,8 +6,9 @@ the model itself. Here the frame goes up once as it is (uint8) and is resized
 there by two small matrix products whose weights are OpenCV's: area
 coverage when shrinking (``INTER_AREA``), half-pixel bilinear when growing
 (``INTER_LINEAR``), the choice :func:`matting.engine.resize_for_inference`
-makes. Results are rounded to whole grey levels as OpenCV's uint8 output is
-(a test holds them within one level of OpenCV's). The frame on the device and
+makes (where an axis would go the other way, OpenCV's own resize runs and its
+result goes up). Results are rounded to whole grey levels as OpenCV's uint8
+output is (a test holds them within one level of OpenCV's). The frame on the device and
 its guide are left in :data:`matting.framememo.device_frames` for the device
 smoother and compositor, which would otherwise upload the frame again.
 """
@@ -18,6 +19,7 @@ import threading
 
 import numpy as np
 
+from .engine import resize_for_inference
 from .framememo import device_frames
 
 
@@ -44,13 +46,50 @@ def resize_weights(n_in: int, n_out: int) -> np.ndarray:
     return weights
 
 
+#: OpenCV's fixed-point BGR2GRAY for uint8, (B, G, R weights, shift): 4.x uses 14 bits, 5.x 15
+GRAY_WEIGHTS = ((1868, 9617, 4899, 14), (3735, 19235, 9798, 15))
+_gray_weights: tuple[int, int, int, int] | None = None
+
+
+def gray_weights() -> tuple[int, int, int, int]:
+    """The weights the installed OpenCV uses, found once by asking it (on 4096 random pixels)."""
+    global _gray_weights
+    if _gray_weights is None:
+        import cv2
+
+        pixels = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        expected = cv2.cvtColor(pixels, cv2.COLOR_BGR2GRAY).astype(np.int64)
+        wide = pixels.astype(np.int64)
+        for b, g, r, shift in GRAY_WEIGHTS:
+            got = (wide[..., 0] * b + wide[..., 1] * g + wide[..., 2] * r + (1 << (shift - 1))) >> shift
+            if np.array_equal(got, expected):
+                _gray_weights = (b, g, r, shift)
+                break
+        else:  # an OpenCV with other weights: the nearest known ones (the guide is a motion hint)
+            _gray_weights = GRAY_WEIGHTS[-1]
+    return _gray_weights
+
+
 def gray(bgr):
-    """OpenCV's BGR2GRAY for uint8 (its fixed-point weights and rounding) of a 3×h×w tensor of
-    whole grey levels: h×w float32."""
+    """OpenCV's BGR2GRAY for uint8 (the installed OpenCV's fixed-point weights and rounding) of a
+    3×h×w tensor of whole grey levels: h×w float32."""
     import torch
 
-    b, g, r = bgr[0], bgr[1], bgr[2]
-    return torch.floor((b * 1868.0 + g * 9617.0 + r * 4899.0 + 8192.0) / 16384.0)
+    b, g, r, shift = gray_weights()
+    scale = float(1 << shift)
+    return torch.floor((bgr[0] * float(b) + bgr[1] * float(g) + bgr[2] * float(r) + scale / 2) / scale)
+
+
+def matches_opencv(height: int, width: int, h: int, w: int) -> bool:
+    """Can :meth:`DeviceResizer.resize` give ``resize_for_inference``'s pixels for this size change?
+    OpenCV picks one method for both axes from the height (area when it shrinks, linear when it
+    grows); the weights here are per axis, so an axis going the other way differs (a frame whose
+    short side is within a few pixels of the inference size, e.g. 447×298 to 448×288)."""
+    if h < height:
+        return w <= width
+    if h > height:
+        return w >= width
+    return w == width
 
 
 class DeviceResizer:
@@ -84,11 +123,19 @@ class DeviceResizer:
         height, width = frame_bgr.shape[:2]
         h, w = shape_hw
         with torch.inference_mode():
-            planes = image.permute(2, 0, 1).float()  # 3×H×W
-            if (height, width) != (h, w):
+            if not matches_opencv(height, width, h, w):  # rare: OpenCV's own resize, then up
+                planes = torch.from_numpy(resize_for_inference(frame_bgr, (h, w))).to(self.device)
+                planes = planes.permute(2, 0, 1).float()
+            else:
+                planes = image.permute(2, 0, 1).float()  # 3×H×W
+            if planes.shape[1:] != (h, w):
                 rows, cols_t = self._pair(height, width, h, w)
-                # the smaller product first: height first when shrinking (3·h·H·W + 3·h·W·w)
-                planes = torch.matmul(torch.matmul(rows, planes), cols_t).round_().clamp_(0.0, 255.0)
+                planes = torch.matmul(torch.matmul(rows, planes), cols_t)
+                if height == 2 * h and width == 2 * w:
+                    planes.add_(0.5).floor_()  # OpenCV's exact halving rounds halves up
+                else:
+                    planes.round_()  # elsewhere its float path rounds them to even
+                planes.clamp_(0.0, 255.0)
             memo = device_frames.entry(frame_bgr, dict)
             memo["image"] = image
             if guide and h <= height and w <= width:  # (growing, the host guide's INTER_AREA is not linear)

@@ -73,7 +73,10 @@ def create_engine(model: str = "modnet", runtime: str = "auto", weights: str | N
     from .torch_engine import TorchModnetEngine
 
     path = modnet_weights(weights, weights_dir, offline, photo)
-    return TorchModnetEngine(path, inference_size=size, device=resolved_device, threads=threads)
+    # CUDA graphs and the device resize are for live video: a photo is a one-off size (a graph
+    # capture costs several eager runs) and may be very large (a 50-MP upload on the GPU in float)
+    return TorchModnetEngine(path, inference_size=size, device=resolved_device, threads=threads,
+                             cuda_graphs=False if photo else None, device_resize=False if photo else None)
 
 
 def auto_runtime(device: str, photo: bool) -> str:

@@ -24,8 +24,9 @@ class TorchModnetEngine(MattingEngine):
     shape (``cuda_graphs``: eager MODNet on a fast GPU is bound by its kernel
     launches, and a graph replays them all at once; 2.2 ms instead of 7.4 ms
     at 288×512 float16 on an H200) and frames are resized on the device
-    (``device_resize``, :mod:`matting.device_prep`). Both can be forced on a
-    CPU for tests; graphs then fall back to eager with a warning.
+    (``device_resize``, :mod:`matting.device_prep`). Both are for live video
+    (the factory turns them off for photos). Both can be forced on a CPU for
+    tests; graphs then fall back to eager with a warning.
     """
 
     name = "modnet"
@@ -103,8 +104,10 @@ class TorchModnetEngine(MattingEngine):
                     try:
                         entry = self._capture(key, tensor)
                     except Exception as exc:  # no CUDA, or an op that cannot be captured
-                        log.warning("CUDA graphs unavailable (%s): MODNet runs eagerly", str(exc).splitlines()[0])
+                        log.warning("CUDA graphs unavailable (%s): MODNet runs eagerly",
+                                    (str(exc).splitlines() or [type(exc).__name__])[0])
                         self.cuda_graphs = False
+                        self._graphs.clear()  # never replayed again: let their memory go
                         return self.model(tensor, True)[2]
                 graph, static_in, static_out = entry
                 static_in.copy_(tensor)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fakes import CollectSink
-from matting.device_prep import DeviceResizer, gray, resize_weights
+from matting.device_prep import DeviceResizer, gray, matches_opencv, resize_weights
 from matting.engine import inference_shape, resize_for_inference
 from matting.framememo import FrameMemo, device_frames
 from matting.temporal import DeviceEMA, MotionAwareEMA, _guide
@@ -25,7 +25,8 @@ def test_resize_weights_rows_sum_to_one_and_shrink_by_area():
     assert np.allclose(resize_weights(3, 2), [[2 / 3, 1 / 3, 0], [0, 1 / 3, 2 / 3]])
 
 
-@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080), (517, 301), (333, 187), (100, 60)])
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080), (517, 301), (333, 187), (100, 60),
+                                  (447, 298), (298, 448), (910, 512)])  # the last three: an axis each way
 def test_device_resize_is_opencvs_within_one_grey_level(vlog_frames, size):
     """The inference-size resize on the device gives OpenCV's pixels (area when shrinking, linear when
     growing, as resize_for_inference chooses), rounded the same way: at most one level apart."""
@@ -38,6 +39,24 @@ def test_device_resize_is_opencvs_within_one_grey_level(vlog_frames, size):
         assert got.shape == expected.shape
         diff = np.abs(got - expected)
         assert diff.max() <= 1.0 and diff.mean() < 0.15, (size, shape, diff.max(), diff.mean())
+
+
+def test_device_resize_halving_and_gray_are_opencvs_exactly(vlog_frames):
+    """An exact halving rounds halves up as OpenCV's fast path does; the gray weights are the
+    installed OpenCV's (4.x and 5.x differ); an axis going each way takes OpenCV's own resize."""
+    import torch
+
+    frame = cv2.resize(vlog_frames[2], (1024, 576), interpolation=cv2.INTER_AREA)
+    got = DeviceResizer("cpu").resize(frame, (288, 512)).permute(1, 2, 0).numpy()
+    assert np.array_equal(got, resize_for_inference(frame, (288, 512)))
+    pixels = np.random.default_rng(4).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    assert np.array_equal(gray(torch.from_numpy(pixels).permute(2, 0, 1).float()).numpy(),
+                          cv2.cvtColor(pixels, cv2.COLOR_BGR2GRAY))
+    assert matches_opencv(720, 1280, 288, 512) and matches_opencv(60, 100, 128, 224)
+    assert not matches_opencv(298, 447, 288, 448) and not matches_opencv(448, 298, 512, 288)
+    mixed = cv2.resize(vlog_frames[2], (447, 298), interpolation=cv2.INTER_AREA)
+    got = DeviceResizer("cpu").resize(mixed, (288, 448)).permute(1, 2, 0).numpy()
+    assert np.array_equal(got, resize_for_inference(mixed, (288, 448)))
 
 
 def test_device_guide_is_the_host_guide_within_one_grey_level(vlog_frames):
@@ -80,6 +99,90 @@ def test_cuda_graphs_fall_back_to_eager_with_a_warning(reference_ckpt, vlog_fram
     assert len([r for r in caplog.records if "CUDA graphs" in r.getMessage()]) == 1
     assert np.array_equal(first, eager.infer(vlog_frames[0])) and np.array_equal(second, eager.infer(vlog_frames[1]))
     assert "CUDA graphs" not in graphs.describe()
+
+
+def test_a_capture_failing_without_a_message_still_falls_back(reference_ckpt, vlog_frames, monkeypatch, caplog):
+    from matting.torch_engine import TorchModnetEngine
+
+    engine = TorchModnetEngine(reference_ckpt, inference_size=128, device="cpu", cuda_graphs=True)
+
+    def fail(key, tensor):
+        raise RuntimeError()
+
+    monkeypatch.setattr(engine, "_capture", fail)
+    with caplog.at_level(logging.WARNING):
+        assert engine.infer(vlog_frames[0]).shape == (128, 224)
+    assert "CUDA graphs unavailable (RuntimeError)" in caplog.text and not engine.cuda_graphs
+
+
+def test_graph_replays_hand_out_mattes_of_their_own(reference_ckpt, vlog_frames, monkeypatch):
+    """The CUDA-graph path (copy in, replay, copy out) with a stand-in graph that replays the model
+    on a CPU: one capture per size, each matte equal to eager's, and an earlier matte is not
+    overwritten by a later replay (the OFD smoother keeps three of them)."""
+    import torch
+
+    from matting.torch_engine import TorchModnetEngine
+
+    eager = TorchModnetEngine(reference_ckpt, inference_size=128, device="cpu")
+    engine = TorchModnetEngine(reference_ckpt, inference_size=128, device="cpu", cuda_graphs=True)
+    captured = []
+
+    class StandInGraph:
+        def __init__(self, static_in, static_out):
+            self.static_in, self.static_out = static_in, static_out
+
+        def replay(self):
+            self.static_out.copy_(engine.model(self.static_in, True)[2])
+
+    def capture(key, tensor):
+        static_in = tensor.clone()
+        graph = StandInGraph(static_in, engine.model(static_in, True)[2])
+        entry = engine._graphs[key] = (graph, static_in, graph.static_out)
+        captured.append(key)
+        return entry
+
+    monkeypatch.setattr(engine, "_capture", capture)
+    mattes = [engine.infer_tensor(frame) for frame in vlog_frames[:3]]
+    assert len(captured) == 1
+    for matte, frame in zip(mattes, vlog_frames[:3]):
+        assert torch.equal(matte, eager.infer_tensor(frame))
+    assert not torch.equal(mattes[0], mattes[2])
+    small = cv2.resize(vlog_frames[0], (640, 360))  # same inference size: the same graph
+    engine.infer_tensor(small)
+    engine.infer_tensor(cv2.resize(vlog_frames[0], (360, 640)))  # portrait: a second one
+    assert len(captured) == 2
+
+
+def test_same_device_reads_cuda_as_the_current_cuda_device():
+    """torch says cuda != cuda:0; the compositor must still take the engine's copy of the frame."""
+    import torch
+
+    from compositing.gpu_compositor import same_device
+
+    assert same_device(torch.device("cuda", 0), torch.device("cuda"))
+    assert same_device(torch.device("cuda", 1), torch.device("cuda:1"))
+    assert not same_device(torch.device("cuda", 0), torch.device("cuda:1"))
+    assert not same_device(torch.device("cpu"), torch.device("cuda"))
+    assert same_device(torch.device("cpu"), torch.device("cpu"))
+
+
+def test_photo_engines_run_without_graphs_or_device_resize(reference_ckpt, monkeypatch):
+    """A photo is a one-off size (a graph capture costs several eager runs) and may be huge."""
+    import matting.torch_engine
+    from matting import create_engine
+
+    made = []
+
+    class Recorded(matting.torch_engine.TorchModnetEngine):
+        def __init__(self, *args, **kwargs):
+            made.append(kwargs)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(matting.torch_engine, "TorchModnetEngine", Recorded)
+    create_engine("modnet", "torch", weights=str(reference_ckpt), device="cpu", photo=True)
+    create_engine("modnet", "torch", weights=str(reference_ckpt), device="cpu", photo=False)
+    assert made[0]["cuda_graphs"] is False and made[0]["device_resize"] is False
+    assert made[1]["cuda_graphs"] is None and made[1]["device_resize"] is None  # live: on where CUDA is
 
 
 def test_device_ema_takes_the_engines_guide_and_matches_the_host_ema(vlog_frames):
