@@ -12,7 +12,7 @@ def test_gpu_check_runs_on_a_cpu_as_a_smoke_test():
     need(SHARED / "reference")
     need(SHARED / "media" / "vlog_720p.mp4")
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--device", "cpu", "--quick"],
-                            capture_output=True, text=True, timeout=300, cwd=ROOT,
+                            capture_output=True, text=True, timeout=600, cwd=ROOT,
                             env={**os.environ, "MODNET_OFFLINE": "1"})
     out = result.stdout
     assert result.returncode == 0, result.stderr[-2000:]
