@@ -22,8 +22,8 @@ class TorchModnetEngine(MattingEngine):
 
     On CUDA the model is replayed from a CUDA graph captured once per input
     shape (``cuda_graphs``: eager MODNet on a fast GPU is bound by its kernel
-    launches, and a graph replays them all at once; 2.2 ms instead of 7.4 ms
-    at 288×512 float16 on an H200) and frames are resized on the device
+    launches, and a graph replays them all at once; 2.2 ms instead of 7.4–11.9
+    ms at 288×512 float16 on an H200) and frames are resized on the device
     (``device_resize``, :mod:`matting.device_prep`). Both are for live video
     (the factory turns them off for photos). Both can be forced on a CPU for
     tests; graphs then fall back to eager with a warning.
