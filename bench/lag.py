@@ -4,29 +4,40 @@
     python bench/lag.py                       # vlog_720p.mp4, N = 3, 6, 12, selfie engine
     python bench/lag.py --clip in.mp4 --every 6 --model modnet --weights m.ckpt
 
-The same engine on every frame is the reference. "Matte every N" reuses the
-matte of frame k = N*floor(t/N) for frames t..k+N-1, as-is (without) or moved
-onto frame t by optical flow (with, ``matting.motion``). Errors at inference
+The same engine on every frame is the reference. "Matte every N" is the
+product's ``--matte-every N`` cadence (``realtime.inference.MatteCadence``):
+every N-th frame gets a matte, and so does a frame of a new scene (a cut), the
+count starting again from it; each frame in between reuses the newest matte,
+as-is (without) or moved onto it by optical flow (with, ``matting.motion``).
+``--strict``: exactly every N-th frame, cuts or not (how this benchmark
+measured before the cadence knew cuts). Errors at inference
 size: mean |Δα| in the edge band (pixels within 4 px of the reference's
 outline) and mask mismatch (share of all pixels on the other side of 0.5);
 and the flicker (``matting.metrics``, shared/NOTES.md) of the mattes as shown,
 every frame, without and with compensation (the reference on every frame has
 its own flicker, printed first). The last line is
 ``lag_ratio=<edge error with / without>`` for the last N.
+
+The clip is read once, frame by frame, every N at once: memory does not grow
+with its length (``--frames`` caps the time: the reference runs the engine on
+every frame).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from itertools import chain
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from common import SELFIE_TFLITE, VLOG, default_weights, engine_for, read_frames  # noqa: E402  (sets up the project's imports)
-from matting.metrics import flicker  # noqa: E402
+from common import SELFIE_TFLITE, VLOG, default_weights, engine_for, iter_frames, positive  # noqa: E402  (sets up the project's imports)
+from matting.metrics import FlickerMeter  # noqa: E402
 from matting.motion import MotionCompensator  # noqa: E402
+from realtime.capture import FramePacket  # noqa: E402
+from realtime.inference import MatteCadence  # noqa: E402
 
 
 def edge_band(alpha: np.ndarray, radius: int = 4) -> np.ndarray:
@@ -42,53 +53,102 @@ def errors(alpha: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
     return edge, mismatch
 
 
-def lag(frames, reference, every: int, compensator: MotionCompensator) -> dict:
-    rows = {"without": [], "with": []}
-    shown = {"without": [], "with": []}
-    warp_ms = []
-    for t in range(len(frames)):
-        k = every * (t // every)
-        if k == t:  # an inferred frame: no lag either way
-            shown["without"].append(reference[t])
-            shown["with"].append(reference[t])
-            continue
-        rows["without"].append(errors(reference[k], reference[t]))
+def positive_every(text: str) -> int:
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"N must be at least 2 (every frame its own matte leaves nothing to reuse), "
+                                         f"got {value}")
+    return value
+
+
+class Reuse:
+    """``--matte-every N`` over a stream of frames: the cadence, the newest matte and its frame,
+    and the errors and flicker of the mattes shown in between, as is and motion-compensated."""
+
+    def __init__(self, every: int, strict: bool = False):
+        self.every = every
+        self.cadence = MatteCadence(every, new_scenes=not strict)
+        self.compensator = MotionCompensator()
+        self.key: tuple[np.ndarray, np.ndarray] | None = None  # (frame, its matte): the newest matte
+        self.mattes = 0
+        self.rows: dict[str, list[tuple[float, float]]] = {"without": [], "with": []}
+        self.meters = {"without": FlickerMeter(), "with": FlickerMeter()}
+        self.warp_ms: list[float] = []
+
+    def push(self, t: int, frame: np.ndarray, reference: np.ndarray) -> None:
+        """Frame ``t`` and the engine's own matte of it (the reference)."""
+        if self.cadence.due(FramePacket(t, frame, float(t)), float(t)):
+            self.key, self.mattes = (frame, reference), self.mattes + 1  # an inferred frame: no lag
+            for meter in self.meters.values():
+                meter.push(frame, reference)
+            return
+        key_frame, key_alpha = self.key
+        self.rows["without"].append(errors(key_alpha, reference))
         start = time.perf_counter()
-        warped = compensator.warp(reference[k], frames[k], frames[t])
-        warp_ms.append((time.perf_counter() - start) * 1000)
-        rows["with"].append(errors(warped, reference[t]))
-        shown["without"].append(reference[k])
-        shown["with"].append(warped)
-    out = {name: tuple(float(np.mean(col)) for col in zip(*values)) for name, values in rows.items()}
-    out["warp_ms"] = float(np.median(warp_ms))
-    out["flicker"] = {name: flicker(frames, alphas) for name, alphas in shown.items()}
-    return out
+        warped = self.compensator.warp(key_alpha, key_frame, frame)
+        self.warp_ms.append((time.perf_counter() - start) * 1000)
+        self.rows["with"].append(errors(warped, reference))
+        self.meters["without"].push(frame, key_alpha)
+        self.meters["with"].push(frame, warped)
+
+    def result(self) -> dict:
+        out = {name: tuple(float(np.mean(col)) for col in zip(*values)) if values else (float("nan"),) * 2
+               for name, values in self.rows.items()}
+        out["warp_ms"] = float(np.median(self.warp_ms)) if self.warp_ms else float("nan")
+        out["flicker"] = {name: meter_value(meter) for name, meter in self.meters.items()}
+        out["mattes"] = self.mattes
+        return out
+
+
+def meter_value(meter: FlickerMeter) -> float:
+    try:
+        return meter.value()
+    except ValueError:  # no static pixels between any two frames (or a single frame)
+        return float("nan")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", default=str(VLOG))
-    parser.add_argument("--every", type=int, action="append", help="N (repeatable; default 3, 6, 12)")
+    parser.add_argument("--every", type=positive_every, action="append", help="N (repeatable; default 3, 6, 12)")
     parser.add_argument("--model", default="selfie", choices=["selfie", "modnet"])
     parser.add_argument("--weights", help="model file (default: the shared selfie model, or MODNet's checkpoint)")
-    parser.add_argument("--frames", type=int, help="use only the first N frames")
+    parser.add_argument("--frames", type=positive, help="use only the first N frames")
+    parser.add_argument("--strict", action="store_true", help="a matte on exactly every N-th frame, even after a cut")
     args = parser.parse_args()
     weights = args.weights or (SELFIE_TFLITE if args.model == "selfie" else default_weights())
+    frames = iter_frames(Path(args.clip), args.frames)
+    first, second = next(frames), next(frames, None)
+    if second is None:
+        raise SystemExit(f"{args.clip}: 1 frame; the benchmark needs at least two")
     engine = engine_for(args.model, weights)
-    frames = read_frames(Path(args.clip), args.frames)
-    reference = [engine.infer(f) for f in frames]
-    compensator = MotionCompensator()
-    print(f"{Path(args.clip).name}: {len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]}, "
-          f"reference = {engine.describe()} on every frame, alpha {reference[0].shape[1]}x{reference[0].shape[0]}, "
-          f"its flicker {flicker(frames, reference):.4f}")
-    print(f"{'every N':>7s} {'edge |Δα| without':>18s} {'with':>8s} {'mask mismatch without':>22s} {'with':>8s} "
-          f"{'ratio':>6s} {'warp ms':>8s} {'flicker without':>16s} {'with':>7s}")
+    everies = args.every or [3, 6, 12]
+    runs = [Reuse(every, args.strict) for every in everies]
+    reference_flicker, count, alpha = FlickerMeter(), 0, None  # (alpha: the last reference)
+    for t, frame in enumerate(chain([first, second], frames)):
+        if frame.shape != first.shape:
+            raise SystemExit(f"{args.clip}: frame {t} is {frame.shape[1]}x{frame.shape[0]}, the first was "
+                             f"{first.shape[1]}x{first.shape[0]}: one size per clip")
+        alpha = engine.infer(frame)
+        reference_flicker.push(frame, alpha)
+        for run in runs:
+            run.push(t, frame, alpha)
+        count = t + 1
+    print(f"{Path(args.clip).name}: {count} frames {first.shape[1]}x{first.shape[0]}, "
+          f"reference = {engine.describe()} on every frame, alpha {alpha.shape[1]}x{alpha.shape[0]}, "
+          f"its flicker {meter_value(reference_flicker):.4f}")
+    print(f"{'every N':>7s} {'mattes':>6s} {'edge |Δα| without':>18s} {'with':>8s} {'mask mismatch without':>22s} "
+          f"{'with':>8s} {'ratio':>6s} {'warp ms':>8s} {'flicker without':>16s} {'with':>7s}")
     ratio = float("nan")
-    for every in args.every or [3, 6, 12]:
-        r = lag(frames, reference, every, compensator)
+    for run in runs:
+        r = run.result()
         ratio = r["with"][0] / r["without"][0] if r["without"][0] else float("nan")
-        print(f"{every:7d} {r['without'][0]:18.4f} {r['with'][0]:8.4f} {r['without'][1]:22.4f} {r['with'][1]:8.4f} "
-              f"{ratio:6.2f} {r['warp_ms']:8.2f} {r['flicker']['without']:16.4f} {r['flicker']['with']:7.4f}")
+        print(f"{run.every:7d} {r['mattes']:6d} {r['without'][0]:18.4f} {r['with'][0]:8.4f} {r['without'][1]:22.4f} "
+              f"{r['with'][1]:8.4f} {ratio:6.2f} {r['warp_ms']:8.2f} {r['flicker']['without']:16.4f} "
+              f"{r['flicker']['with']:7.4f}")
+    if ratio != ratio:
+        print("(no ratio: the reused mattes had no error to compare, e.g. no outline in the reference, "
+              "or every frame got its own matte)")
     print(f"lag_ratio={ratio:.2f}")
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from matting import MattingEngine, Smoother, alpha_to_numpy
-from matting.motion import MotionCompensator, SceneChange
+from matting.motion import MotionCompensator, SceneChange, new_scene, scene_thumbnail
 
 from .capture import FramePacket
 from .slots import LatestSlot, SlotClosed
@@ -27,16 +27,26 @@ class MatteCadence:
     """Which frames get a new matte: every ``every``-th frame (by capture index, so an
     every-frame conversion is deterministic), at most ``max_rate`` mattes per second, at most
     ``share`` of the time spent inferring (0.5: a matte takes 200 ms, so the next starts 400 ms
-    after it), and, with ``skip_still``, not while the scene has not changed (see :class:`SceneChange`)."""
+    after it), and, with ``skip_still``, not while the scene has not changed (see :class:`SceneChange`).
+
+    With ``every`` > 1 a frame of another scene than the newest matte's (a cut, a camera switch,
+    the lights turned on: :func:`matting.motion.new_scene`) gets its own matte at once instead of
+    waiting for its turn, and the count starts again from it: no warp can carry a matte across a
+    cut. This too depends on the frames only, so it stays deterministic; the time limits
+    (``max_rate``, ``share``) are never bypassed. (``new_scenes=False``: strictly every
+    ``every``-th frame, for ``bench/lag.py``'s comparison.)"""
 
     def __init__(self, every: int = 1, max_rate: float | None = None, skip_still: bool = False,
-                 share: float | None = None):
+                 share: float | None = None, new_scenes: bool = True):
         self.every, self.max_rate = max(1, int(every)), max_rate
         self.share = share if share is not None and share < 1.0 else None
         self.still = SceneChange() if skip_still else None
         self.last_index: int | None = None   # the newest frame that got a matte
         self.last_at = float("-inf")
         self.last_infer_s = 0.0              # how long the newest matte took
+        self.new_scenes = new_scenes and self.every > 1  # a new scene gets its matte at once
+        self.last_thumb: np.ndarray | None = None  # the newest matte's frame's scene thumbnail
+        self.early = 0                       # mattes made early for a new scene
 
     @property
     def limited(self) -> bool:
@@ -55,14 +65,18 @@ class MatteCadence:
 
     def due(self, packet: FramePacket, now: float) -> bool:
         """True (and remembered) when ``packet``'s frame, arriving at ``now``, should be inferred."""
-        if self.last_index is not None and (
-                packet.index - self.last_index < self.every or now - self.last_at < self.interval()):
+        if self.last_index is not None and now - self.last_at < self.interval():
+            return False
+        thumb = scene_thumbnail(packet.image) if self.new_scenes else None
+        early = self.last_index is not None and packet.index - self.last_index < self.every
+        if early and not (self.new_scenes and new_scene(thumb, self.last_thumb)):
             return False
         if self.still is not None and self.last_index is not None and not self.still.changed(packet.image, now):
             return False
         if self.still is not None and self.last_index is None:
             self.still.reset(packet.image, now)
-        self.last_index, self.last_at = packet.index, now
+        self.last_index, self.last_at, self.last_thumb = packet.index, now, thumb
+        self.early += early
         return True
 
 

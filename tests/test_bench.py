@@ -20,3 +20,47 @@ def test_gpu_check_runs_on_a_cpu_as_a_smoke_test():
                     "against the same stages run serially", "4. device compositor", "5. device temporal smoother"):
         assert section in out, out
     assert out.strip().splitlines()[-1] == "gpu_check=ok", out
+
+
+def test_lag_benchmark_runs_and_compensation_beats_the_stale_matte():
+    """``bench/lag.py`` on the first 40 frames of the vlog clip (its cut at frame 34 included):
+    the table, the matte count of ``--matte-every 6`` (the cut gets its own matte: 0, 6, ..., 30,
+    34) and the ratio line; compensation beats the stale matte on real footage."""
+    need(SHARED / "models" / "selfie_segmentation_landscape.tflite")
+    need(SHARED / "media" / "vlog_720p.mp4")
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "lag.py"), "--frames", "40", "--every", "6"],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT,
+                            env={**os.environ, "MODNET_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    row = lines[-2].split()
+    assert row[:2] == ["6", "7"], lines
+    without, with_ = float(row[2]), float(row[3])
+    ratio = float(lines[-1].removeprefix("lag_ratio="))
+    assert 0 < with_ < without and abs(ratio - with_ / without) < 0.01, lines
+
+
+def test_lag_and_flicker_benchmarks_refuse_bad_inputs_with_a_message(tmp_path):
+    """A missing clip, a file with no video frames, a still image (one frame), N = 1: a message
+    saying what is wrong and a non-zero exit, never a traceback."""
+    text = tmp_path / "notes.txt"
+    text.write_text("not a video")
+    image = tmp_path / "one.png"
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(image), np.full((72, 128, 3), 90, np.uint8))
+    cases = [
+        (["lag.py", "--clip", str(tmp_path / "missing.mp4")], "video not found"),
+        (["lag.py", "--clip", str(text)], "reads no video frames"),
+        (["lag.py", "--clip", str(image)], "needs at least two"),
+        (["lag.py", "--every", "1"], "N must be at least 2"),
+        (["lag.py", "--frames", "0"], "must be at least 1"),
+        (["flicker.py", "--video", str(tmp_path / "missing.mp4")], "video not found"),
+        (["flicker.py", "--frames", "-3"], "must be at least 1"),
+    ]
+    for args, message in cases:
+        result = subprocess.run([sys.executable, str(ROOT / "bench" / args[0]), *args[1:]], capture_output=True,
+                                text=True, timeout=300, cwd=ROOT, env={**os.environ, "MODNET_OFFLINE": "1"})
+        assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr, \
+            (args, result.stderr[-1500:])

@@ -288,3 +288,56 @@ def test_still_scene_skips_inference_in_a_live_run():
     stats = pipeline.run()
     assert stats.outputs >= 60
     assert Counting.calls <= 3  # the first matte, and a refresh every 2 s of a 3-s clip
+
+
+def other_scene(t: int) -> np.ndarray:
+    """Frame t of another scene (a cut): another room, brighter, the square elsewhere."""
+    frame, _ = scene(t)
+    return cv2.add(np.ascontiguousarray(frame[::-1, ::-1]), np.full_like(frame, 60))
+
+
+def test_matte_every_n_gives_a_new_scene_its_own_matte_at_once():
+    """--matte-every 4 with a cut before frame 6: frames 0 and 4 in turn, 6 at once (no warp can
+    carry a matte across a cut), then 10, 14 counted from it. The square moving 3 px a frame over
+    4 frames, and sensor noise, are not a new scene; strict mode and the time limits ignore cuts."""
+    from realtime.capture import FramePacket
+    from realtime.inference import MatteCadence
+
+    rng = np.random.default_rng(5)
+
+    def frame(t):
+        image = scene(t)[0] if t < 6 else other_scene(t)
+        return np.clip(image + rng.normal(0, 3, image.shape), 0, 255).astype(np.uint8)
+
+    frames = [frame(t) for t in range(16)]
+
+    def inferred(cadence, times=None):
+        return [t for t, image in enumerate(frames)
+                if cadence.due(FramePacket(t, image, 0.0), now=float(t) if times is None else times[t])]
+
+    cadence = MatteCadence(every=4)
+    assert inferred(cadence) == [0, 4, 6, 10, 14] and cadence.early == 1
+    assert inferred(MatteCadence(every=4, new_scenes=False)) == [0, 4, 8, 12]
+    # a camera panning 8 px a frame (32 px between mattes, an eighth of the width) is the same scene
+    panning, cadence = [np.roll(frames[0], 8 * t, axis=1) for t in range(16)], MatteCadence(every=4)
+    assert [t for t, image in enumerate(panning) if cadence.due(FramePacket(t, image, 0.0), float(t))] == [0, 4, 8, 12]
+    # --max-matte-rate is a hard cap: the cut at frame 6 waits for its turn (frames 0.1 s apart, 2/s)
+    assert inferred(MatteCadence(every=4, max_rate=2.0), [0.1 * t for t in range(16)]) == [0, 5, 10, 15]
+
+
+def test_the_vlog_clips_one_cut_is_its_only_new_scene(vlog_path):
+    """Real footage: over a second between mattes (N = 24) talking, turning and the hand-held
+    camera are the same scene; the cut at frame 34 is a new one."""
+    from realtime.capture import FramePacket
+    from realtime.inference import MatteCadence
+
+    cap, cadence, inferred, t = cv2.VideoCapture(str(vlog_path)), MatteCadence(every=24), [], 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if cadence.due(FramePacket(t, frame, 0.0), float(t)):
+            inferred.append(t)
+        t += 1
+    cap.release()
+    assert t == 122 and inferred == [0, 24, 34, 58, 82, 106] and cadence.early == 1

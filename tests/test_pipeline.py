@@ -290,6 +290,30 @@ def test_matte_every_n_in_every_frame_mode_is_deterministic(workers):
     assert engine.calls == 11 and pipeline.stats.mattes.count == 11
 
 
+@pytest.mark.parametrize("workers", [1, 3])
+def test_matte_every_n_infers_a_cut_at_once_in_every_frame_mode(workers):
+    """--every-frame --matte-every 3 on a clip cut before frame 7: frame 7 gets its own matte
+    (not frame 6's, of the other scene), and the count restarts from it, whatever the workers."""
+
+    class Cut(SyntheticSource):
+        def read(self):
+            frame = super().read()
+            if frame is not None and frame[0, 0, 0] >= 7:
+                frame[:, :, 1:] = 250  # another scene: the picture changes everywhere
+            return frame
+
+    class Safe(IndexEngine):
+        thread_safe = True
+
+    engine = Safe()
+    pipeline = make_pipeline(Cut(frames=20, fps=1000), engine, mode="sync", lossless=True,
+                             inference_workers=workers, matte_every=3, motion_comp=False)
+    pairs = spy_emit(pipeline)
+    pipeline.run()
+    keys = [0, 0, 0, 3, 3, 3, 6, 7, 7, 7, 10, 10, 10, 13, 13, 13, 16, 16, 16, 19]
+    assert pairs == list(enumerate(keys)) and engine.calls == 8
+
+
 def test_max_matte_rate_caps_inference_not_output():
     source = SyntheticSource(fps=60)
     engine = IndexEngine()
