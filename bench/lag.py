@@ -13,7 +13,8 @@ as-is (without) or moved onto it by optical flow (with, ``matting.motion``).
 measured before the cadence knew cuts). Errors at inference
 size: mean |Δα| in the edge band (pixels within 4 px of the reference's
 outline) and mask mismatch (share of all pixels on the other side of 0.5);
-and the flicker (``matting.metrics``, shared/NOTES.md) of the mattes as shown,
+the warp's time per frame (median wall clock; mean process CPU time, OpenCV's
+own threads included); and the flicker (``matting.metrics``, shared/NOTES.md) of the mattes as shown,
 every frame, without and with compensation (the reference on every frame has
 its own flicker, printed first). The last line is
 ``lag_ratio=<edge error with / without>`` for the last N.
@@ -74,6 +75,7 @@ class Reuse:
         self.rows: dict[str, list[tuple[float, float]]] = {"without": [], "with": []}
         self.meters = {"without": FlickerMeter(), "with": FlickerMeter()}
         self.warp_ms: list[float] = []
+        self.warp_cpu_ms: list[float] = []  # process CPU time over the warp (OpenCV's own threads too)
 
     def push(self, t: int, frame: np.ndarray, reference: np.ndarray) -> None:
         """Frame ``t`` and the engine's own matte of it (the reference)."""
@@ -84,9 +86,10 @@ class Reuse:
             return
         key_frame, key_alpha = self.key
         self.rows["without"].append(errors(key_alpha, reference))
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         warped = self.compensator.warp(key_alpha, key_frame, frame)
         self.warp_ms.append((time.perf_counter() - start) * 1000)
+        self.warp_cpu_ms.append((time.process_time() - cpu) * 1000)
         self.rows["with"].append(errors(warped, reference))
         self.meters["without"].push(frame, key_alpha)
         self.meters["with"].push(frame, warped)
@@ -95,6 +98,7 @@ class Reuse:
         out = {name: tuple(float(np.mean(col)) for col in zip(*values)) if values else (float("nan"),) * 2
                for name, values in self.rows.items()}
         out["warp_ms"] = float(np.median(self.warp_ms)) if self.warp_ms else float("nan")
+        out["warp_cpu_ms"] = float(np.mean(self.warp_cpu_ms)) if self.warp_cpu_ms else float("nan")
         out["flicker"] = {name: meter_value(meter) for name, meter in self.meters.items()}
         out["mattes"] = self.mattes
         return out
@@ -138,13 +142,13 @@ def main() -> None:
           f"reference = {engine.describe()} on every frame, alpha {alpha.shape[1]}x{alpha.shape[0]}, "
           f"its flicker {meter_value(reference_flicker):.4f}")
     print(f"{'every N':>7s} {'mattes':>6s} {'edge |Δα| without':>18s} {'with':>8s} {'mask mismatch without':>22s} "
-          f"{'with':>8s} {'ratio':>6s} {'warp ms':>8s} {'flicker without':>16s} {'with':>7s}")
+          f"{'with':>8s} {'ratio':>6s} {'warp ms':>8s} {'cpu ms':>7s} {'flicker without':>16s} {'with':>7s}")
     ratio = float("nan")
     for run in runs:
         r = run.result()
         ratio = r["with"][0] / r["without"][0] if r["without"][0] else float("nan")
         print(f"{run.every:7d} {r['mattes']:6d} {r['without'][0]:18.4f} {r['with'][0]:8.4f} {r['without'][1]:22.4f} "
-              f"{r['with'][1]:8.4f} {ratio:6.2f} {r['warp_ms']:8.2f} {r['flicker']['without']:16.4f} "
+              f"{r['with'][1]:8.4f} {ratio:6.2f} {r['warp_ms']:8.2f} {r['warp_cpu_ms']:7.2f} {r['flicker']['without']:16.4f} "
               f"{r['flicker']['with']:7.4f}")
     if ratio != ratio:
         print("(no ratio: the reused mattes had no error to compare, e.g. no outline in the reference, "

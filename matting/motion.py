@@ -33,6 +33,8 @@ FINEST_SCALE = 1
 #: to 0.60 in ``bench/lag.py``, but the compensated mattes flickered more: 0.0044-0.0049 against
 #: 0.0034 at N = 24.)
 MISMATCH_LEVELS = 20.0
+#: cv2.remap's flag for maps that hold offsets, not positions (OpenCV 4.10 on; 0: absent)
+RELATIVE_MAP = getattr(cv2, "WARP_RELATIVE_MAP", 0)
 #: Nothing is warped when fewer than STILL_SHARE of the pixels of the flow frames, halved (area
 #: averaged: sensor noise and JPEG ringing average out), changed by more than STILL_DIFF grey levels.
 STILL_DIFF, STILL_SHARE = 12, 0.002
@@ -52,7 +54,7 @@ class MotionCompensator:
         self._dis.setFinestScale(FINEST_SCALE)
         # (the frame itself, its gray flow frame, that halved): the matte's frame, reused for many calls
         self._cached: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        self._grid: dict[tuple, object] = {}  # meshes by size (separate x, y; or one 2-channel map)
+        self._grid: dict[tuple, np.ndarray] = {}  # pixel grids by size (x, y), without relative maps
 
     def _gray(self, frame: np.ndarray) -> np.ndarray:
         h, w = frame.shape[:2]
@@ -73,30 +75,29 @@ class MotionCompensator:
             self._cached = (frame, gray, self._half(gray))
         return self._cached[1], self._cached[2]
 
-    def _mesh(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    def _grid2(self, h: int, w: int) -> np.ndarray:
+        """The pixel grid as one (h, w, 2) float32 map (x, y): what cv2.remap samples with no flow."""
         grid = self._grid.get((h, w))
         if grid is None:
             ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-            grid = self._grid[(h, w)] = (xs, ys)
+            grid = self._grid[(h, w)] = np.dstack([xs, ys])
         return grid
 
-    def _grid2(self, h: int, w: int) -> np.ndarray:
-        """The pixel grid as one (h, w, 2) float32 map (x, y): what cv2.remap samples with no flow."""
-        grid = self._grid.get((h, w, 2))
-        if grid is None:
-            xs, ys = self._mesh(h, w)
-            grid = self._grid[(h, w, 2)] = np.dstack([xs, ys])
-        return grid
+    def _follow(self, image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+        """``image`` sampled (bilinear, edges replicated) at each pixel plus its ``flow`` (h, w, 2;
+        float32; x, y): OpenCV's relative maps where it has them (4.10 on: no grid to add, the
+        same result for 0.35-0.8 ms less per 720p frame with a 512x288 matte), else grid + flow."""
+        if RELATIVE_MAP:
+            return cv2.remap(image, flow, None, cv2.INTER_LINEAR | RELATIVE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        where = cv2.add(flow, self._grid2(*flow.shape[:2]))
+        return cv2.remap(image, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
     def flows(self, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(backward, reliable)`` for small gray frames: for each pixel of ``dst``, where it was
         in ``src``, and whether ``src`` warped along that flow matches ``dst`` there, and better
         than ``src`` itself does."""
         backward = self._dis.calc(dst, src, None)   # dst -> src
-        h, w = backward.shape[:2]
-        xs, ys = self._mesh(h, w)
-        warped = cv2.remap(src, xs + backward[..., 0], ys + backward[..., 1], cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)
+        warped = self._follow(src, backward)
         mismatch = cv2.blur(cv2.absdiff(warped, dst), (5, 5))
         # ... and only where following the flow explains the new frame better than staying put
         # (a still background, a plain wall: the matte already lies right there)
@@ -113,15 +114,14 @@ class MotionCompensator:
         backward, reliable = self.flows(src, dst)
         ah, aw = alpha.shape[:2]
         fh, fw = backward.shape[:2]
-        # The flow in alpha pixels, upsampled once (2 channels), plus the alpha's own pixel grid:
-        # where each alpha pixel samples the old matte (exact at the borders too).
+        # The flow in alpha pixels, upsampled once (2 channels), taken from the alpha's own pixel
+        # grid: where each alpha pixel samples the old matte (exact at the borders too).
         keep = (~reliable).astype(np.uint8)
         if (fh, fw) != (ah, aw):
             backward *= np.array([aw / fw, ah / fh], np.float32)
             backward = cv2.resize(backward, (aw, ah), interpolation=cv2.INTER_LINEAR)
             keep = cv2.resize(keep, (aw, ah), interpolation=cv2.INTER_NEAREST)
-        where = cv2.add(backward, self._grid2(ah, aw))
-        warped = cv2.remap(alpha, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        warped = self._follow(alpha, backward)
         cv2.copyTo(alpha, keep, warped)  # where the flow is unreliable the matte stays where it is
         return warped.astype(alpha.dtype, copy=False)
 

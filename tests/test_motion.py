@@ -6,6 +6,7 @@ import weakref
 
 import cv2
 import numpy as np
+import pytest
 from fakes import make_pipeline
 from matting import MattingEngine
 from matting.motion import MotionCompensator, thumbnail
@@ -50,6 +51,21 @@ def test_warp_scales_the_flow_to_a_matte_of_another_size():
     cols = np.arange(2 * W, dtype=np.float32)
     centre = lambda a: float((a.sum(axis=0) * cols).sum() / a.sum())  # noqa: E731
     assert abs(centre(warped) - centre(alpha4)) < 0.5
+
+
+@pytest.mark.skipif(not hasattr(cv2, "WARP_RELATIVE_MAP"), reason="this OpenCV (< 4.10) has no relative maps")
+def test_relative_maps_warp_exactly_as_the_grid_plus_flow(monkeypatch):
+    """OpenCV's relative maps (no pixel grid added each frame) give the very values the grid +
+    flow maps give, for the matte at the flow's size and at twice it (MODNet's on 720p)."""
+    import matting.motion as motion
+
+    (frame0, alpha0), (frame4, _) = scene(0), scene(4)
+    big0 = cv2.resize(alpha0, (2 * W, 2 * H), interpolation=cv2.INTER_LINEAR)
+    relative = [MotionCompensator().warp(a, frame0, frame4) for a in (alpha0, big0)]
+    monkeypatch.setattr(motion, "RELATIVE_MAP", 0)
+    absolute = [MotionCompensator().warp(a, frame0, frame4) for a in (alpha0, big0)]
+    for r, a, original in zip(relative, absolute, (alpha0, big0)):
+        assert np.array_equal(r, a) and not np.array_equal(r, original)
 
 
 def test_a_still_noisy_jpeg_scene_is_not_warped():
