@@ -198,9 +198,13 @@ def scene_thumbnail(frame: np.ndarray) -> np.ndarray:
 
 def new_scene(thumb: np.ndarray, earlier: np.ndarray | None) -> bool:
     """True when two :func:`scene_thumbnail` s show different scenes (most of the picture changed
-    far beyond motion): a matte of the earlier one is no use on this one, warped or not."""
-    return (earlier is not None and earlier.shape == thumb.shape
-            and np.count_nonzero(cv2.absdiff(thumb, earlier) > NEW_SCENE_LEVELS) > NEW_SCENE_SHARE * thumb.size)
+    far beyond motion, or the camera's picture changed shape): a matte of the earlier one is no
+    use on this one, warped or not."""
+    if earlier is None:
+        return False
+    if earlier.shape != thumb.shape:
+        return True
+    return np.count_nonzero(cv2.absdiff(thumb, earlier) > NEW_SCENE_LEVELS) > NEW_SCENE_SHARE * thumb.size
 
 
 class SceneChange:

@@ -337,6 +337,10 @@ def test_matte_every_n_gives_a_new_scene_its_own_matte_at_once():
     # a camera panning 8 px a frame (32 px between mattes, an eighth of the width) is the same scene
     panning, cadence = [np.roll(frames[0], 8 * t, axis=1) for t in range(16)], MatteCadence(every=4)
     assert [t for t, image in enumerate(panning) if cadence.due(FramePacket(t, image, 0.0), float(t))] == [0, 4, 8, 12]
+    # a picture of another shape (a camera reopened at another resolution) is a new scene too
+    reshaped = MatteCadence(every=4)
+    assert reshaped.due(FramePacket(0, frames[0], 0.0), 0.0)
+    assert reshaped.due(FramePacket(1, np.ascontiguousarray(frames[1][:, :H]), 0.0), 1.0) and reshaped.early == 1
     # --max-matte-rate is a hard cap: the cut at frame 6 waits for its turn (frames 0.1 s apart, 2/s)
     assert inferred(MatteCadence(every=4, max_rate=2.0), [0.1 * t for t in range(16)]) == [0, 5, 10, 15]
 
