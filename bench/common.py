@@ -52,7 +52,7 @@ def iter_frames(path: str | Path, limit: int | None = None):
                 break
             count += 1
             yield frame
-        if count == 0:
+        if count == 0 and limit != 0:
             raise SystemExit(f"{path}: OpenCV reads no video frames from it")
     finally:
         cap.release()

@@ -6,7 +6,6 @@ import weakref
 
 import cv2
 import numpy as np
-import pytest
 from fakes import make_pipeline
 from matting import MattingEngine
 from matting.motion import MotionCompensator, thumbnail
@@ -53,19 +52,38 @@ def test_warp_scales_the_flow_to_a_matte_of_another_size():
     assert abs(centre(warped) - centre(alpha4)) < 0.5
 
 
-@pytest.mark.skipif(not hasattr(cv2, "WARP_RELATIVE_MAP"), reason="this OpenCV (< 4.10) has no relative maps")
-def test_relative_maps_warp_exactly_as_the_grid_plus_flow(monkeypatch):
-    """OpenCV's relative maps (no pixel grid added each frame) give the very values the grid +
-    flow maps give, for the matte at the flow's size and at twice it (MODNet's on 720p)."""
+def test_relative_maps_are_used_only_where_they_sample_exactly_as_grid_plus_flow(monkeypatch):
+    """OpenCV's relative maps (no pixel grid added each frame) are used only where they give the
+    very values grid + flow maps give: on random sub-pixel flows over uint8 and float32 images,
+    and through the warp of a matte at the flow's size and at twice it (MODNet's on 720p). An
+    OpenCV whose relative maps sample differently (4.10-4.12, by up to 8 grey levels on ~0.1 % of
+    pixels) is caught at import and gets grid + flow."""
     import matting.motion as motion
 
+    rng = np.random.default_rng(7)
+    flow = rng.uniform(-9, 9, (90, 160, 2)).astype(np.float32)
+    images = (rng.integers(0, 256, (90, 160), dtype=np.uint8), rng.random((90, 160), dtype=np.float32))
     (frame0, alpha0), (frame4, _) = scene(0), scene(4)
     big0 = cv2.resize(alpha0, (2 * W, 2 * H), interpolation=cv2.INTER_LINEAR)
-    relative = [MotionCompensator().warp(a, frame0, frame4) for a in (alpha0, big0)]
+    compensator = MotionCompensator()
+    followed = [compensator._follow(image, flow) for image in images]
+    warped = [MotionCompensator().warp(a, frame0, frame4) for a in (alpha0, big0)]
     monkeypatch.setattr(motion, "RELATIVE_MAP", 0)
-    absolute = [MotionCompensator().warp(a, frame0, frame4) for a in (alpha0, big0)]
-    for r, a, original in zip(relative, absolute, (alpha0, big0)):
-        assert np.array_equal(r, a) and not np.array_equal(r, original)
+    for image, result in zip(images, followed):
+        assert np.array_equal(result, compensator._follow(image, flow))
+    for a, result in zip((alpha0, big0), warped):
+        assert np.array_equal(result, MotionCompensator().warp(a, frame0, frame4)) and not np.array_equal(result, a)
+    if hasattr(cv2, "WARP_RELATIVE_MAP"):  # the import-time check refuses relative maps that are off
+        remap = cv2.remap
+
+        def off_by_a_bit(image, map1, map2, interpolation, **kw):
+            out = remap(image, map1, map2, interpolation, **kw)
+            if interpolation & cv2.WARP_RELATIVE_MAP:
+                out.flat[123] += 1
+            return out
+
+        monkeypatch.setattr(cv2, "remap", off_by_a_bit)
+        assert motion._exact_relative_map() == 0
 
 
 def test_a_still_noisy_jpeg_scene_is_not_warped():
@@ -341,8 +359,15 @@ def test_matte_every_n_gives_a_new_scene_its_own_matte_at_once():
     reshaped = MatteCadence(every=4)
     assert reshaped.due(FramePacket(0, frames[0], 0.0), 0.0)
     assert reshaped.due(FramePacket(1, np.ascontiguousarray(frames[1][:, :H]), 0.0), 1.0) and reshaped.early == 1
-    # --max-matte-rate is a hard cap: the cut at frame 6 waits for its turn (frames 0.1 s apart, 2/s)
+    # --max-matte-rate and --inference-share are hard caps: the cut at frame 6 waits for its turn
     assert inferred(MatteCadence(every=4, max_rate=2.0), [0.1 * t for t in range(16)]) == [0, 5, 10, 15]
+    shared = MatteCadence(every=4, share=0.5)
+    shared.last_infer_s = 0.25  # a 250-ms matte at most half the time: 0.5 s apart, frames 0.1 s apart
+    assert inferred(shared, [0.1 * t for t in range(16)]) == [0, 5, 10, 15]
+    # a strobe (two scenes in turn, every frame a cut): at most one early matte between two in turn
+    strobe, cadence = [frames[0] if t % 2 == 0 else frames[6] for t in range(48)], MatteCadence(every=12)
+    assert [t for t, image in enumerate(strobe) if cadence.due(FramePacket(t, image, 0.0), float(t))] \
+        == [0, 1, 13, 14, 26, 27, 39, 40] and cadence.early == 4
 
 
 def test_the_vlog_clips_one_cut_is_its_only_new_scene(vlog_path):
