@@ -45,6 +45,9 @@ MAX_CAMERA_SIDE = 8192
 NEGATED_KEYS = {"no_window": "window", "no_mirror": "mirror", "no_hud": "hud", "no_reconnect": "reconnect"}
 #: Live-mode options that photo mode (--image) would silently ignore.
 LIVE_ONLY = ("source", "record", "vcam", "every_frame", "loop", "max_frames", "duration")
+#: Live-mode tuning that photo mode would ignore too, with its defaults: refused with --image once changed.
+LIVE_TUNING = {"motion_comp": True, "matte_every": 1, "max_matte_rate": None, "inference_share": None,
+               "skip_still": True}
 #: Photo-mode options that need --image (or --web, where the studio asks for them per picture).
 ID_PHOTO = ("id_size", "max_kb", "sheet", "dpi")
 
@@ -198,6 +201,7 @@ class Settings:
             if not self.output:
                 raise UsageError("--image needs --output (a file, or a folder when --image is a folder)")
             ignored = [flag(name) for name in LIVE_ONLY if getattr(self, name) not in (None, False)]
+            ignored += [flag(name) for name, default in LIVE_TUNING.items() if getattr(self, name) != default]
             if ignored:
                 raise UsageError(f"{', '.join(ignored)} cannot be used with --image (photo mode): "
                                  f"drop {'it' if len(ignored) == 1 else 'them'}, or drop --image for live mode")
@@ -304,7 +308,7 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
         values.update(load_config_file(args.config))
         if values.get("image") or args.image:
             # one config file serves both modes: its live-only settings do not apply to photos
-            for name in LIVE_ONLY:
+            for name in (*LIVE_ONLY, *LIVE_TUNING):
                 if name not in given and values.pop(name, None) not in (None, False):
                     log.debug("photo mode: ignoring %s from %s", name, args.config)
     values.update({key: getattr(args, key) for key in given})

@@ -8,6 +8,7 @@ figure is the figure of the command users run.
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,6 +17,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from app.build import build_engine, build_pipeline  # noqa: E402
+from app.cli import exit_code_for  # noqa: E402
 from app.config import Settings  # noqa: E402
 from realtime.sources import VideoSource  # noqa: E402
 
@@ -79,21 +81,38 @@ def settings(**values) -> Settings:
     return Settings(**values).validate()
 
 
+@contextmanager
+def user_errors():
+    """The errors ``live.py`` reports in one line (a bad model file, a bad value, a source that
+    cannot be opened) end a benchmark the same way: one line and ``live.py``'s exit code."""
+    try:
+        yield
+    except Exception as exc:
+        code = exit_code_for(exc)
+        if code is None:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(code) from None
+
+
 def engine_for(model: str = "modnet", weights: str | Path | None = None, photo: bool = False, **values):
     """An engine exactly as ``live.py --model MODEL --weights WEIGHTS`` (plus ``values``) builds it."""
-    return build_engine(settings(model=model, weights=str(weights) if weights else None, **values), photo=photo)
+    with user_errors():
+        return build_engine(settings(model=model, weights=str(weights) if weights else None, **values), photo=photo)
 
 
 def pipeline_for(clip: str | Path, **values):
     """``(pipeline, source)`` for a video file, as ``live.py --source CLIP ...`` would build it."""
-    run = settings(source=str(clip), **values)
-    source = VideoSource(str(clip), loop=run.loop, pace=not run.every_frame)
-    source.open()
+    with user_errors():
+        run = settings(source=str(clip), **values)
+        source = VideoSource(str(clip), loop=run.loop, pace=not run.every_frame)
+        source.open()
     try:
         first = source.read()
         if first is None:
             raise SystemExit(f"{clip} has no frames")
-        return build_pipeline(run, source, first, interactive=False), source
+        with user_errors():
+            return build_pipeline(run, source, first, interactive=False), source
     except BaseException:
         source.close()
         raise

@@ -52,7 +52,9 @@ def main() -> None:
     parser.add_argument("--inference-size", type=int, default=288)
     args = parser.parse_args()
     frames = iter_frames(Path(args.video), args.frames)
-    first = next(frames)
+    first, second = next(frames), next(frames, None)
+    if second is None:
+        raise SystemExit(f"{args.video}: 1 frame; the benchmark needs at least two")
     modnet = args.modnet or default_weights(required=False)
     engines = []
     if modnet:
@@ -64,7 +66,7 @@ def main() -> None:
         raise SystemExit("no engine to measure: pass --modnet CKPT or --selfie MODEL")
     runs = [[Smoothed(name, engine.ema_still_weight) for name in SMOOTHING_CHOICES] for _, engine in engines]
     count = 0
-    for index, frame in enumerate(chain([first], frames)):
+    for index, frame in enumerate(chain([first, second], frames)):
         for (_, engine), smoothers in zip(engines, runs):
             alpha = engine.infer(frame)
             for smoothed in smoothers:

@@ -46,8 +46,8 @@ def test_lag_benchmark_runs_and_compensation_beats_the_stale_matte():
 
 
 def test_lag_and_flicker_benchmarks_refuse_bad_inputs_with_a_message(tmp_path):
-    """A missing clip, a file with no video frames, a still image (one frame), N = 1: a message
-    saying what is wrong and a non-zero exit, never a traceback."""
+    """A missing clip, a file with no video frames, a still image (one frame), N = 1, a model file
+    that is not one: a message saying what is wrong and a non-zero exit, never a traceback."""
     text = tmp_path / "notes.txt"
     text.write_text("not a video")
     image = tmp_path / "one.png"
@@ -55,6 +55,11 @@ def test_lag_and_flicker_benchmarks_refuse_bad_inputs_with_a_message(tmp_path):
     import numpy as np
 
     cv2.imwrite(str(image), np.full((72, 128, 3), 90, np.uint8))
+    clip = tmp_path / "three.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (128, 72))
+    for level in (60, 90, 120):
+        writer.write(np.full((72, 128, 3), level, np.uint8))
+    writer.release()
     cases = [
         (["lag.py", "--clip", str(tmp_path / "missing.mp4")], "video not found"),
         (["lag.py", "--clip", str(text)], "reads no video frames"),
@@ -63,6 +68,8 @@ def test_lag_and_flicker_benchmarks_refuse_bad_inputs_with_a_message(tmp_path):
         (["lag.py", "--frames", "0"], "must be at least 1"),
         (["flicker.py", "--video", str(tmp_path / "missing.mp4")], "video not found"),
         (["flicker.py", "--frames", "-3"], "must be at least 1"),
+        (["flicker.py", "--video", str(image)], "needs at least two"),
+        (["lag.py", "--clip", str(clip), "--weights", str(text)], "unsupported model format"),
     ]
     for args, message in cases:
         result = subprocess.run([sys.executable, str(ROOT / "bench" / args[0]), *args[1:]], capture_output=True,

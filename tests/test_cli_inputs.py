@@ -155,7 +155,9 @@ def test_empty_input_folder_creates_nothing(small_ckpt_args, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("extra", [["--source", "clip.mp4"], ["--record", "x.mp4"], ["--vcam"], ["--loop"]])
+@pytest.mark.parametrize("extra", [["--source", "clip.mp4"], ["--record", "x.mp4"], ["--vcam"], ["--loop"],
+                                   ["--matte-every", "6"], ["--max-matte-rate", "2"], ["--inference-share", "0.5"],
+                                   ["--skip-still", "off"], ["--motion-comp", "off"]])
 def test_live_options_with_image_are_refused(small_ckpt_args, still, tmp_path, extra):
     error = one_error_line(run_cli("--image", still, "--output", tmp_path / "o.png", *extra, *small_ckpt_args))
     assert extra[0] in error and "--image" in error, error
@@ -253,7 +255,8 @@ def test_photo_output_onto_the_background_picture_is_refused(small_ckpt_args, st
 
 def test_live_options_in_a_config_file_do_not_stop_photo_mode(small_ckpt_args, still, tmp_path):
     cfg = tmp_path / "everyday.toml"
-    cfg.write_text("vcam = true\nloop = true\nverbose = true\n")
+    cfg.write_text("vcam = true\nloop = true\nverbose = true\nmatte_every = 6\nskip_still = false\n"
+                   "motion_comp = false\ninference_share = 0.4\n")
     out = tmp_path / "o.png"
     r = run_cli("--config", cfg, "--image", still, "--output", out, *small_ckpt_args)
     assert r.returncode == 0, r.stderr
