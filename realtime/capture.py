@@ -93,8 +93,11 @@ class CaptureThread(threading.Thread):
             if image is None:
                 log.info("%s ended", self.source.name)
                 return
-            self.slot.put(FramePacket(self.frames_read, image, self.clock()))
+            packet = FramePacket(self.frames_read, image, self.clock())
+            self.slot.put(packet)
             self.frames_read += 1
+            if self.stats is not None:
+                self.stats.captured.tick(packet.captured_at)
 
     def _recover(self, exc: BaseException) -> None:
         if not self.lost.is_set():

@@ -195,7 +195,8 @@ class Pipeline:
                 "capture_fps": _num(self.capture_rate(now))}
 
     def capture_rate(self, now: float) -> float:
-        return self.capture.frames_read / max(1e-9, now - self.stats.started)
+        """Frames read per second lately (the same window as the output rate beside it)."""
+        return self.stats.captured.rate(now)
 
     def snapshot(self) -> Path | None:
         """Save the newest output (as the virtual camera got it) as a PNG in the snapshot folder."""

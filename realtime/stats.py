@@ -62,6 +62,7 @@ class RunStats:
     def __init__(self, keep: int = 20000):
         self.started = time.monotonic()
         self.output = RateMeter()
+        self.captured = RateMeter()  # frames read from the source (ticked by the capture thread)
         self.mattes = RateMeter()
         self.latency_ms: deque[float] = deque(maxlen=keep)
         self.infer_ms: deque[float] = deque(maxlen=keep)
