@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -37,14 +38,22 @@ def positive(text: str) -> int:
     return value
 
 
+def fail(message: str, code: int = 2) -> NoReturn:
+    """End a benchmark as ``live.py`` ends on bad input: one line, exit code 2 (usage)."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
 def iter_frames(path: str | Path, limit: int | None = None):
     """The frames of a video file, one at a time (BGR uint8), at most ``limit``: a benchmark's
     memory stays the same for a minute of 4K as for a second of 720p. A file that is missing or
     that OpenCV cannot read ends the benchmark with a message saying so."""
     import cv2
 
+    if Path(path).is_dir():
+        fail(f"{path} is a folder: give a video file")
     if not Path(path).is_file():
-        raise SystemExit(f"video not found: {path}")
+        fail(f"video not found: {path}")
     cap = cv2.VideoCapture(str(path))
     try:
         count = 0
@@ -55,7 +64,7 @@ def iter_frames(path: str | Path, limit: int | None = None):
             count += 1
             yield frame
         if count == 0 and limit != 0:
-            raise SystemExit(f"{path}: OpenCV reads no video frames from it")
+            fail(f"{path}: OpenCV reads no video frames from it")
     finally:
         cap.release()
 
@@ -71,7 +80,7 @@ def default_weights(required: bool = True) -> Path | None:
         if candidate.exists():
             return candidate
     if required:
-        sys.exit("no MODNet checkpoint: pass --weights PATH")
+        fail("no MODNet checkpoint: pass --weights PATH", 1)
     return None
 
 
@@ -91,8 +100,7 @@ def user_errors():
         code = exit_code_for(exc)
         if code is None:
             raise
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(code) from None
+        fail(str(exc), code)
 
 
 def engine_for(model: str = "modnet", weights: str | Path | None = None, photo: bool = False, **values):
@@ -110,7 +118,7 @@ def pipeline_for(clip: str | Path, **values):
     try:
         first = source.read()
         if first is None:
-            raise SystemExit(f"{clip} has no frames")
+            fail(f"{clip} has no frames")
         with user_errors():
             return build_pipeline(run, source, first, interactive=False), source
     except BaseException:

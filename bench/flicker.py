@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Flicker of each engine on a clip, with and without temporal smoothing.
 
-    python bench/flicker.py [--video clip.mp4] [--modnet CKPT] [--selfie MODEL] [--frames N]
+    python bench/flicker.py [--video clip.mp4 | --clip clip.mp4] [--modnet CKPT] [--selfie MODEL] [--frames N]
 
 Flicker (shared/NOTES.md): frames and alphas area-downscaled to 320x180; a
 pixel is static between t-1 and t when its luma changed by less than 2; flicker
@@ -17,7 +17,7 @@ from itertools import chain
 from pathlib import Path
 
 
-from common import SELFIE_TFLITE, VLOG, default_weights, engine_for, iter_frames, positive  # noqa: E402  (sets up the project's imports)
+from common import SELFIE_TFLITE, VLOG, default_weights, engine_for, fail, iter_frames, positive  # noqa: E402  (sets up the project's imports)
 from matting.metrics import FlickerMeter  # noqa: E402
 from matting.temporal import SMOOTHING_CHOICES, make_smoother  # noqa: E402
 
@@ -44,7 +44,7 @@ class Smoothed:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--video", default=str(VLOG))
+    parser.add_argument("--video", "--clip", dest="video", default=str(VLOG), help="the clip (default: the vlog)")
     parser.add_argument("--modnet", help="MODNet checkpoint (default: weights/ webcam model, else the shared "
                                          "reference checkpoint)")
     parser.add_argument("--selfie", default=str(SELFIE_TFLITE))
@@ -54,7 +54,7 @@ def main() -> None:
     frames = iter_frames(Path(args.video), args.frames)
     first, second = next(frames), next(frames, None)
     if second is None:
-        raise SystemExit(f"{args.video}: 1 frame; the benchmark needs at least two")
+        fail(f"{args.video}: 1 frame; the benchmark needs at least two")
     modnet = args.modnet or default_weights(required=False)
     engines = []
     if modnet:
@@ -63,7 +63,7 @@ def main() -> None:
     if args.selfie and Path(args.selfie).exists():
         engines.append((f"selfie ({Path(args.selfie).name})", engine_for("selfie", args.selfie)))
     if not engines:
-        raise SystemExit("no engine to measure: pass --modnet CKPT or --selfie MODEL")
+        fail("no engine to measure: pass --modnet CKPT or --selfie MODEL")
     runs = [[Smoothed(name, engine.ema_still_weight) for name in SMOOTHING_CHOICES] for _, engine in engines]
     count = 0
     for index, frame in enumerate(chain([first, second], frames)):

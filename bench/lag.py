@@ -34,7 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import SELFIE_TFLITE, VLOG, default_weights, engine_for, iter_frames, positive  # noqa: E402  (sets up the project's imports)
+from common import SELFIE_TFLITE, VLOG, default_weights, engine_for, fail, iter_frames, positive  # noqa: E402  (sets up the project's imports)
 from matting.metrics import FlickerMeter  # noqa: E402
 from matting.motion import MotionCompensator  # noqa: E402
 from realtime.capture import FramePacket  # noqa: E402
@@ -124,15 +124,15 @@ def main() -> None:
     frames = iter_frames(Path(args.clip), args.frames)
     first, second = next(frames), next(frames, None)
     if second is None:
-        raise SystemExit(f"{args.clip}: 1 frame; the benchmark needs at least two")
+        fail(f"{args.clip}: 1 frame; the benchmark needs at least two")
     engine = engine_for(args.model, weights)
     everies = args.every or [3, 6, 12]
     runs = [Reuse(every, args.strict) for every in everies]
     reference_flicker, count, alpha = FlickerMeter(), 0, None  # (alpha: the last reference)
     for t, frame in enumerate(chain([first, second], frames)):
         if frame.shape != first.shape:
-            raise SystemExit(f"{args.clip}: frame {t} is {frame.shape[1]}x{frame.shape[0]}, the first was "
-                             f"{first.shape[1]}x{first.shape[0]}: one size per clip")
+            fail(f"{args.clip}: frame {t} is {frame.shape[1]}x{frame.shape[0]}, the first was "
+                 f"{first.shape[1]}x{first.shape[0]}: one size per clip")
         alpha = engine.infer(frame)
         reference_flicker.push(frame, alpha)
         for run in runs:
