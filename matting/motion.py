@@ -17,6 +17,9 @@ Frames are BGR uint8 (any size); alphas float32 in [0, 1] at any size.
 
 from __future__ import annotations
 
+import threading
+import weakref
+
 import cv2
 import numpy as np
 
@@ -60,11 +63,19 @@ RELATIVE_MAP = _exact_relative_map()
 STILL_DIFF, STILL_SHARE = 12, 0.002
 
 
+#: Shown frames whose flows are kept (:meth:`MotionCompensator.prepare` runs a frame or two ahead)
+FLOW_FRAMES = 4
+
+
 class MotionCompensator:
     """``warp(alpha, from_frame, to_frame)``: the matte of ``from_frame`` as it lies on ``to_frame``.
 
     The flow frame of ``from_frame`` is cached (mattes are reused for several
     shown frames), so each call costs one small resize, one DIS flow and one remap of the matte.
+    The flow part (about two thirds of it) can be made ahead on another thread:
+    ``prepare(from_frame, to_frame)`` (the live pipeline's capture thread, before it hands the
+    frame on), and ``warp`` then only applies it. Flows are kept per pair of frames while the
+    shown frame lives (the newest :data:`FLOW_FRAMES`); one flow is made at a time.
     """
 
     def __init__(self, flow_width: int = FLOW_WIDTH, mismatch_levels: float = MISMATCH_LEVELS):
@@ -72,6 +83,10 @@ class MotionCompensator:
         self.mismatch_levels = mismatch_levels
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
         self._dis.setFinestScale(FINEST_SCALE)
+        self._lock = threading.Lock()  # one DIS and one cached gray frame: one flow at a time
+        # per shown frame: {id(matte's frame): (weakref to it, (backward, reliable) or None when still)}
+        self._flows = FrameMemo(FLOW_FRAMES)
+        self.prepared = 0  # flows warp found made ahead by prepare
         # (the frame itself, its gray flow frame, that halved): the matte's frame, reused for many calls
         self._cached: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._grid: dict[tuple, np.ndarray] = {}  # pixel grids by size (x, y), without relative maps
@@ -124,22 +139,54 @@ class MotionCompensator:
         unmoved = cv2.blur(cv2.absdiff(src, dst), (5, 5))
         return backward, (mismatch < self.mismatch_levels) & (mismatch < unmoved)
 
+    def _kept(self, from_frame: np.ndarray, to_frame: np.ndarray):
+        """The flow of this pair made earlier: ``(True, flow)``, or ``(False, None)``."""
+        pairs = self._flows.get(to_frame)
+        kept = pairs.get(id(from_frame)) if pairs is not None else None
+        return (True, kept[1]) if kept is not None and kept[0]() is from_frame else (False, None)
+
+    def flow(self, from_frame: np.ndarray, to_frame: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(backward, reliable)`` at the flow frames' size (see :meth:`flows`), or ``None`` when
+        nothing moved beyond sensor noise; made once per pair of frames (thread-safe; never
+        change the arrays)."""
+        found, flow = self._kept(from_frame, to_frame)
+        if found:
+            return flow
+        with self._lock:
+            found, flow = self._kept(from_frame, to_frame)  # made meanwhile by the other thread
+            if found:
+                return flow
+            (src, src_half), dst = self._gray_cached(from_frame), self._gray(to_frame)
+            if (cv2.absdiff(src_half, self._half(dst)) > STILL_DIFF).mean() >= STILL_SHARE:
+                flow = self.flows(src, dst)  # else nothing moved (beyond sensor noise): no flow to follow
+            pairs = self._flows.entry(to_frame, dict)
+            with self._flows.lock:
+                pairs[id(from_frame)] = (weakref.ref(from_frame), flow)
+        return flow
+
+    def prepare(self, from_frame: np.ndarray, to_frame: np.ndarray) -> None:
+        """Make the flow :meth:`warp` will need for this pair now (on another thread, ahead of it)."""
+        if from_frame is not to_frame and from_frame.shape == to_frame.shape:
+            self.flow(from_frame, to_frame)
+
     def warp(self, alpha: np.ndarray, from_frame: np.ndarray, to_frame: np.ndarray) -> np.ndarray:
         """The matte of ``from_frame`` moved onto ``to_frame`` (same shape and dtype as ``alpha``)."""
         if from_frame is to_frame or from_frame.shape != to_frame.shape:
             return alpha
-        (src, src_half), dst = self._gray_cached(from_frame), self._gray(to_frame)
-        if (cv2.absdiff(src_half, self._half(dst)) > STILL_DIFF).mean() < STILL_SHARE:
-            return alpha  # nothing moved (beyond sensor noise): no flow to follow
-        backward, reliable = self.flows(src, dst)
+        found, _ = self._kept(from_frame, to_frame)
+        self.prepared += found
+        flow = self.flow(from_frame, to_frame)
+        if flow is None:
+            return alpha
+        backward, reliable = flow
         ah, aw = alpha.shape[:2]
         fh, fw = backward.shape[:2]
         # The flow in alpha pixels, upsampled once (2 channels), taken from the alpha's own pixel
         # grid: where each alpha pixel samples the old matte (exact at the borders too).
         keep = (~reliable).astype(np.uint8)
         if (fh, fw) != (ah, aw):
-            backward *= np.array([aw / fw, ah / fh], np.float32)
-            backward = cv2.resize(backward, (aw, ah), interpolation=cv2.INTER_LINEAR)
+            backward = cv2.resize(backward * np.array([aw / fw, ah / fh], np.float32), (aw, ah),
+                                  interpolation=cv2.INTER_LINEAR)
             keep = cv2.resize(keep, (aw, ah), interpolation=cv2.INTER_NEAREST)
         warped = self._follow(alpha, backward)
         cv2.copyTo(alpha, keep, warped)  # where the flow is unreliable the matte stays where it is

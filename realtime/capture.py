@@ -41,13 +41,17 @@ class CaptureThread(threading.Thread):
 
     def __init__(self, source: FrameSource, slot: LatestSlot[FramePacket], stop: threading.Event,
                  reconnect: bool = True, backoff: tuple[float, float] = (0.5, 5.0),
-                 clock: Callable[[], float] = time.monotonic, stats=None):
+                 clock: Callable[[], float] = time.monotonic, stats=None,
+                 on_frame: Callable[[np.ndarray], None] | None = None):
         super().__init__(name="capture", daemon=True)
         self.source, self.slot, self.stop_event = source, slot, stop
         self.reconnect = reconnect
         self.backoff = backoff
         self.clock = clock
         self.stats = stats
+        # work on each frame before it is handed on (the pipeline's flow ahead of the render loop);
+        # its failures are its own business: it must not raise
+        self.on_frame = on_frame
         self.error: BaseException | None = None
         self.lost = threading.Event()
         self.frames_read = 0
@@ -94,6 +98,8 @@ class CaptureThread(threading.Thread):
                 log.info("%s ended", self.source.name)
                 return
             packet = FramePacket(self.frames_read, image, self.clock())
+            if self.on_frame is not None:
+                self.on_frame(image)
             self.slot.put(packet)
             self.frames_read += 1
             if self.stats is not None:

@@ -15,8 +15,10 @@ Timing modes
            rate = inference rate. Default on a GPU, where inference is faster
            than the camera anyway.
     async  output at the camera's rate with the newest matte available: smooth
-           video on a CPU that infers slower than the camera; edges may trail
-           fast motion by the inference time. Default on a CPU.
+           video on a CPU that infers slower than the camera; the matte is moved
+           onto each frame along the optical flow (``--motion-comp``), the flow made
+           on the capture thread before it hands the frame on and applied by the
+           render loop. Default on a CPU.
 """
 
 from __future__ import annotations
@@ -107,10 +109,11 @@ class Pipeline:
         # one-deep bounded hand-offs, so every frame is processed, in order.
         self.frames: LatestSlot[FramePacket] = LatestSlot(lossless=options.lossless)
         self.mattes: LatestSlot[MatteResult] = LatestSlot(lossless=options.lossless)
-        self.capture = CaptureThread(source, self.frames, self.stop_event, reconnect=options.reconnect,
-                                     clock=clock, stats=self.stats)
         motion = MotionCompensator() if options.motion_comp else None
-        self.motion = motion if options.mode == "async" else None  # the render loop's own (one thread)
+        self.motion = motion if options.mode == "async" else None  # the render loop's
+        self.capture = CaptureThread(source, self.frames, self.stop_event, reconnect=options.reconnect,
+                                     clock=clock, stats=self.stats,
+                                     on_frame=self._flow_ahead if self.motion is not None else None)
         self.inference = InferenceWorkers(engine, smoother, self.frames, self.mattes, self.stop_event, self.stats,
                                           count=options.inference_workers,
                                           cadence=MatteCadence(options.matte_every, options.max_matte_rate,
@@ -193,6 +196,24 @@ class Pipeline:
                 "engine": self.engine.name, "mode": self.mode, "idle": self.idle, "source": self.source.name,
                 "size": None if frame is None else [int(frame.shape[1]), int(frame.shape[0])],
                 "capture_fps": _num(self.capture_rate(now))}
+
+    def _flow_ahead(self, image: np.ndarray) -> None:
+        """Capture thread, async mode: the flow from the newest matte's frame to this new one,
+        made before the frame is handed on, so the render loop only applies it (the flow is
+        about two thirds of the warp's time; with another matte by then, the render loop makes
+        its own). A failure here is left to the render loop's own warp to report."""
+        if self.idle:  # nobody watches: the render loop repeats the last frame, nothing to warp
+            return
+        _, result = self.mattes.latest()
+        if result is None or self.motion is None:
+            return
+        start = time.perf_counter()
+        try:
+            self.motion.prepare(result.packet.image, image)
+        except Exception:
+            log.debug("flow ahead of the render loop failed: the render loop makes it", exc_info=True)
+            return
+        self.stats.stage("flow", time.perf_counter() - start)
 
     def capture_rate(self, now: float) -> float:
         """Frames read per second lately (the same window as the output rate beside it)."""

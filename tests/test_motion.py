@@ -188,10 +188,64 @@ def edge_errors(motion_comp: bool) -> tuple[float, object]:
 
 
 def test_async_pipeline_edges_follow_motion_between_mattes():
+    """... with the flow made on the capture thread ahead of the render loop, which applies it."""
     without, plain = edge_errors(motion_comp=False)
     with_, compensated = edge_errors(motion_comp=True)
     assert with_ < 0.6 * without, (with_, without)
     assert "motion" in compensated.stats.stages and "motion" not in plain.stats.stages
+    assert "flow" in compensated.stats.stages and "flow" not in plain.stats.stages
+    warps = len(compensated.stats.stages["motion"])
+    assert compensated.motion.prepared >= 0.8 * warps, (compensated.motion.prepared, warps)
+
+
+def test_a_flow_made_ahead_on_another_thread_warps_exactly_as_one_made_on_the_spot():
+    """prepare() on one thread while warp() runs on another: the same mattes, bit for bit, as
+    warps alone; a prepared pair is not made again; the kept flow is never changed by a warp (a
+    matte at twice the flow's size rescales a copy)."""
+    frames = [scene(t)[0] for t in range(12)]
+    alphas = [scene(0)[1], cv2.resize(scene(0)[1], (2 * W, 2 * H), interpolation=cv2.INTER_LINEAR)]
+    alone = MotionCompensator()
+    expected = [[alone.warp(a, frames[0], f) for f in frames[1:]] for a in alphas]
+    ahead = MotionCompensator()
+    done = threading.Event()
+
+    def prepare():
+        for f in frames[1:]:
+            ahead.prepare(frames[0], f)
+        done.set()
+
+    helper = threading.Thread(target=prepare)
+    helper.start()
+    got = [[ahead.warp(a, frames[0], f) for f in frames[1:]] for a in alphas]
+    helper.join(10)
+    assert done.is_set()
+    for want_rows, got_rows in zip(expected, got):
+        for want, have in zip(want_rows, got_rows):
+            assert np.array_equal(want, have)
+    # made ahead (and finished), then applied: found every time, never made again, unchanged
+    ahead = MotionCompensator()
+    helper = threading.Thread(target=lambda: [ahead.prepare(frames[0], f) for f in frames[1:4]])
+    helper.start()
+    helper.join(10)
+    calls = []
+    original = ahead.flows
+    ahead.flows = lambda *a: calls.append(1) or original(*a)  # noqa: E731
+    for a, want_rows in reversed(list(zip(alphas, expected))):  # the big matte first: a scaled flow kept would show
+        for f, want in zip(frames[1:4], want_rows):
+            assert np.array_equal(ahead.warp(a, frames[0], f), want)
+    assert ahead.prepared == 6 and not calls
+
+
+def test_a_failing_flow_ahead_leaves_the_run_to_the_render_loop(monkeypatch):
+    """If making the flow on the capture thread fails, the capture goes on and the render loop
+    makes (and reports) its own."""
+    def broken(self, from_frame, to_frame):
+        raise RuntimeError("flow ahead broke")
+
+    monkeypatch.setattr(MotionCompensator, "prepare", broken)
+    with_, pipeline = edge_errors(motion_comp=True)
+    assert "flow" not in pipeline.stats.stages and "motion" in pipeline.stats.stages
+    assert pipeline.motion.prepared == 0 and pipeline.capture.error is None
 
 
 def test_shared_thumbnails_are_made_once_per_frame_and_equal_the_plain_ones(monkeypatch):
