@@ -43,6 +43,7 @@ from matting.motion import MotionCompensator
 from .capture import CaptureThread, FramePacket
 from .controls import Controls, TerminalKeys, ViewState, action_for_key, key_for_keycode
 from .errors import PipelineError
+from .flow_ahead import FlowAhead
 from .inference import InferenceWorkers, MatteCadence, MatteResult
 from .overlay import draw_notice, draw_panel, help_lines, hud_lines, keys_banner
 from .sinks import Sink, WindowSink, save_snapshot
@@ -113,7 +114,8 @@ class Pipeline:
         self.motion = motion if options.mode == "async" else None  # the render loop's
         self.capture = CaptureThread(source, self.frames, self.stop_event, reconnect=options.reconnect,
                                      clock=clock, stats=self.stats,
-                                     on_frame=self._flow_ahead if self.motion is not None else None)
+                                     on_frame=None if self.motion is None else
+                                     FlowAhead(self.motion, self.mattes, self.stats, lambda: self.idle))
         self.inference = InferenceWorkers(engine, smoother, self.frames, self.mattes, self.stop_event, self.stats,
                                           count=options.inference_workers,
                                           cadence=MatteCadence(options.matte_every, options.max_matte_rate,
@@ -196,24 +198,6 @@ class Pipeline:
                 "engine": self.engine.name, "mode": self.mode, "idle": self.idle, "source": self.source.name,
                 "size": None if frame is None else [int(frame.shape[1]), int(frame.shape[0])],
                 "capture_fps": _num(self.capture_rate(now))}
-
-    def _flow_ahead(self, image: np.ndarray) -> None:
-        """Capture thread, async mode: the flow from the newest matte's frame to this new one,
-        made before the frame is handed on, so the render loop only applies it (the flow is
-        about two thirds of the warp's time; with another matte by then, the render loop makes
-        its own). A failure here is left to the render loop's own warp to report."""
-        if self.idle:  # nobody watches: the render loop repeats the last frame, nothing to warp
-            return
-        _, result = self.mattes.latest()
-        if result is None or self.motion is None:
-            return
-        start = time.perf_counter()
-        try:
-            self.motion.prepare(result.packet.image, image)
-        except Exception:
-            log.debug("flow ahead of the render loop failed: the render loop makes it", exc_info=True)
-            return
-        self.stats.stage("flow", time.perf_counter() - start)
 
     def capture_rate(self, now: float) -> float:
         """Frames read per second lately (the same window as the output rate beside it)."""
