@@ -38,4 +38,5 @@ def run_live(settings: Settings) -> int:
         log.info("stopped: %s", pipeline.stop_reason)
     if settings.stats:
         print(stats.summary(pipeline.capture.frames_read), file=sys.stderr)
+        print(stats.stage_line(), file=sys.stderr)
     return 0

@@ -103,6 +103,7 @@ def run_live_loop(settings: Settings, live: LiveHandle, stopping: threading.Even
         log.info("live view stopped: %s", pipeline.stop_reason or "the source ended")
         if settings.stats:
             print(stats.summary(pipeline.capture.frames_read), file=sys.stderr)
+            print(stats.stage_line(), file=sys.stderr)
         if pipeline.stop_reason.startswith(USER_STOPS) or stopping.is_set():
             return
         if not live.wait_for_restart():

@@ -142,6 +142,17 @@ class RunStats:
                 f"{(time.process_time() - self._cpu_started) / elapsed:.2f} cores; steady (from the first "
                 f"output): {self.steady_fps():.1f} fps, cpu {self.steady_cpu_cores():.2f} cores")
 
+    #: the stages in the order a frame meets them (others, if any, after these)
+    STAGE_ORDER = ("capture", "flow", "preprocess", "inference", "smoothing", "motion", "composite", "sink")
+
+    def stage_line(self) -> str:
+        """Each stage's median, for the --stats summary: where a frame's time goes, by thread
+        (capture and flow: the capture thread; preprocess to smoothing: inference; the rest: the
+        render loop)."""
+        names = [n for n in self.STAGE_ORDER if n in self.stages] + sorted(set(self.stages) - set(self.STAGE_ORDER))
+        return "stages, median ms: " + ", ".join(f"{n} {self.percentile(list(self.stages[n]), 50):.2f}"
+                                                  for n in names if self.stages[n])
+
     def steady_cpu_cores(self) -> float:
         """Process CPU use from the first output to the latest (start-up and shutdown excluded)."""
         if self.outputs < 2:

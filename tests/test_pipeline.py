@@ -405,6 +405,11 @@ def test_stats_summary_gives_steady_fps_and_cpu_from_the_first_output():
     steady = line.split("steady (from the first output): ")[1]
     fps, cpu = float(steady.split(" fps")[0]), float(steady.split("cpu ")[1].split(" cores")[0])
     assert 25 <= fps <= 32 and 0 < cpu < 2.5, line
+    stages = stats.stage_line()  # printed after it: each stage's median, in the order a frame meets them
+    names = [part.split()[0] for part in stages.removeprefix("stages, median ms: ").split(", ")]
+    order = ["capture", "flow", "preprocess", "inference", "smoothing", "motion", "composite", "sink"]
+    assert {"capture", "inference", "composite", "sink"} <= set(names) and names == [n for n in order if n in names]
+    assert all(float(part.split()[1]) >= 0 for part in stages.split(": ")[1].split(", ")), stages
 
 
 def test_rate_meter_reads_slow_rates_and_decays_when_events_stop():
