@@ -159,15 +159,20 @@ class MotionCompensator:
             (src, src_half), dst = self._gray_cached(from_frame), self._gray(to_frame)
             if (cv2.absdiff(src_half, self._half(dst)) > STILL_DIFF).mean() >= STILL_SHARE:
                 flow = self.flows(src, dst)  # else nothing moved (beyond sensor noise): no flow to follow
+                for array in flow:
+                    array.setflags(write=False)  # kept and shared: a change would move every later warp
             pairs = self._flows.entry(to_frame, dict)
             with self._flows.lock:
                 pairs[id(from_frame)] = (weakref.ref(from_frame), flow)
         return flow
 
-    def prepare(self, from_frame: np.ndarray, to_frame: np.ndarray) -> None:
-        """Make the flow :meth:`warp` will need for this pair now (on another thread, ahead of it)."""
-        if from_frame is not to_frame and from_frame.shape == to_frame.shape:
-            self.flow(from_frame, to_frame)
+    def prepare(self, from_frame: np.ndarray, to_frame: np.ndarray) -> bool:
+        """Make the flow :meth:`warp` will need for this pair now (on another thread, ahead of it);
+        False when the pair needs none (the same frame, or frames of different sizes)."""
+        if from_frame is to_frame or from_frame.shape != to_frame.shape:
+            return False
+        self.flow(from_frame, to_frame)
+        return True
 
     def warp(self, alpha: np.ndarray, from_frame: np.ndarray, to_frame: np.ndarray) -> np.ndarray:
         """The matte of ``from_frame`` moved onto ``to_frame`` (same shape and dtype as ``alpha``)."""

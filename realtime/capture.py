@@ -99,7 +99,10 @@ class CaptureThread(threading.Thread):
                 return
             packet = FramePacket(self.frames_read, image, self.clock())
             if self.on_frame is not None:
-                self.on_frame(image)
+                try:
+                    self.on_frame(image)
+                except Exception:  # its own business: never a reason to end the capture
+                    log.debug("work on a captured frame failed", exc_info=True)
             self.slot.put(packet)
             self.frames_read += 1
             if self.stats is not None:

@@ -33,8 +33,9 @@ class FlowAhead:
             return
         start = time.perf_counter()
         try:
-            self.motion.prepare(result.packet.image, image)
+            made = self.motion.prepare(result.packet.image, image)
         except Exception:
             log.debug("flow ahead of the render loop failed: the render loop makes it", exc_info=True)
             return
-        self.stats.stage("flow", time.perf_counter() - start)
+        if made:
+            self.stats.stage("flow", time.perf_counter() - start)

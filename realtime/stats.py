@@ -67,7 +67,7 @@ class RunStats:
         self.latency_ms: deque[float] = deque(maxlen=keep)
         self.infer_ms: deque[float] = deque(maxlen=keep)
         self.composite_ms: deque[float] = deque(maxlen=keep)
-        #: per-stage durations in ms: capture, preprocess, inference, smoothing, composite, sink
+        #: per-stage durations in ms: capture, flow, preprocess, inference, smoothing, motion, composite, sink
         self.stages: dict[str, deque[float]] = {}
         self._keep = keep
         self.outputs = 0

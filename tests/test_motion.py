@@ -236,6 +236,27 @@ def test_a_flow_made_ahead_on_another_thread_warps_exactly_as_one_made_on_the_sp
     assert ahead.prepared == 6 and not calls
 
 
+def test_a_kept_flow_serves_only_its_own_pair_of_frames():
+    """A flow made from matte frame A to shown frame N is not used for a matte of frame B on N,
+    nor for a frame that merely has A's old address (an id reused after A died: simulated here by
+    filing A's flow under B's id); and the kept arrays cannot be changed."""
+    import weakref
+
+    a, b, shown = scene(0)[0], scene(5)[0], scene(3)[0]
+    alpha = scene(0)[1]
+    fresh = MotionCompensator().warp(alpha, b, shown)
+    compensator = MotionCompensator()
+    compensator.prepare(a, shown)
+    assert np.array_equal(compensator.warp(alpha, b, shown), fresh) and compensator.prepared == 0
+    kept = MotionCompensator()
+    kept.prepare(a, shown)
+    pairs = kept._flows.get(shown)
+    pairs[id(b)] = (weakref.ref(a), pairs[id(a)][1])  # what an id reused by b would look like
+    assert np.array_equal(kept.warp(alpha, b, shown), fresh) and kept.prepared == 0
+    backward, reliable = kept.flow(a, shown)
+    assert not backward.flags.writeable and not reliable.flags.writeable
+
+
 def test_a_failing_flow_ahead_leaves_the_run_to_the_render_loop(monkeypatch):
     """If making the flow on the capture thread fails, the capture goes on and the render loop
     makes (and reports) its own."""
