@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("photo mode")
     g.add_argument("--image", help="picture, or folder of pictures, to cut out")
     g.add_argument("--output", help="output file (.png keeps transparency) or folder")
+    g.add_argument("--overwrite", action="store_true", default=None,
+                   help="replace output files that already exist (--output, --record, --export-onnx); "
+                        "without it an existing file is never touched")
     g.add_argument("--id-size", metavar="SIZE",
                    help="make ID photos: passport, us, 1inch, 2inch, uk, ... (see the README), or WxHmm, WxHin, "
                         "WxHpx; the head is placed as the size's rule says")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 
-from compositing import (BackgroundError, BackgroundLibrary, Compositor, MediaError, make_background)
+from compositing import BackgroundLibrary, Compositor, make_background
 from compositing.backgrounds import Background
 from matting import MattingEngine, Smoother, create_engine, make_smoother, pick_device
 from realtime import (NullSink, Pipeline, PipelineOptions, RecorderSink, SinkError, VirtualCameraSink,
@@ -124,18 +124,13 @@ def build_compositor(settings: Settings, engine: MattingEngine, photo: bool) -> 
 def build_background(settings: Settings, photo: bool) -> Background:
     """The starting background: ``--background``, else blur live and transparent for photos.
 
-    Photo mode refuses a bad value (the user waits for that picture); live mode
-    starts with blur and a warning instead of ending the call.
+    A bad value (a typo, a missing or unreadable file) is refused in both modes, before
+    anything runs: a run would otherwise start on another background than the one asked for.
+    (Pictures in ``backgrounds/`` that cannot be read are skipped by the library instead.)
     """
     value = settings.background or ("transparent" if photo else "blur")
-    try:
-        return make_background(value, fit=settings.fit, blur_strength=settings.blur_strength,
-                               search_dirs=[settings.backgrounds_dir])
-    except (BackgroundError, MediaError) as exc:
-        if photo:
-            raise
-        log.warning("background %r skipped: %s; starting with blur", settings.background, exc)
-        return make_background("blur", blur_strength=settings.blur_strength)
+    return make_background(value, fit=settings.fit, blur_strength=settings.blur_strength,
+                           search_dirs=[settings.backgrounds_dir])
 
 
 def build_library(settings: Settings) -> BackgroundLibrary:
@@ -192,10 +187,11 @@ def build_pipeline(settings: Settings, source: FrameSource, first_frame, interac
     ``interactive=False`` (benchmarks) reads no hotkeys from the terminal.
     """
     workers = choose_workers(settings)
-    engine = build_engine(settings, photo=False, source_fps=source.fps,
-                          threads=threads_per_worker(settings, workers))
-    library, sinks, window = None, [], None
+    library = build_library(settings)  # a bad --background ends the run before a model loads
+    engine, sinks, window = None, [], None
     try:
+        engine = build_engine(settings, photo=False, source_fps=source.fps,
+                              threads=threads_per_worker(settings, workers))
         if workers > 1 and not engine.thread_safe:
             log.info("%s runs one frame at a time; using one inference worker", engine.name)
             workers = 1
@@ -205,7 +201,6 @@ def build_pipeline(settings: Settings, source: FrameSource, first_frame, interac
         smoother = build_smoother(settings, engine, on_device=device_alpha)
         log.info("engine: %s; %s mode; smoothing %s%s; edge refinement %s", engine.describe(), mode,
                  smoother.name, " on the device" if device_alpha else "", "on" if compositor.refine else "off")
-        library = build_library(settings)
         height, width = first_frame.shape[:2]
         sinks, window = build_sinks(settings, (width, height), source.fps)
         return Pipeline(source, engine, smoother, compositor, library, sinks, window=window,
@@ -213,7 +208,7 @@ def build_pipeline(settings: Settings, source: FrameSource, first_frame, interac
                                                  choose_inference_share(settings, engine, mode), device_alpha),
                         first_frame=first_frame)
     except BaseException:
-        for part in [*sinks, *([window] if window else []), *([library] if library else []), engine]:
+        for part in [*sinks, *([window] if window else []), library, *([engine] if engine else [])]:
             part.close()
         raise
 

@@ -22,6 +22,7 @@ from compositing import FIT_MODES
 from matting import MODELS, RUNTIMES, SMOOTHING_CHOICES, checked_inference_size
 from realtime.pipeline import MODES
 from realtime.sinks import RECORD_FORMATS
+from realtime.sources import is_picture
 
 from .arguments import build_parser, parse_size
 from .errors import UsageError
@@ -58,6 +59,7 @@ class Settings:
     image: str | None = None            # photo mode input (file or folder)
     output: str | None = None           # photo mode output (file or folder)
     export_onnx: str | None = None      # write MODNet as ONNX to this path and exit
+    overwrite: bool = False             # replace existing output files (--output, --record, --export-onnx)
     # --- source -----------------------------------------------------------
     camera: str = "0"                   # webcam index or device path
     source: str | None = None           # video file, URL or picture instead of the webcam
@@ -137,7 +139,9 @@ class Settings:
             value = getattr(self, name)
             if value is None:
                 continue
-            if not math.isfinite(value) or (value <= low if exclusive else value < low):
+            if not math.isfinite(value):
+                raise UsageError(f"{flag(name)} must be a finite number, got {value:g}")
+            if value <= low if exclusive else value < low:
                 raise UsageError(f"{flag(name)} must be {'positive' if low == 0 and exclusive else f'at least {low:g}'}"
                                  f", got {value:g}")
             if value > high:
@@ -150,6 +154,16 @@ class Settings:
         if self.record and self.source and _same_file(self.record, self.source):
             raise UsageError(f"--record {self.record} is the --source video: it would be overwritten; "
                              f"record to another file")
+        if self.record and self.background and _same_file(self.record, self.background):
+            raise UsageError(f"--record {self.record} is the --background video: it would be overwritten; "
+                             f"record to another file")
+        if self.record and Path(self.record).is_dir():
+            raise UsageError(f"--record needs a file name, {self.record} is a folder")
+        if self.record and not Path(self.record).parent.is_dir():
+            raise UsageError(f"--record {self.record}: folder {Path(self.record).parent} does not exist")
+        if self.record and Path(self.record).exists() and not self.overwrite:
+            raise UsageError(f"--record {self.record} exists: refusing to overwrite it; "
+                             f"record to another file, or add --overwrite to replace it")
         if self.fourcc is not None and len(self.fourcc) != 4:
             raise UsageError(f"--fourcc must be 4 characters (e.g. MJPG, YUYV), got {self.fourcc!r}")
         if self.every_frame:
@@ -160,6 +174,11 @@ class Settings:
             if self.max_matte_rate is not None or self.inference_share is not None:
                 raise UsageError(f"{'--max-matte-rate' if self.max_matte_rate is not None else '--inference-share'}"
                                  " is for live mode; with --every-frame use --matte-every N")
+            if is_picture(self.source):
+                raise UsageError(f"--every-frame converts video files, and {self.source} is a picture: "
+                                 f"use --image {self.source} --output OUT for a photo")
+            if self.loop and self.max_frames is None and self.duration is None:
+                raise UsageError("--every-frame --loop would never end: add --max-frames N or --duration SECONDS")
             self.mode = "sync"
         if self.export_onnx:
             target = Path(self.export_onnx)
@@ -169,6 +188,9 @@ class Settings:
                 raise UsageError(f"--export-onnx {target} is the --weights file: it would be overwritten")
             if target.exists() and target.suffix.lower() != ".onnx":
                 raise UsageError(f"--export-onnx {target} exists and is not an .onnx file: refusing to replace it")
+            if target.exists() and not self.overwrite:
+                raise UsageError(f"--export-onnx {target} exists: refusing to overwrite it; "
+                                 f"choose another file name, or add --overwrite to replace it")
         if self.id_size is not None or self.sheet is not None:
             from idphoto import IdPhotoError, parse_paper, parse_size as parse_id_size
 

@@ -14,14 +14,16 @@ import logging
 import sys
 from pathlib import Path
 
-from compositing import MediaError, read_image
+import numpy as np
+
+from compositing import ImageBackground, MediaError, make_background, read_image
 from idphoto import IdPhotoError, PhotoRequest
 from matting.files import write_atomic
 
 from .build import build_id_maker
 from .config import Settings
 from .errors import PhotoError
-from .photo_mode import list_images, plan_outputs
+from .photo_mode import list_images, plan_outputs, refuse_existing
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +44,36 @@ def _write(path: Path, data: bytes) -> None:
         raise PhotoError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+def _picture_behind(settings: Settings, value: str) -> tuple[np.ndarray | None, Path | None]:
+    """``(pixels, file)`` of a picture ``--background`` (a file, or a name in backgrounds/), else
+    ``(None, None)``: colours, transparent and blur the maker makes itself. A bad value is
+    refused here (BackgroundError: exit 2), before any model loads."""
+    background = make_background(value, fit=settings.fit, blur_strength=settings.blur_strength,
+                                 search_dirs=[settings.backgrounds_dir])
+    try:
+        if isinstance(background, ImageBackground):
+            return background.image, background.path
+        if getattr(background, "path", None) is not None:
+            raise PhotoError(f"--background {value}: ID photos take a colour or a picture, not a video")
+        return None, None
+    finally:
+        background.close()
+
+
 def run_id_mode(settings: Settings) -> int:
     background = settings.background or "white"
     transparent = background.strip().lower() == "transparent"
     src, dst = Path(settings.image), Path(settings.output)
+    picture, picture_file = _picture_behind(settings, background)
     maker = build_id_maker(settings)
     request = PhotoRequest(background=background, size=settings.id_size or "passport", dpi=settings.dpi or 300.0,
                            max_kb=settings.max_kb)
     try:
         if settings.sheet:
-            return _sheet(settings, maker, request, src, dst)
-        targets = plan_outputs(src, dst, transparent)  # refuses to replace an input, before loading models
+            return _sheet(settings, maker, request, src, dst, picture, picture_file)
+        # refuses to replace an input (or, without --overwrite, any existing file), before loading models
+        targets = plan_outputs(src, dst, transparent, protected=(picture_file,) if picture_file else (),
+                               overwrite=settings.overwrite)
         folder = dst if src.is_dir() else (dst.parent if str(dst.parent) else Path("."))
         if src.is_dir():
             try:
@@ -65,7 +86,7 @@ def run_id_mode(settings: Settings) -> int:
         for source, target in targets:
             try:
                 request.format = _format(target)
-                result = maker.photo(read_image(source), PhotoRequest(**vars(request)))
+                result = maker.photo(read_image(source), PhotoRequest(**vars(request)), background_image=picture)
                 _write(target, result.data)
                 for note in result.warnings:
                     log.warning("%s: %s", source.name, note)
@@ -83,7 +104,8 @@ def run_id_mode(settings: Settings) -> int:
         maker.close()
 
 
-def _sheet(settings, maker, request: PhotoRequest, src: Path, dst: Path) -> int:
+def _sheet(settings, maker, request: PhotoRequest, src: Path, dst: Path, picture: np.ndarray | None,
+           picture_file: Path | None) -> int:
     if dst.is_dir():
         raise PhotoError(f"--sheet writes one file: give --output a file name such as sheet.jpg, not {dst}")
     if not src.exists():
@@ -91,18 +113,21 @@ def _sheet(settings, maker, request: PhotoRequest, src: Path, dst: Path) -> int:
     inputs = list_images(src) if src.is_dir() else [src]
     if not inputs:
         raise PhotoError(f"no pictures in {src}")
-    if any(_same(dst, p) for p in inputs):
+    if any(_same(dst, p) for p in inputs + ([picture_file] if picture_file else [])):
         raise PhotoError(f"{dst} is an input picture: refusing to overwrite it; choose another --output")
+    if not settings.overwrite:
+        refuse_existing([dst])
     request.format = _format(dst)
-    pictures = []
+    pictures, names = [], []
     for source in inputs:
         try:
             pictures.append(read_image(source))
+            names.append(source.name)
         except MediaError as exc:
             log.error("skipped %s: %s", source.name, exc)
     if not pictures:
         raise PhotoError("no readable pictures for the sheet")
-    result = maker.sheet(pictures, request, paper=settings.sheet)
+    result = maker.sheet(pictures, request, paper=settings.sheet, background_image=picture, names=names)
     for note in result.warnings:
         log.warning("%s", note)
     _write(dst, result.data)

@@ -10,6 +10,7 @@ an output that would land on an input is refused.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import cv2
 import numpy as np
 
 from compositing import IMAGE_EXTENSIONS, Background, Compositor, MediaError, read_image
-from matting import MattingEngine
+from matting import NO_PERSON, MattingEngine, alpha_to_numpy, finds_person
 from matting.files import write_atomic
 
 from .build import build_background, build_compositor, build_engine
@@ -38,10 +39,12 @@ class BatchReport:
     failed: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def cut_out(engine: MattingEngine, image: np.ndarray, background: Background, compositor: Compositor) -> np.ndarray:
-    """BGR uint8 picture -> BGRA cut-out (transparent background) or BGR composite."""
+def cut_out(engine: MattingEngine, image: np.ndarray, background: Background,
+            compositor: Compositor) -> tuple[np.ndarray, bool]:
+    """BGR uint8 picture -> (BGRA cut-out (transparent background) or BGR composite, whether the
+    matte holds a person at all)."""
     alpha = engine.infer(image)
-    return compositor.composite(image, alpha, background, now=0.0, rgba=True)
+    return compositor.composite(image, alpha, background, now=0.0, rgba=True), finds_person(alpha_to_numpy(alpha))
 
 
 def check_output_name(path: Path, transparent: bool) -> None:
@@ -85,10 +88,11 @@ def _file_id(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def plan_outputs(src: Path, dst: Path, transparent: bool,
-                 protected: tuple[Path, ...] = ()) -> list[tuple[Path, Path]]:
+def plan_outputs(src: Path, dst: Path, transparent: bool, protected: tuple[Path, ...] = (),
+                 overwrite: bool = False) -> list[tuple[Path, Path]]:
     """``(input, output)`` pairs; refuses (PhotoError) anything that would replace an input
-    (or one of the ``protected`` files, such as the background picture)."""
+    (or one of the ``protected`` files, such as the background picture), and, unless
+    ``overwrite``, any output that exists already: before anything is written."""
     ext = ".png" if transparent else ".jpg"
     if not src.exists():
         raise PhotoError(f"input not found: {src}")
@@ -120,7 +124,23 @@ def plan_outputs(src: Path, dst: Path, transparent: bool,
             raise PhotoError(f"{target} is an input picture: refusing to overwrite it; choose another --output")
     if not src.is_dir():
         check_output_name(pairs[0][1], transparent)
+    if not overwrite:
+        refuse_existing([target for _, target in pairs])
     return pairs
+
+
+def refuse_existing(targets: list[Path]) -> None:
+    """PhotoError naming the outputs that exist already (``--overwrite`` replaces them)."""
+    existing = [target for target in targets if os.path.lexists(target)]
+    if not existing:
+        return
+    if len(targets) == 1:
+        raise PhotoError(f"{existing[0]} exists: refusing to overwrite it; choose another --output, "
+                         f"or add --overwrite to replace it")
+    names = ", ".join(p.name for p in existing[:3]) + (", ..." if len(existing) > 3 else "")
+    raise PhotoError(f"{len(existing)} of the {len(targets)} outputs exist in {existing[0].parent} ({names}): "
+                     f"refusing to overwrite them; choose another --output folder, or add --overwrite "
+                     f"to replace them")
 
 
 def run_photo(engine: MattingEngine, input_path: str, output_path: str, background: Background,
@@ -152,8 +172,10 @@ def run_photo(engine: MattingEngine, input_path: str, output_path: str, backgrou
             for source, target in targets:
                 try:
                     image = read_image(source)
-                    result = cut_out(engine, image, background, compositor)
+                    result, person = cut_out(engine, image, background, compositor)
                     write_image_atomic(target, result)
+                    if not person:
+                        log.warning("%s: %s", source.name, NO_PERSON)
                     report.written.append(target)
                     log.debug("wrote %s (%dx%d)", target, result.shape[1], result.shape[0])
                 except (MediaError, PhotoError) as exc:
@@ -178,7 +200,7 @@ def run_photo_mode(settings: Settings) -> int:
     """The CLI's photo mode: prints each written path; exit 1 when some pictures of a batch failed."""
     background = build_background(settings, photo=True)
     targets = plan_outputs(Path(settings.image), Path(settings.output), background.transparent,
-                           protected=_background_files(background))  # before loading a model
+                           protected=_background_files(background), overwrite=settings.overwrite)  # before loading a model
     engine = build_engine(settings, photo=True)
     compositor = build_compositor(settings, engine, photo=True)
     report = run_photo(engine, settings.image, settings.output, background, compositor, targets=targets)

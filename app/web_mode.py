@@ -21,7 +21,7 @@ from realtime.remote import LiveHandle
 from web import WebOptions, WebServer, is_loopback
 from web.guard import new_token
 
-from .build import build_id_maker, build_pipeline
+from .build import build_background, build_id_maker, build_pipeline
 from .config import Settings
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,8 @@ def run_web(settings: Settings) -> int:
     if settings.window and not has_display():
         log.info("no display: the live view is shown in the browser only (no preview window)")
         settings = dataclasses.replace(settings, window=False)
+    if settings.background:
+        build_background(settings, photo=False).close()  # a bad --background is refused before the server starts
     live = LiveHandle(settings.source or settings.camera)
     server = WebServer(build_id_maker(settings), live, web_options(settings))
     server.start()

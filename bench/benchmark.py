@@ -112,7 +112,7 @@ def project_run(clip: Path, weights: Path, out: Path | None, frames: int | None,
     """``live.py --source CLIP --weights WEIGHTS [--record OUT] [--max-frames FRAMES]`` plus ``values``
     (Settings fields), built by the CLI's own builder."""
     pipeline, source = pipeline_for(clip, weights=str(weights), record=str(out) if out else None,
-                                    max_frames=frames, **values)
+                                    overwrite=True, max_frames=frames, **values)  # its own temporary file, each round
     stats = pipeline.run()
     elapsed = (stats.last_output_at or 0) - (stats.first_output_at or 0)
     shape = pipeline.engine.output_shape(pipeline._first_frame.shape[:2])

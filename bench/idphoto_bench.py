@@ -106,8 +106,7 @@ def main() -> None:
             for task, extra in tasks:
                 results = []
                 for _ in range(args.runs):
-                    for stale in folder.glob("id.jpg"):
-                        stale.unlink()
+                    Path(extra[1]).unlink(missing_ok=True)  # the previous run's output
                     cmd = [sys.executable, str(ROOT / "live.py"), "--image", str(picture), "--id-size", "passport",
                            "--dpi", "300", "--background", "blue", "--face-weights", str(FACE), *model_args, *extra]
                     results.append(run_child(cmd))

@@ -154,7 +154,8 @@ class ImageBackground(Background):
 
 
 class VideoBackground(Background):
-    """A looping video that advances with the wall clock, whatever the output rate."""
+    """A looping video that advances with the time it is rendered at (``now``: the wall clock live,
+    the file's own time when converting), whatever the output rate."""
 
     def __init__(self, path: str | os.PathLike, fit: str = "cover", name: str | None = None):
         path = Path(path)
@@ -177,7 +178,7 @@ class VideoBackground(Background):
     def frame_index_at(self, now: float) -> int:
         if self._t0 is None:
             self._t0 = now
-        return int((now - self._t0) * self.fps)
+        return int((now - self._t0) * self.fps + 1e-6)  # (0.6 - 0.5) * 10 is 0.999...: frame 1, not 0
 
     def _advance_to(self, target: int) -> None:
         if target < self._index:  # only after a loop wrapped around: rewind

@@ -24,7 +24,7 @@ from compositing import Compositor, make_background, parse_color
 from compositing.backgrounds import ImageBackground, canonical_name
 from compositing.errors import BackgroundError
 from compositing.refine import estimate_foreground
-from matting import MattingEngine
+from matting import NO_PERSON, MattingEngine, alpha_to_numpy, finds_person
 from matting.errors import DownloadError, ModelUnavailable, WeightsError
 
 from .errors import IdPhotoError
@@ -198,10 +198,16 @@ class IdPhotoMaker:
         return PhotoResult(image_out, data, request.format, request.dpi, size, framing, warnings)
 
     def sheet(self, images: list[np.ndarray], request: PhotoRequest, paper: str = "4x6in",
-              copies: int | None = None, background_image: np.ndarray | None = None) -> PhotoResult:
-        """A print sheet of as many copies as fit (several pictures: cycled through)."""
+              copies: int | None = None, background_image: np.ndarray | None = None,
+              names: list[str] | None = None) -> PhotoResult:
+        """A print sheet of as many copies as fit (several pictures: cycled through). Of several
+        pictures, one that cannot make an ID photo (no face, two faces, ...) is left out with a
+        warning naming it (``names``: the pictures' names, for that); only when none can is the
+        sheet refused, with the first one's reason."""
+        warnings = []
         if (request.background or "transparent").strip().lower() == "transparent":
             request.background = "white"  # a sheet is printed: transparent areas are paper
+            warnings.append("a print sheet has no transparency: the photos are on white")
         if background_image is not None:
             request.background = "picture"
         request.size = request.size or "passport"
@@ -211,13 +217,23 @@ class IdPhotoMaker:
         plan_sheet([size.pixels(request.dpi)], page, request.dpi, copies)  # page size and fit, before any work
         background = (ImageBackground(background_image, name="picture") if background_image is not None
                       else self._background(request.background))
-        photos, warnings = [], []
-        for image in images:
-            with self.turn() as worker:
-                picture = image() if callable(image) else image
-                photo, _, notes = self._render(worker, picture, background, size, request.dpi)
+        photos, refused = [], []
+        for i, image in enumerate(images):
+            name = names[i] if names is not None and i < len(names) else f"picture {i + 1}"
+            try:
+                with self.turn() as worker:
+                    picture = image() if callable(image) else image
+                    photo, _, notes = self._render(worker, picture, background, size, request.dpi)
+            except IdPhotoError as exc:
+                if len(images) == 1:
+                    raise
+                refused.append(exc)
+                warnings.append(f"left out {name}: {exc}")
+                continue
             photos.append(photo)
             warnings += [n for n in notes if n not in warnings]
+        if not photos:
+            raise type(refused[0])(f"none of the {len(images)} pictures can make an ID photo; the first: {refused[0]}")
         sheet_image, count = make_sheet(photos, page, request.dpi, copies=copies)
         fmt = request.format if request.format in FORMATS else "jpg"
         data = encode(sheet_image, fmt, request.dpi, request.max_kb)
@@ -238,9 +254,12 @@ class IdPhotoMaker:
     def _render(self, worker: _Worker, image: np.ndarray, background, size: PhotoSize | None,
                 dpi: float) -> tuple[np.ndarray, Framing | None, list[str]]:
         engine, compositor, faces_model = worker.engine, worker.compositor, worker.faces
-        alpha = compositor.full_alpha(engine.infer(image), image)
+        small = engine.infer(image)
+        alpha = compositor.full_alpha(small, image)
         compositor.release()  # one-off photos: nothing to reuse, and a full-size alpha is big
         framing, warnings = None, []
+        if size is None and not finds_person(alpha_to_numpy(small)):
+            warnings.append(NO_PERSON)  # (an ID photo without a person is refused by its framing)
         if size is not None:
             faces = faces_model.detect(image) if faces_model is not None else None
             if faces is None:

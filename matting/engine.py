@@ -73,6 +73,18 @@ def upsample_alpha(alpha: np.ndarray, frame_hw: Sequence[int]) -> np.ndarray:
     return out
 
 
+#: Share of a matte's pixels that must be at least half opaque for it to hold a person at all
+#: (a full-length figure far off in a wide picture still covers several times this).
+MIN_PERSON_SHARE = 0.001
+#: What a user is told about a picture whose matte holds nobody.
+NO_PERSON = "no person found: the cut-out is empty (nothing in the picture looks like a person to the model)"
+
+
+def finds_person(alpha: np.ndarray) -> bool:
+    """False when ``alpha`` (float32 in [0, 1], any size, on the host) has (almost) nothing opaque."""
+    return np.count_nonzero(alpha >= 0.5) >= MIN_PERSON_SHARE * alpha.size
+
+
 def alpha_to_numpy(alpha) -> np.ndarray:
     """A float32 numpy alpha (h×w) from a numpy array or a torch tensor on any device (the
     device-resident path hands tensors around; host code that needs numpy calls this)."""

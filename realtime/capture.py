@@ -106,7 +106,7 @@ class CaptureThread(threading.Thread):
             self.slot.put(packet)
             self.frames_read += 1
             if self.stats is not None:
-                self.stats.captured.tick(packet.captured_at)
+                self.stats.captured.tick(self.clock())  # handed on now (a lossless hand-off waits)
 
     def _recover(self, exc: BaseException) -> None:
         if not self.lost.is_set():

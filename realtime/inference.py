@@ -29,15 +29,18 @@ class MatteCadence:
     ``share`` of the time spent inferring (0.5: a matte takes 200 ms, so the next starts 400 ms
     after it), and, with ``skip_still``, not while the scene has not changed (see :class:`SceneChange`).
 
-    With ``every`` > 1 a frame of another scene than the newest matte's (a cut, a camera switch,
-    the lights turned on: :func:`matting.motion.new_scene`) gets its own matte at once instead of
-    waiting for its turn, and the count starts again from it: no warp can carry a matte across a
-    cut. At most one matte in ``every`` frames comes early, so a strobe or a clip of one-frame
-    shots costs at most twice the mattes. This too depends on the frames only, so it stays
-    deterministic; the time limits (``max_rate``, ``share``) are never bypassed. Telling a new
-    scene costs a 64-px thumbnail of each frame waiting for its turn (0.9 ms of CPU at 720p, 1.7
-    at 1080p here, less where the blur or the still check already made its halvings).
-    (``new_scenes=False``: strictly every ``every``-th frame, for ``bench/lag.py``'s comparison.)"""
+    A frame of another scene than the newest matte's (a cut, a camera switch, the lights turned
+    on: :func:`matting.motion.new_scene`) gets its own matte at once instead of waiting for its
+    turn: no warp can carry a matte across a cut. With ``every`` > 1 the count starts again from
+    it; with the time limits (``max_rate``, ``share``) it comes early at most once between two
+    mattes in turn, and the next one in turn then waits until two intervals after the one before
+    the early one: over any two intervals the limits still hold (a strobe or a clip of one-frame
+    shots gets exactly the limited rate). By frame count too, at most one matte in ``every``
+    frames comes early, so a strobe costs at most twice the mattes; and by count alone the
+    cadence depends on the frames only, so it stays deterministic. Telling a new scene costs a
+    64-px thumbnail of each frame waiting for its turn (0.9 ms of CPU at 720p, 1.7 at 1080p here,
+    less where the blur or the still check already made its halvings).
+    (``new_scenes=False``: strictly in turn, for ``bench/lag.py``'s comparison.)"""
 
     def __init__(self, every: int = 1, max_rate: float | None = None, skip_still: bool = False,
                  share: float | None = None, new_scenes: bool = True):
@@ -47,7 +50,9 @@ class MatteCadence:
         self.last_index: int | None = None   # the newest frame that got a matte
         self.last_at = float("-inf")
         self.last_infer_s = 0.0              # how long the newest matte took
-        self.new_scenes = new_scenes and self.every > 1  # a new scene gets its matte at once
+        # a new scene gets its matte at once (needless when every frame may get one anyway)
+        self.new_scenes = new_scenes and (self.every > 1 or self.max_rate is not None or self.share is not None)
+        self.regular_at = float("-inf")      # when the newest matte in turn (not early) started
         self.last_thumb: np.ndarray | None = None  # the newest matte's frame's scene thumbnail
         self.last_early = False              # ... and whether that matte came early
         self.early = 0                       # mattes made early for a new scene
@@ -67,12 +72,17 @@ class MatteCadence:
         """How long the matte just made took (for ``share``)."""
         self.last_infer_s = seconds
 
+    def _in_time(self, now: float) -> bool:
+        """The time limits allow a matte in turn at ``now`` (after an early one: two intervals
+        after the matte in turn before it)."""
+        gap = self.interval()
+        return now - self.last_at >= gap and (not self.last_early or now - self.regular_at >= 2 * gap)
+
     def due(self, packet: FramePacket, now: float) -> bool:
         """True (and remembered) when ``packet``'s frame, arriving at ``now``, should be inferred."""
-        if self.last_index is not None and now - self.last_at < self.interval():
-            return False
-        early = self.last_index is not None and packet.index - self.last_index < self.every
-        # at most one early matte per ``every`` frames: a strobe, a screen in view or a clip of
+        early = self.last_index is not None and (packet.index - self.last_index < self.every
+                                                 or not self._in_time(now))
+        # at most one early matte between two in turn: a strobe, a screen in view or a clip of
         # one-frame shots would otherwise get a matte on every frame
         if early and (not self.new_scenes or self.last_early):
             return False
@@ -84,6 +94,8 @@ class MatteCadence:
         if self.still is not None and self.last_index is None:
             self.still.reset(packet.image, now)
         self.last_index, self.last_at, self.last_thumb, self.last_early = packet.index, now, thumb, early
+        if not early:
+            self.regular_at = now
         self.early += early
         return True
 

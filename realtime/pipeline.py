@@ -283,7 +283,8 @@ class Pipeline:
         if self.state.paused and self._last_output is not None:
             output = self._last_output
         else:
-            output = self._render(packet.image, alpha)
+            at = packet.index / max(self.source.fps, 1e-3) if self.options.lossless else self.clock()  # file time
+            output = self._render(packet.image, alpha, at)
         composite_s = time.perf_counter() - start
         self.stats.stage("composite", composite_s)
         start = time.perf_counter()
@@ -292,14 +293,14 @@ class Pipeline:
         now = self.clock()
         self.stats.record_output(now - packet.captured_at, composite_s, now)
 
-    def _render(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    def _render(self, frame: np.ndarray, alpha: np.ndarray, at: float) -> np.ndarray:
         if self.state.view == "original":
             return frame
         if self.state.view == "matte":
             return cv2.cvtColor((upsample_alpha(alpha_to_numpy(alpha), frame.shape[:2]) * 255 + 0.5).astype(np.uint8),
                                 cv2.COLOR_GRAY2BGR)
         self.library.rescan()
-        return self.compositor.composite(frame, alpha, self.library.current(), now=self.clock())
+        return self.compositor.composite(frame, alpha, self.library.current(), now=at)
 
     def _send(self, output: np.ndarray, captured_at: float, notice: str | None = None,
               raw: np.ndarray | None = None) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -18,6 +19,7 @@ import cv2
 import numpy as np
 
 from .errors import SinkError
+from .slots import LatestSlot, SlotClosed
 from .readers import DeviceReaders
 
 log = logging.getLogger(__name__)
@@ -63,8 +65,14 @@ class RecorderSink(Sink):
 
     Frames are placed by their capture time, so the file plays in real time
     whatever the output rate: when output is slower than ``fps`` the previous
-    frame is repeated to fill the gap. ``close`` (also reached on Ctrl-C and
-    SIGTERM) finalises the container so the file stays playable.
+    frame is repeated to fill the gap. Live, the encoding runs on its own thread
+    (a frame takes ~8 ms to encode at 720p here: in the render loop that was
+    latency, and a loop already behind fell further behind encoding the repeats);
+    it takes the newest frame each time, so a slow encoder drops frames from the
+    file, never delays the output. Converting a file (``realtime=False``) writes
+    every frame once, in order, here. ``close`` (also reached on Ctrl-C and
+    SIGTERM) writes what is pending and finalises the container so the file
+    stays playable. Video codecs need even sizes: an odd side loses its last pixel.
     """
 
     name = "recording"
@@ -78,21 +86,39 @@ class RecorderSink(Sink):
             raise SinkError(f"cannot record to {self.path}: folder {self.path.parent} does not exist")
         if not os.access(self.path.parent, os.W_OK):
             raise SinkError(f"cannot record to {self.path}: folder {self.path.parent} is not writable")
-        self.size, self.fps = size, float(fps)
+        self.source_size = size
+        self.size, self.fps = (max(2, size[0] - size[0] % 2), max(2, size[1] - size[1] % 2)), float(fps)
+        if self.size != tuple(size):
+            log.warning("recording at %dx%d: video codecs need even sizes, so the %dx%d frames lose their last "
+                        "%s", *self.size, *size, "column and row" if size[0] % 2 and size[1] % 2
+                        else "column" if size[0] % 2 else "row")
         self.realtime = realtime  # False: write each frame once (offline, every-frame processing)
         suffix = self.path.suffix.lower()
         if suffix not in RECORD_FORMATS:
             raise SinkError(f"cannot record to {self.path}: use a file name ending in "
                             f"{' or '.join(RECORD_FORMATS)}")
         self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*RECORD_FORMATS[suffix]), self.fps,
-                                       size)
+                                       self.size)
         if not self._writer.isOpened():
             raise SinkError(f"cannot record to {self.path}: the file cannot be created there")
         self.frames_written = 0
         self._t0: float | None = None
+        self._pending: LatestSlot[tuple[np.ndarray, float]] = LatestSlot()  # live: the newest frame to encode
+        self._failure: BaseException | None = None  # the encoder thread's, raised by the next send
+        self._encoder = threading.Thread(target=self._encode, name="recorder", daemon=True) if realtime else None
+        if self._encoder is not None:
+            self._encoder.start()
 
     def send(self, frame, captured_at):
-        frame = _fit(frame, self.size)
+        if self._failure is not None:
+            raise SinkError(f"recording to {self.path} failed: {self._failure}")
+        fitted = _fit(frame, self.source_size)[:self.size[1], :self.size[0]]
+        if not self.realtime:
+            self._write(np.ascontiguousarray(fitted), captured_at)
+        else:  # the render loop reuses its buffers: the encoder gets its own copy
+            self._pending.put((fitted.copy(), captured_at))
+
+    def _write(self, frame: np.ndarray, captured_at: float) -> None:
         if not self.realtime:
             self._writer.write(frame)
             self.frames_written += 1
@@ -105,7 +131,23 @@ class RecorderSink(Sink):
             self._writer.write(frame)
         self.frames_written += repeats
 
+    def _encode(self) -> None:
+        seen = 0
+        try:
+            while True:
+                seen, (frame, captured_at) = self._pending.get_newer(seen)
+                self._write(frame, captured_at)
+        except SlotClosed:
+            pass
+        except BaseException as exc:  # reaches the render loop through the next send
+            log.debug("recording failed", exc_info=True)
+            self._failure = exc
+
     def close(self):
+        if self._encoder is not None:
+            self._pending.close()  # the encoder writes what is pending, then ends
+            self._encoder.join()
+            self._encoder = None
         if self._writer is not None:
             self._writer.release()
             self._writer = None

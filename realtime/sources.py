@@ -194,6 +194,7 @@ class VideoSource(_OpenCVSource):
             if self.live:
                 raise SourceError(f"stream {self.name} stopped delivering frames")
             if not self.loop:
+                self._check_complete()
                 return None
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, frame = self._cap.read()
@@ -205,6 +206,14 @@ class VideoSource(_OpenCVSource):
                     raise SourceError(f"cannot restart video {self.name} for looping")
         self.pacer.count += 1
         return to_bgr8(frame)
+
+
+    def _check_complete(self) -> None:
+        """Warn when the file ended well before the length its header gives (a damaged file)."""
+        expected = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self._cap is not None else 0
+        if expected - self.pacer.count > max(2, 0.02 * expected):
+            log.warning("%s ended after %d of its %d frames: the rest could not be decoded (a damaged or "
+                        "cut-off file?)", self.name, self.pacer.count, expected)
 
 
 class ImageSource(FrameSource):
@@ -237,10 +246,15 @@ class ImageSource(FrameSource):
         return self._image.copy()
 
 
+def is_picture(source: str) -> bool:
+    """True when ``--source`` names a still picture (shown like a camera that never moves)."""
+    return Path(source).suffix.lower() in IMAGE_EXTENSIONS and not source.lower().startswith(STREAM_PREFIXES)
+
+
 def make_source(camera: str = "0", source: str | None = None, loop: bool = False,
                 size=None, fps=None, fourcc=None, pace: bool = True) -> FrameSource:
     if source:
-        if Path(source).suffix.lower() in IMAGE_EXTENSIONS and not source.lower().startswith(STREAM_PREFIXES):
+        if is_picture(source):
             return ImageSource(source, fps=fps or 30.0)
         return VideoSource(source, loop=loop, pace=pace)
     return CameraSource(camera, size=size, fps=fps, fourcc=fourcc)

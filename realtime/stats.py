@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -54,6 +55,10 @@ class RateMeter:
         if span <= 0:
             return 0.0
         return min((recent - 1) / span, 1.0 / max(now - times[-1], 1e-9))
+
+
+#: Outputs the summary's steady figures need (two frames a few milliseconds apart are no rate)
+STEADY_MIN = 10
 
 
 class RunStats:
@@ -134,13 +139,16 @@ class RunStats:
 
     def summary(self, capture_frames: int) -> str:
         elapsed = max(1e-9, time.monotonic() - self.started)
-        return (f"{self.outputs} frames in {elapsed:.1f} s: output {self.outputs / elapsed:.1f} fps, "
+        fps, cores = self.steady_fps(), self.steady_cpu_cores()
+        steady = ("steady: too few frames to tell" if self.outputs < STEADY_MIN or math.isnan(fps + cores) else
+                  f"steady (from the first output): {fps:.1f} fps, cpu {cores:.2f} cores")
+        return (f"{self.outputs} frame{'' if self.outputs == 1 else 's'} in {elapsed:.1f} s: output "
+                f"{self.outputs / elapsed:.1f} fps, "
                 f"capture {capture_frames / elapsed:.1f} fps, mattes {self.mattes.count / elapsed:.1f}/s "
                 f"(inference p50 {self.percentile(self.infer_ms, 50):.0f} ms), latency p50 "
                 f"{self.percentile(self.latency_ms, 50):.0f} ms, p95 {self.percentile(self.latency_ms, 95):.0f} ms, "
                 f"p99 {self.percentile(self.latency_ms, 99):.0f} ms; cpu "
-                f"{(time.process_time() - self._cpu_started) / elapsed:.2f} cores; steady (from the first "
-                f"output): {self.steady_fps():.1f} fps, cpu {self.steady_cpu_cores():.2f} cores")
+                f"{(time.process_time() - self._cpu_started) / elapsed:.2f} cores; {steady}")
 
     #: the stages in the order a frame meets them (others, if any, after these)
     STAGE_ORDER = ("capture", "flow", "preprocess", "inference", "smoothing", "motion", "composite", "sink")

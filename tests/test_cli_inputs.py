@@ -79,11 +79,11 @@ def test_config_accepts_the_negated_flag_names(tmp_path):
     (["--inference-size", "100000"], "--inference-size must be at most 2048"),
     (["--size", "100000x100000"], "--size must be positive and at most 8192"),
     (["--fps", "1e9"], "--fps must be at most 240"),
-    (["--fps", "nan"], "--fps must be positive"),
+    (["--fps", "nan"], "--fps must be a finite number"),
     (["--blur-strength", "1e12"], "--blur-strength must be at most 500"),
     (["--threads", "100000"], "--threads must be at most 256"),
     (["--inference-workers", "999"], "--inference-workers must be at most 32"),
-    (["--stats-interval", "inf"], "--stats-interval must be positive"),
+    (["--stats-interval", "inf"], "--stats-interval must be a finite number"),
     (["--vcam-fps", "-1"], "--vcam-fps must be positive"),
 ])
 def test_numbers_out_of_range_are_refused_with_one_line(still, args, text):
@@ -231,17 +231,48 @@ def test_one_table_maps_errors_to_exit_codes():
         assert not any(issubclass(kind, base) for base in kinds[:i]), kind
 
 
-def test_record_onto_the_source_is_refused(small_ckpt_args, tmp_path):
-    clip = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
-    for i in range(5):
+def tiny_clip(path, frames):
+    """An MJPEG clip of ``frames`` flat grey 64x48 frames at 10 fps."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(frames):
         writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
     writer.release()
+    return path
+
+
+def test_record_onto_the_source_is_refused(small_ckpt_args, tmp_path):
+    clip = tiny_clip(tmp_path / "clip.avi", 5)
     before = clip.read_bytes()
     error = one_error_line(run_cli("--source", clip, "--every-frame", "--record", clip, "--no-window",
                                    *small_ckpt_args))
     assert "would be overwritten" in error
     assert clip.read_bytes() == before
+
+
+def test_record_onto_the_background_video_is_refused(small_ckpt_args, still, tmp_path):
+    clip = tiny_clip(tmp_path / "beach.avi", 5)
+    before = clip.read_bytes()
+    error = one_error_line(run_cli("--source", still, "--background", clip, "--record", clip, "--no-window",
+                                   "--max-frames", "2", "--overwrite", *small_ckpt_args))
+    assert "would be overwritten" in error and "--background" in error
+    assert clip.read_bytes() == before
+
+
+@pytest.mark.parametrize("extra, fragment", [([], "is a picture"), (["--loop"], "never end")])
+def test_every_frame_conversions_that_would_never_end_are_refused(small_ckpt_args, still, tmp_path, extra, fragment):
+    """A picture is a source that never ends, and so is a looped video: an unpaced conversion of
+    either would write frames until the disk is full."""
+    source = still
+    if extra:
+        source = tiny_clip(tmp_path / "clip.avi", 3)
+    out = tmp_path / "out.mp4"
+    r = run_cli("--source", source, "--every-frame", "--record", out, "--no-window", *extra, *small_ckpt_args)
+    assert fragment in one_error_line(r) and not out.exists()
+    if extra:  # with a limit it is a conversion like any other
+        r = run_cli("--source", source, "--every-frame", "--record", out, "--no-window", "--max-frames", "7",
+                    *extra, *small_ckpt_args)
+        assert r.returncode == 0, r.stderr
+        assert int(cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT)) == 7
 
 
 def test_photo_output_onto_the_background_picture_is_refused(small_ckpt_args, still, tmp_path):

@@ -71,15 +71,63 @@ def test_two_inputs_with_one_stem_keep_both_results(small_ckpt_args, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "a_png.png"]
 
 
-def test_existing_output_is_replaced_atomically(small_ckpt_args, tmp_path):
+def test_existing_output_is_never_overwritten(small_ckpt_args, tmp_path):
+    src = tmp_path / "a.png"
+    picture(src)
+    out = tmp_path / "result.png"
+    out.write_bytes(b"the user's own file")
+    r = run_cli("--image", src, "--output", out, *small_ckpt_args)
+    assert_refused(r)
+    assert "--overwrite" in r.stderr and str(out) in r.stderr
+    assert out.read_bytes() == b"the user's own file"
+
+
+def test_overwrite_replaces_an_existing_output_atomically(small_ckpt_args, tmp_path):
     src = tmp_path / "a.png"
     picture(src)
     out = tmp_path / "result.png"
     out.write_bytes(b"old result")
-    r = run_cli("--image", src, "--output", out, *small_ckpt_args)
+    r = run_cli("--image", src, "--output", out, "--overwrite", *small_ckpt_args)
     assert r.returncode == 0, r.stderr
     assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (48, 64, 4)
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_batch_into_a_folder_with_results_writes_nothing_without_overwrite(small_ckpt_args, tmp_path):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    out.mkdir()
+    for i, name in enumerate(["a.jpg", "b.png", "c.jpg"]):
+        picture(photos / name, 40 + 30 * i)
+    (out / "b.png").write_bytes(b"kept")
+    r = run_cli("--image", photos, "--output", out, *small_ckpt_args)
+    assert_refused(r)
+    assert "b.png" in r.stderr and "--overwrite" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["b.png"] and (out / "b.png").read_bytes() == b"kept"
+    r = run_cli("--image", photos, "--output", out, "--overwrite", *small_ckpt_args)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png"]
+    assert cv2.imread(str(out / "b.png"), cv2.IMREAD_UNCHANGED).shape == (48, 64, 4)
+
+
+def test_existing_recording_is_never_overwritten(tmp_path):
+    clip = tmp_path / "call.mp4"
+    clip.write_bytes(b"last week's call")
+    r = run_cli("--source", "missing.mp4", "--record", clip, "--no-window")
+    assert_refused(r)
+    assert "--overwrite" in r.stderr and clip.read_bytes() == b"last week's call"
+    folder = tmp_path / "rec.mp4"
+    folder.mkdir()
+    r = run_cli("--source", "missing.mp4", "--record", folder, "--no-window")
+    assert r.returncode == 2 and "folder" in r.stderr, r.stderr
+
+
+def test_existing_onnx_export_is_replaced_only_with_overwrite(reference_ckpt, tmp_path):
+    target = tmp_path / "modnet.onnx"
+    target.write_bytes(b"an older export")
+    r = run_cli("--export-onnx", target, "--weights", reference_ckpt)
+    assert_refused(r)
+    assert target.read_bytes() == b"an older export"
 
 
 def _mode(path):

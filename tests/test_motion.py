@@ -408,7 +408,8 @@ def other_scene(t: int) -> np.ndarray:
 def test_matte_every_n_gives_a_new_scene_its_own_matte_at_once():
     """--matte-every 4 with a cut before frame 6: frames 0 and 4 in turn, 6 at once (no warp can
     carry a matte across a cut), then 10, 14 counted from it. The square moving 3 px a frame over
-    4 frames, and sensor noise, are not a new scene; strict mode and the time limits ignore cuts."""
+    4 frames, and sensor noise, are not a new scene; strict mode ignores cuts. Live mode's time
+    limits let a cut come early too, and keep their rate over any two intervals."""
     from realtime.capture import FramePacket
     from realtime.inference import MatteCadence
 
@@ -434,15 +435,62 @@ def test_matte_every_n_gives_a_new_scene_its_own_matte_at_once():
     reshaped = MatteCadence(every=4)
     assert reshaped.due(FramePacket(0, frames[0], 0.0), 0.0)
     assert reshaped.due(FramePacket(1, np.ascontiguousarray(frames[1][:, :H]), 0.0), 1.0) and reshaped.early == 1
-    # --max-matte-rate and --inference-share are hard caps: the cut at frame 6 waits for its turn
-    assert inferred(MatteCadence(every=4, max_rate=2.0), [0.1 * t for t in range(16)]) == [0, 5, 10, 15]
+    # live mode's time limits (--max-matte-rate, --inference-share): the cut at frame 6 comes early
+    # too, and the next in turn then waits two intervals from the one before it (0.5 s here)
+    times = [0.1 * t for t in range(16)]
+    assert inferred(MatteCadence(every=4, max_rate=2.0), times) == [0, 5, 6, 15]
+    assert inferred(MatteCadence(max_rate=2.0), times) == [0, 5, 6, 15]
+    assert inferred(MatteCadence(max_rate=2.0, new_scenes=False), times) == [0, 5, 10, 15]
     shared = MatteCadence(every=4, share=0.5)
     shared.last_infer_s = 0.25  # a 250-ms matte at most half the time: 0.5 s apart, frames 0.1 s apart
-    assert inferred(shared, [0.1 * t for t in range(16)]) == [0, 5, 10, 15]
+    assert inferred(shared, times) == [0, 5, 6, 15]
+    # without a cut nothing comes early
+    same, capped = [scene(t)[0] for t in range(16)], MatteCadence(max_rate=2.0)
+    assert [t for t, image in enumerate(same) if capped.due(FramePacket(t, image, 0.0), times[t])] == [0, 5, 10, 15]
+    assert capped.early == 0
     # a strobe (two scenes in turn, every frame a cut): at most one early matte between two in turn
     strobe, cadence = [frames[0] if t % 2 == 0 else frames[6] for t in range(48)], MatteCadence(every=12)
     assert [t for t, image in enumerate(strobe) if cadence.due(FramePacket(t, image, 0.0), float(t))] \
         == [0, 1, 13, 14, 26, 27, 39, 40] and cadence.early == 4
+    # ... and under a time limit it gets the limited rate: 2 mattes a second, over any second
+    capped = MatteCadence(max_rate=2.0)
+    assert [t for t, image in enumerate(strobe) if capped.due(FramePacket(t, image, 0.0), 0.1 * t)] \
+        == [0, 1, 10, 11, 20, 21, 30, 31, 40, 41] and capped.early == 5
+
+
+def test_a_cut_in_a_live_run_gets_its_matte_at_once():
+    """Live mode at one matte a second: the cut half a second in is cut out with the new scene's
+    own matte at once, not with the old scene's until the next matte in turn."""
+
+    class Cut(MovingSquare):
+        def read(self):
+            count = self.pacer.count
+            frame = super().read()
+            if frame is not None and count >= 15:
+                frame = other_scene(count)
+                frame[0, 0, 0], frame[0, 0, 1] = count, 1
+            return frame
+
+    class Truth(SlowTruth):
+        def infer(self, frame):
+            time.sleep(0.05)
+            alpha = scene(int(frame[0, 0, 0]))[1]
+            return np.ascontiguousarray(alpha[::-1, ::-1]) if frame[0, 0, 1] == 1 else alpha
+
+    pipeline = make_pipeline(Cut(frames=45, fps=30), Truth(), mode="async", max_matte_rate=1.0)
+    errors, original = {}, pipeline._emit
+
+    def emit(packet, alpha):
+        count = int(packet.image[0, 0, 0])
+        truth = scene(count)[1]
+        errors[count] = float(np.abs(alpha - (truth[::-1, ::-1] if count >= 15 else truth)).mean())
+        original(packet, alpha)
+
+    pipeline._emit = emit
+    pipeline.run()
+    after = [errors[t] for t in range(20, 30) if t in errors]  # 0.17-0.33 s after the cut
+    assert len(after) >= 5 and max(after) < 0.05, after
+    assert pipeline.inference.cadence.early == 1
 
 
 def test_the_vlog_clips_one_cut_is_its_only_new_scene(vlog_path):

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import PORTRAIT, ROOT, TWO_PEOPLE, need
+from conftest import MODELS, NIGHT_SKY, PORTRAIT, ROOT, TWO_PEOPLE, need
 from app.cli import main
 from compositing import read_image
 
@@ -116,10 +116,10 @@ def test_batch_folder_with_one_corrupt_file(small_ckpt_args, tmp_path):
         cv2.imwrite(str(src / f"p{i}.jpg"), np.full((64, 96, 3), 40 * i, np.uint8))
     (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     (src / "notes.txt").write_text("ignored: not a picture")
-    # an existing output for the corrupt file must survive untouched
+    # an existing output for the corrupt file must survive untouched, even with --overwrite
     dst.mkdir()
     (dst / "broken.png").write_bytes(b"precious")
-    code = main(["--image", str(src), "--output", str(dst), *small_ckpt_args])
+    code = main(["--image", str(src), "--output", str(dst), "--overwrite", *small_ckpt_args])
     assert code == 1  # reported as a failure...
     assert sorted(p.name for p in dst.iterdir()) == ["broken.png", "p0.png", "p1.png", "p2.png"]  # ...rest done
     assert (dst / "broken.png").read_bytes() == b"precious"
@@ -149,3 +149,18 @@ def test_unwritable_output_path_is_one_line(small_ckpt_args, tmp_path, where):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "does not exist" in r.stderr or "cannot write" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_cutout_without_a_person_says_so(tmp_path):
+    """The selfie segmenter on the night sky finds nobody: the cut-out is written (it is what the
+    model saw) with a warning naming the picture; the portrait gets none."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "sky.jpg").write_bytes(need(NIGHT_SKY).read_bytes())
+    (photos / "me.jpg").write_bytes(need(PORTRAIT).read_bytes())
+    r = run_cli("--image", photos, "--output", tmp_path / "out", "--model", "selfie",
+                "--weights", need(MODELS / "selfie_segmentation.onnx"))
+    assert r.returncode == 0, r.stderr
+    warnings = [line for line in r.stderr.splitlines() if "no person found" in line]
+    assert len(warnings) == 1 and "sky.jpg" in warnings[0], r.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["me.png", "sky.png"]

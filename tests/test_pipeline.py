@@ -17,6 +17,7 @@ from compositing import BackgroundLibrary, ColorBackground, Compositor
 from compositing.backgrounds import BlurBackground
 from matting import make_smoother
 from realtime import Pipeline, PipelineError, PipelineOptions
+from realtime.errors import SinkError
 from realtime.sinks import NullSink, RecorderSink
 from realtime.sources import VideoSource
 
@@ -394,7 +395,7 @@ def test_device_resident_alpha_path_matches_the_host_path(small_engine, vlog_pat
     alpha = small_engine.infer_timed(first, on_device=True)[0]
     assert torch.is_tensor(alpha)
     pipeline.state.view = "matte"  # the matte view (hotkey m) draws a device alpha too
-    assert pipeline._render(first, alpha).shape == first.shape
+    assert pipeline._render(first, alpha, 0.0).shape == first.shape
 
 
 def test_stats_summary_gives_steady_fps_and_cpu_from_the_first_output():
@@ -417,6 +418,10 @@ def test_stats_summary_gives_steady_fps_and_cpu_from_the_first_output():
         made.stage("composite", ms / 1000)
     assert made.stage_line() == "stages, median ms: composite 2.00"  # the median, not the mean
     assert all(float(part.split()[1]) >= 0 for part in stages.split(": ")[1].split(", ")), stages
+    # a run of a frame or two has no steady rate: it says so instead of printing nan (or 229 fps)
+    short = make_pipeline(SyntheticSource(fps=30.0), IndexEngine(), mode="sync", max_frames=1)
+    line = short.run().summary(short.capture.frames_read)
+    assert line.startswith("1 frame in ") and "nan" not in line and line.endswith("steady: too few frames to tell")
 
 
 def test_rate_meter_reads_slow_rates_and_decays_when_events_stop():
@@ -463,3 +468,136 @@ def test_rate_meter_is_read_while_another_thread_ticks():
         stop.set()
         thread.join()
     assert not errors, errors
+
+
+def test_a_background_video_follows_the_files_time_when_converting(tmp_path):
+    """--every-frame: output frame i shows the background video at i / source fps, however long
+    each frame took (the wall clock would make every conversion different)."""
+    from compositing.backgrounds import VideoBackground
+
+    colours = [(20 + 50 * k, 100, 200 - 40 * k) for k in range(5)]
+    clip = tmp_path / "bg.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))
+    for colour in colours:
+        writer.write(np.full((64, 96, 3), colour, np.uint8))
+    writer.release()
+    sink = CollectSink()
+    pipeline = make_pipeline(SyntheticSource(frames=20, fps=20.0, live=False), IndexEngine(delay=0.1), mode="sync",
+                             sinks=[sink], background=VideoBackground(clip), lossless=True)
+    pipeline.run()
+    assert len(sink.frames) == 20
+    shown = [int(np.argmin([np.abs(frame.reshape(-1, 3).mean(0) - c).sum() for c in colours])) for frame in sink.frames]
+    assert shown == [(i // 2) % 5 for i in range(20)], shown
+
+
+class SlowWriter:
+    """Stands in for cv2.VideoWriter: each frame takes ``seconds`` to encode."""
+
+    def __init__(self, seconds, fail_after=None):
+        self.seconds, self.fail_after, self.frames, self.threads = seconds, fail_after, [], set()
+
+    def write(self, frame):
+        self.threads.add(threading.current_thread().name)
+        if self.fail_after is not None and len(self.frames) >= self.fail_after:
+            raise OSError("disk full")
+        time.sleep(self.seconds)
+        self.frames.append(int(frame[0, 0, 0]))
+
+    def release(self):
+        pass
+
+
+def test_live_recording_encodes_off_the_render_loop_and_keeps_real_time(tmp_path):
+    """An encoder slower than the camera neither delays the caller nor stretches the file: it
+    takes the newest frame each time and repeats it for the time that passed."""
+    recorder = RecorderSink(str(tmp_path / "r.mp4"), (96, 64), 30)
+    recorder._writer.release()
+    recorder._writer = slow = SlowWriter(0.05)  # 20 frames a second for a 30-fps recording
+    start, longest = time.monotonic(), 0.0
+    for i in range(45):  # 1.5 s of a 30-fps camera
+        frame = np.full((64, 96, 3), i, np.uint8)
+        t = time.monotonic()
+        recorder.send(frame, start + i / 30)
+        longest = max(longest, time.monotonic() - t)
+        frame[:] = 255  # the render loop reuses its buffer: the recording must not change
+        time.sleep(max(0.0, start + (i + 1) / 30 - time.monotonic()))
+    recorder.close()
+    assert longest < 0.02, longest
+    assert slow.threads == {"recorder"} and 255 not in slow.frames
+    assert 44 <= len(slow.frames) <= 46 and slow.frames == sorted(slow.frames)  # 1.5 s at 30 fps, in order
+    assert slow.frames[-1] == 44  # the last frame is written at close
+
+
+def test_a_failing_encoder_ends_the_run_through_the_next_send(tmp_path):
+    recorder = RecorderSink(str(tmp_path / "r.mp4"), (96, 64), 30)
+    recorder._writer.release()
+    recorder._writer = SlowWriter(0.0, fail_after=3)
+    frame = np.zeros((64, 96, 3), np.uint8)
+    for i in range(5):
+        recorder.send(frame, i / 30)
+    wait_until(lambda: recorder._failure is not None, 5, "the encoder's failure")
+    with pytest.raises(SinkError, match="disk full"):
+        recorder.send(frame, 5 / 30)
+    recorder.close()
+
+
+def test_odd_frame_sizes_are_recorded_one_pixel_smaller_with_a_warning(tmp_path, caplog):
+    out = tmp_path / "odd.avi"
+    with caplog.at_level("WARNING"):
+        recorder = RecorderSink(str(out), (97, 65), 10, realtime=False)
+    assert "96x64" in caplog.text
+    frame = np.zeros((65, 97, 3), np.uint8)
+    frame[:, :96] = 200
+    for _ in range(3):
+        recorder.send(frame, 0.0)
+    recorder.close()
+    cap = cv2.VideoCapture(str(out))
+    ok, first = cap.read()
+    assert ok and first.shape == (64, 96, 3) and first.mean() > 190  # the dropped column was the dark one
+
+
+def test_a_file_cut_off_halfway_ends_with_a_warning_saying_so(tmp_path, caplog):
+    rng = np.random.default_rng(0)
+    full, half = tmp_path / "full.avi", tmp_path / "half.avi"
+    writer = cv2.VideoWriter(str(full), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for _ in range(48):
+        writer.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    half.write_bytes(full.read_bytes()[:full.stat().st_size // 2])
+    for path, warned in ((full, False), (half, True)):
+        caplog.clear()
+        source = VideoSource(str(path), pace=False)
+        source.open()
+        with caplog.at_level("WARNING"):
+            read = 0
+            while source.read() is not None:
+                read += 1
+        source.close()
+        assert ("could not be decoded" in caplog.text) == warned, (path, caplog.text)
+        if warned:
+            assert read < 48 and f"after {read} of its 48 frames" in caplog.text
+        else:
+            assert read == 48
+
+
+def test_capture_rate_keeps_up_with_output_when_converting_a_file():
+    """Converting a file, the capture thread waits for each frame to be taken: its rate is the
+    rate frames are handed on (was: ticked with each frame's read time, a wait earlier, so the
+    rate read about half of the frames that came out)."""
+    arrivals, rates = [], []
+
+    class Sampler(CollectSink):
+        def send(self, frame, captured_at):
+            arrivals.append(time.monotonic())
+            if len(arrivals) > 40:
+                rates.append(pipeline.capture_rate(arrivals[-1]))
+            super().send(frame, captured_at)
+
+    class Parallel(IndexEngine):
+        thread_safe = True  # two frames inferred at once, as --every-frame does on a CPU
+
+    pipeline = make_pipeline(SyntheticSource(frames=90, fps=1000.0, live=False), Parallel(delay=0.03),
+                             mode="sync", sinks=[Sampler()], lossless=True, inference_workers=2)
+    pipeline.run()
+    output = (len(arrivals) - 41) / (arrivals[-1] - arrivals[40])
+    assert 0.8 < np.median(rates) / output < 1.25, (np.median(rates), output)

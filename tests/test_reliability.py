@@ -171,7 +171,7 @@ def test_real_pyvirtualcam_here_gives_setup_instructions(reference_ckpt, tmp_pat
     (["--smoothing", "kalman"], 2, "must be one of"),
     (["--camera", "57"], 2, "cannot open camera 57"),
     (["--source", "/nonexistent/clip.mp4"], 2, "video not found"),
-    (["--record", "/nonexistent/dir/out.mp4", "--source", "IMG", "--no-window"], 1, "does not exist"),
+    (["--record", "/nonexistent/dir/out.mp4", "--source", "IMG", "--no-window"], 2, "does not exist"),
 ])
 def test_bad_values_give_one_line_and_exit_code(reference_ckpt, tmp_path, args, code, text):
     img = tmp_path / "still.png"
@@ -275,7 +275,7 @@ def test_large_background_is_shrunk_not_fatal(tmp_path):
     assert max(bg.image.shape[:2]) == 3840
 
 
-def test_bad_background_in_live_mode_is_skipped(reference_ckpt, tmp_path):
+def test_bad_files_in_the_backgrounds_folder_are_skipped_in_live_mode(reference_ckpt, tmp_path):
     img = tmp_path / "still.png"
     cv2.imwrite(str(img), np.zeros((64, 96, 3), np.uint8))
     bgdir = tmp_path / "bgs"
@@ -283,10 +283,23 @@ def test_bad_background_in_live_mode_is_skipped(reference_ckpt, tmp_path):
     (bgdir / "broken.jpg").write_bytes(b"\xff\xd8garbage")
     (bgdir / "notes.txt").write_text("not media")
     r = run_cli("--source", img, "--weights", reference_ckpt, "--no-window", "--max-frames", "3",
-                "--inference-size", "64", "--background", str(tmp_path / "missing.jpg"),
-                "--backgrounds-dir", bgdir)
+                "--inference-size", "64", "--backgrounds-dir", bgdir)
     assert r.returncode == 0, r.stderr
-    assert "skipped" in r.stderr
+    assert "broken.jpg" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("mode", [["--no-window", "--max-frames", "3"], ["--web", "--port", "7931"]])
+@pytest.mark.parametrize("name", ["missing.jpg", "text.jpg"])
+def test_a_bad_background_given_for_a_live_run_is_refused_up_front(reference_ckpt, tmp_path, mode, name):
+    img = tmp_path / "still.png"
+    cv2.imwrite(str(img), np.zeros((64, 96, 3), np.uint8))
+    (tmp_path / "text.jpg").write_text("not a picture")
+    r = run_cli("--source", img, "--weights", reference_ckpt, "--inference-size", "64",
+                "--background", str(tmp_path / name), *mode)
+    assert r.returncode == 2, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and name in errors[0] and "Traceback" not in r.stderr
+    assert "studio and live panel" not in r.stdout
 
 
 def test_window_without_display_says_use_no_window(reference_ckpt, tmp_path):

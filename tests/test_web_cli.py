@@ -14,10 +14,11 @@ import urllib.error
 import urllib.request
 
 import cv2
+import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import MODELS, PORTRAIT, ROOT, TWO_PEOPLE, VLOG, need
+from conftest import MODELS, NIGHT_SKY, PORTRAIT, ROOT, TWO_PEOPLE, VLOG, need
 
 pytest.importorskip("fastapi")
 
@@ -208,6 +209,50 @@ def test_print_sheet_from_the_command_line(tmp_path):
     assert r.returncode == 0, r.stderr
     with Image.open(out) as im:
         assert sorted(im.size) == [1200, 1800] and im.info["dpi"] == pytest.approx((300, 300), abs=0.5)
+    made = out.read_bytes()
+    for extra in ([], ["--sheet", "4x6in"]):  # an existing ID photo or sheet is kept, before a model loads
+        r = run_cli(tmp_path, "--image", str(PORTRAIT), "--output", str(out), "--id-size", "1inch", *extra,
+                    *selfie_args(), *face_args())
+        assert r.returncode == 2 and "--overwrite" in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert out.read_bytes() == made
+    r = run_cli(tmp_path, "--image", str(PORTRAIT), "--output", str(out), "--id-size", "1inch", "--overwrite",
+                *selfie_args(), *face_args())
+    assert r.returncode == 0, r.stderr
+    with Image.open(out) as im:
+        assert im.size == (295, 413)  # the single ID photo replaced the sheet
+
+
+def test_a_sheet_of_a_folder_leaves_out_a_picture_without_a_face_and_names_it(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "me.jpg").write_bytes(PORTRAIT.read_bytes())
+    (folder / "sky.jpg").write_bytes(need(NIGHT_SKY).read_bytes())
+    out = tmp_path / "sheet.jpg"
+    r = run_cli(tmp_path, "--image", str(folder), "--output", str(out), "--id-size", "passport",
+                "--sheet", "4x6in", *selfie_args(), *face_args())
+    assert r.returncode == 0, r.stderr
+    assert "left out sky.jpg" in r.stderr and out.is_file()
+    (folder / "me.jpg").unlink()  # none left that can make a photo: refused, naming why
+    r = run_cli(tmp_path, "--image", str(folder), "--output", str(tmp_path / "none.jpg"), "--id-size",
+                "passport", "--sheet", "4x6in", *selfie_args(), *face_args())
+    assert r.returncode == 2 and "face" in r.stderr and not (tmp_path / "none.jpg").exists(), r.stderr
+
+
+def test_id_photo_on_a_picture_background_from_the_command_line(tmp_path):
+    back = tmp_path / "beach.png"
+    cv2.imwrite(str(back), np.full((400, 600, 3), (200, 30, 30), np.uint8))  # a deep blue picture
+    out = tmp_path / "id.jpg"
+    r = run_cli(tmp_path, "--image", str(PORTRAIT), "--output", str(out), "--id-size", "passport",
+                "--background", str(back), *selfie_args(), *face_args())
+    assert r.returncode == 0, r.stderr
+    photo = cv2.imread(str(out))
+    assert np.abs(photo[5, 5].astype(int) - (200, 30, 30)).max() < 40  # the picture behind the person
+    r = run_cli(tmp_path, "--image", str(PORTRAIT), "--output", str(back), "--id-size", "passport",
+                "--background", str(back), "--overwrite", *selfie_args(), *face_args())
+    assert r.returncode == 2 and "overwrite" in r.stderr  # never over its own background picture
+    r = run_cli(tmp_path, "--image", str(PORTRAIT), "--output", str(tmp_path / "x.jpg"), "--id-size", "passport",
+                "--background", str(tmp_path / "nope.png"), *selfie_args(), *face_args())
+    assert r.returncode == 2 and "nope.png" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_id_photo_errors_and_fallbacks(tmp_path):

@@ -142,8 +142,10 @@ def test_unknown_names_and_bad_bodies_are_4xx(run):
     r = run.client.post("/api/v1/live/background", json={"background": "no-such-picture"})
     assert r.status_code == 404 and "unknown background" in r.json()["error"]
     assert run.client.post("/api/v1/live/background", json={"x": 1}).status_code == 400
-    assert run.client.post("/api/v1/live/background", content=b"not json",
-                           headers={"content-type": "application/json"}).status_code == 400
+    r = run.client.post("/api/v1/live/background", content=b"not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"] == "the request body is not valid JSON"
+    r = run.client.post("/api/v1/live/background", data={"background": "blur"})  # a form, not JSON
+    assert r.status_code == 400 and r.json()["error"].startswith("the request body must be a JSON object")
     assert run.client.post("/api/v1/live/view", json={"view": "sideways"}).status_code == 400
     assert run.client.get("/api/v1/live/backgrounds/999/thumbnail.jpg").status_code == 404
 

@@ -44,8 +44,13 @@ def test_other_websites_and_rebound_host_names_are_refused(client):
     assert r.status_code == 403 and "other websites" in r.json()["error"]
     r = client.post("/api/v1/photo", files={"image": ("a.jpg", b"x")}, headers={"Sec-Fetch-Site": "cross-site"})
     assert r.status_code == 403
-    r = client.post("/api/v1/photo", files={"image": ("a.jpg", b"x")}, headers={"Origin": "http://127.0.0.1:7860"})
+    same = {"Origin": "http://127.0.0.1:7860", "Host": "127.0.0.1:7860"}
+    r = client.post("/api/v1/photo", files={"image": ("a.jpg", b"x")}, headers=same)
     assert r.status_code == 415  # same origin: reaches the route (and is refused there for what it is)
+    for other in ("http://127.0.0.1:8000", "http://localhost:7860", "https://127.0.0.1:7860"):
+        # another local server's page (or the same port under another name) is another website
+        r = client.post("/api/v1/photo", files={"image": ("a.jpg", b"x")}, headers={**same, "Origin": other})
+        assert r.status_code == 403, other
     assert client.get("/api/v1/sizes", headers={"Host": "localhost:7860"}).status_code == 200
 
 

@@ -112,6 +112,18 @@ def test_sheet_fills_4x6_at_300_dpi(studio):
     assert Image.open(io.BytesIO(r.content)).info["dpi"] == pytest.approx((300, 300), abs=0.5)
 
 
+def test_sheet_keeps_max_kb_and_says_a_transparent_one_is_white(studio):
+    fields = {"size": "passport", "paper": "4x6in", "dpi": "300"}
+    r = studio.post("/api/v1/sheet", files={"image": ("me.jpg", portrait_bytes())}, data={**fields, "max_kb": "120"})
+    assert r.status_code == 200 and len(r.content) <= 120 * 1024, (r.status_code, len(r.content))
+    r = studio.post("/api/v1/sheet", files={"image": ("me.jpg", portrait_bytes())}, data={**fields, "max_kb": "1"})
+    assert r.status_code == 422 and "KB" in r.json()["error"]
+    r = studio.post("/api/v1/sheet", files={"image": ("me.jpg", portrait_bytes())},
+                    data={**fields, "background": "transparent", "format": "png"})
+    assert r.status_code == 200 and "white" in r.headers["X-Warnings"]
+    assert decode(r.content)[5, 5].tolist()[:3] == [255, 255, 255]
+
+
 @pytest.mark.parametrize("fields, fragment", [
     ({"size": "45x"}, "size"), ({"size": "passport", "dpi": "9000"}, "dpi"), ({"format": "gif"}, "format"),
     ({"background": "../../etc/passwd"}, "background"), ({"background": "README.md"}, "background"),
@@ -130,6 +142,14 @@ def test_pictures_that_cannot_make_an_id_photo_are_422(studio):
     assert r.status_code == 422 and "face" in r.json()["error"].lower()
     r = post_photo(studio, data=need(NIGHT_SKY).read_bytes(), size="passport", background="white", format="jpg")
     assert r.status_code == 422 and "no face" in r.json()["error"].lower()
+
+
+def test_a_cutout_without_a_person_says_so(studio):
+    r = post_photo(studio, data=need(NIGHT_SKY).read_bytes(), background="transparent")
+    assert r.status_code == 200 and "no person found" in r.headers.get("X-Warnings", "")
+    assert decode(r.content)[:, :, 3].max() < 128  # (the empty cut-out itself is still given)
+    r = post_photo(studio, background="transparent")
+    assert r.status_code == 200 and "X-Warnings" not in r.headers
 
 
 def png_header(width: int, height: int) -> bytes:
@@ -236,3 +256,18 @@ def test_studio_actions_batch_zip_and_guides_toggle(tmp_path):
     assert preview is None and download is None and "Add a photo first" in message
     maker.close()
     uploads.cleanup()
+
+
+def test_unknown_routes_wrong_methods_and_bad_bodies_answer_one_short_json_line(studio):
+    r = studio.get("/api/v1/photo")
+    assert r.status_code == 405 and r.headers["allow"] == "POST" and "use POST" in r.json()["error"]
+    r = studio.put("/api/v1/sheet")
+    assert r.status_code == 405 and "PUT" in r.json()["error"]
+    r = studio.get("/api/v1/nope")
+    assert r.status_code == 404 and "/api/v1/nope" in r.json()["error"]
+    r = studio.post("/api/v1/photo", data={"image": "hello"})
+    assert r.status_code == 400 and r.json()["error"].startswith("image: expected a file"), r.text
+    r = studio.post("/api/v1/photo", data={"background": "blue"})
+    assert r.status_code == 400 and r.json()["error"].startswith("image: missing"), r.text
+    r = post_photo(studio, background="x" * 100_000)
+    assert r.status_code == 400 and len(r.json()["error"]) <= 300 and "background" in r.json()["error"]

@@ -91,7 +91,8 @@ UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 class SameSite:
-    """Without a token: only loopback Host names, and no state-changing cross-site requests.
+    """Without a token: only loopback Host names, and no state-changing cross-site requests (an
+    ``Origin`` other than the address the request was sent to, port included).
 
     ``allowed_hosts`` are the extra host names the server answers to (besides loopback)."""
 
@@ -119,7 +120,11 @@ class SameSite:
         if origin and origin != "null":
             from urllib.parse import urlsplit
 
-            cross = cross or not self._host_ok(urlsplit(origin).netloc or "")
+            # same origin = the very address the request went to: another local server's page
+            # (http://localhost:8000) is another website too
+            scheme = {"ws": "http", "wss": "https"}.get(scope.get("scheme", "http"), scope.get("scheme", "http"))
+            parts = urlsplit(origin)
+            cross = cross or (parts.scheme.lower(), parts.netloc.lower()) != (scheme, headers.get("host", "").lower())
         elif origin == "null":
             cross = True
         if cross and (scope["type"] == "websocket" or scope.get("method", "GET") in UNSAFE_METHODS):

@@ -19,13 +19,14 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import cv2
 import numpy as np
 from fastapi import APIRouter, Body, File, UploadFile
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from compositing import ColorBackground, parse_color
 from compositing.backgrounds import canonical_name
 from compositing.media import IMAGE_EXTENSIONS, read_image
 from realtime.remote import LiveHandle, LiveUnavailable
 
+from .errors import error
 from .uploads import UploadError, UploadFolder, save_background
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,6 @@ PREVIEW_FPS = 15.0
 THUMB_SIZE = (160, 90)
 VIEWS = ("composite", "matte", "original")
 BOUNDARY = "frame"
-
-
-def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
 
 
 def encode_jpeg(frame: np.ndarray, max_width: int | None = None, mirror: bool = False, quality: int = 80) -> bytes:

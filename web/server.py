@@ -19,13 +19,14 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.responses import FileResponse, RedirectResponse
+from starlette.routing import Match
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from idphoto import IdPhotoMaker
 from realtime.remote import LiveHandle
 
-from .errors import WebError
+from .errors import WebError, error
 from .guard import BodyLimit, SameSite, TokenGate
 from .live_api import Refused, live_router
 from .studio_api import studio_router
@@ -63,23 +64,20 @@ def create_app(maker: IdPhotoMaker, live: LiveHandle | None, options: WebOptions
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError):
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
-        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=400)
+        return error(400, validation_message(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+        return error(exc.status_code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def server_fault(request: Request, exc: Exception):
         log.exception("request %s %s failed", request.method, request.url.path)
-        return JSONResponse({"error": f"internal error ({type(exc).__name__}); see the server's log"},
-                            status_code=500)
+        return error(500, f"internal error ({type(exc).__name__}); see the server's log")
 
     @app.exception_handler(Refused)
     async def refused(request: Request, exc: Refused):
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        return error(exc.status, exc.message)
 
     app.include_router(studio_router(maker, uploads))
     if live is not None:
@@ -92,6 +90,19 @@ def create_app(maker: IdPhotoMaker, live: LiveHandle | None, options: WebOptions
     @app.get("/api/v1/health", include_in_schema=False)
     def health():
         return {"ok": True, "live": live is not None, "queue": maker.waiting}
+
+    @app.api_route("/api/v1/{rest:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                   include_in_schema=False)
+    def not_a_route(request: Request, rest: str):
+        """The API's own 404 and 405 (not the web page's), as ``{"error": ...}`` like every refusal."""
+        path = request.url.path
+        others = [route for route in app.router.routes if getattr(route, "endpoint", None) is not not_a_route]
+        allowed = [method for method in ("GET", "POST") if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in others)]
+        if allowed:
+            return error(405, f"{request.method} is not allowed on {path}: use {' or '.join(allowed)}",
+                         headers={"Allow": ", ".join(allowed)})
+        return error(404, f"no such API route: {path} (the routes: /api/docs)")
 
     if options.gradio:
         import gradio as gr
@@ -111,6 +122,23 @@ def create_app(maker: IdPhotoMaker, live: LiveHandle | None, options: WebOptions
 
     gated = TokenGate(app, options.token) if options.token else SameSite(app, _own_names(options.host))
     return BodyLimit(gated, int(options.max_upload_mb * 1e6))
+
+
+def validation_message(errors: list) -> str:
+    """FastAPI's first validation error as a user reads it: which field, and what it needs."""
+    first = errors[0] if errors else {}
+    kind, loc = first.get("type", ""), tuple(first.get("loc", ()))
+    where = ".".join(str(part) for part in loc[1:])
+    if kind == "json_invalid":
+        return "the request body is not valid JSON"
+    if loc == ("body",):
+        return ("the request has no body" if kind == "missing"
+                else 'the request body must be a JSON object, e.g. {"background": "blur"}')
+    if kind == "missing":
+        return f"{where}: missing" + (" (send the picture as a multipart/form-data file)" if where == "image" else "")
+    if "UploadFile" in str(first.get("msg", "")):
+        return f"{where}: expected a file (send multipart/form-data with the picture as a file)"
+    return f"{where or 'request'}: {first.get('msg', 'invalid value')}"
 
 
 def _own_names(host: str) -> set[str]:

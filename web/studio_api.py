@@ -20,6 +20,7 @@ from idphoto.errors import FaceNotFound, PersonNotFound, SeveralFaces, SizeLimit
 from idphoto.maker import Busy
 from matting.errors import DownloadError, ModelUnavailable, WeightsError
 
+from .errors import error
 from .uploads import UploadError, UploadFolder
 
 log = logging.getLogger(__name__)
@@ -31,14 +32,10 @@ MODEL_ERRORS = (WeightsError, ModelUnavailable, DownloadError)
 ANSWERED = (IdPhotoError, UploadError, Busy, *MODEL_ERRORS)
 
 
-def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
 def refusal(exc: Exception) -> JSONResponse:
     """The JSON answer to a request the studio cannot serve (see the module docstring)."""
     if isinstance(exc, Busy):
-        return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": "30"})
+        return error(503, str(exc), headers={"Retry-After": "30"})
     if isinstance(exc, MODEL_ERRORS):
         return error(503, f"the matting model is not available: {exc}")
     return error(status_for(exc), str(exc))
@@ -50,6 +47,14 @@ def status_for(exc: Exception) -> int:
     if isinstance(exc, (FaceNotFound, SeveralFaces, PersonNotFound, SizeLimitError)):
         return 422  # a valid request this picture cannot satisfy
     return 400
+
+
+def warning_header(warnings: list[str]) -> dict[str, str]:
+    """``{"X-Warnings": "a | b"}`` (ASCII: a header holds no ×), or nothing."""
+    if not warnings:
+        return {}
+    text = " | ".join(warnings).replace("×", "x").replace("°", " deg")
+    return {"X-Warnings": text.encode("ascii", "replace").decode()}
 
 
 def _number(text: str | None, name: str, kind=float):
@@ -94,29 +99,27 @@ def studio_router(maker: IdPhotoMaker, uploads: UploadFolder) -> APIRouter:
             result = maker.photo(lambda: uploads.read_picture(data, name), request)
         except ANSWERED as exc:
             return refusal(exc)
-        headers = {"Content-Disposition": f'attachment; filename="id-photo{result.extension}"'}
-        if result.warnings:
-            text = " | ".join(result.warnings).replace("×", "x").replace("°", " deg")
-            headers["X-Warnings"] = text.encode("ascii", "replace").decode()
+        headers = {"Content-Disposition": f'attachment; filename="id-photo{result.extension}"',
+                   **warning_header(result.warnings)}
         return Response(result.data, media_type=result.content_type, headers=headers)
 
     @router.post("/sheet")
     def sheet(image: UploadFile = File(...), background: str = Form("white"), size: str | None = Form(None),
               paper: str = Form("4x6in"), dpi: str | None = Form(None), format: str | None = Form(None),
-              copies: str | None = Form(None)):
+              copies: str | None = Form(None), max_kb: str | None = Form(None)):
         try:
             count = _number(copies, "copies", int)
             if count is not None and not 1 <= count <= 500:
                 raise IdPhotoError(f"copies must be between 1 and 500, got {count}")
             request = PhotoRequest(background=background or "white", size=size or "passport",
-                                   dpi=_dpi(dpi), format=format or "jpg")
+                                   dpi=_dpi(dpi), format=format or "jpg", max_kb=_number(max_kb, "max_kb"))
             data, name = image.file.read(), image.filename or ""
             result = maker.sheet([lambda: uploads.read_picture(data, name)], request, paper=paper or "4x6in",
                                  copies=count)
         except ANSWERED as exc:
             return refusal(exc)
         headers = {"Content-Disposition": f'attachment; filename="print-sheet{result.extension}"',
-                   "X-Copies": str(result.count)}
+                   "X-Copies": str(result.count), **warning_header(result.warnings)}
         return Response(result.data, media_type=result.content_type, headers=headers)
 
     return router

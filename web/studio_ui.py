@@ -177,7 +177,8 @@ class StudioActions:
         try:
             request = self._request(MODES[0], background, color, size, custom, dpi, fmt, max_kb)
             back = self._background(background, bg_picture)
-            result = self.maker.sheet([p for _, p in items], request, paper=paper, background_image=back)
+            result = self.maker.sheet([p for _, p in items], request, paper=paper, background_image=back,
+                                       names=[n for n, _ in items])
         except (IdPhotoError, UploadError) as exc:
             return None, None, f"**Could not make the sheet:** {exc}", None
         except MODEL_ERRORS as exc:
