@@ -45,10 +45,11 @@ MAX_CAMERA_SIDE = 8192
 #: Config-file keys that are the negated command-line flags (``no_window = true`` -> ``window = false``).
 NEGATED_KEYS = {"no_window": "window", "no_mirror": "mirror", "no_hud": "hud", "no_reconnect": "reconnect"}
 #: Live-mode options that photo mode (--image) would silently ignore.
-LIVE_ONLY = ("source", "record", "vcam", "every_frame", "loop", "max_frames", "duration")
-#: Live-mode tuning that photo mode would ignore too, with its defaults: refused with --image once changed.
-LIVE_TUNING = {"motion_comp": True, "matte_every": 1, "max_matte_rate": None, "inference_share": None,
-               "skip_still": True}
+LIVE_ONLY = ("source", "record", "vcam", "every_frame", "loop", "max_frames", "duration", "size", "fps", "fourcc",
+             "vcam_device", "vcam_backend", "vcam_fps")
+#: Live-mode settings that photo mode would ignore too, with their defaults: refused with --image once changed.
+LIVE_TUNING = {"camera": "0", "motion_comp": True, "matte_every": 1, "max_matte_rate": None,
+               "inference_share": None, "skip_still": True}
 #: Photo-mode options that need --image (or --web, where the studio asks for them per picture).
 ID_PHOTO = ("id_size", "max_kb", "sheet", "dpi")
 
@@ -149,6 +150,8 @@ class Settings:
         if self.size is not None and not all(0 < side <= MAX_CAMERA_SIDE for side in self.size):
             raise UsageError(f"--size must be positive and at most {MAX_CAMERA_SIDE} per side, "
                              f"got {self.size[0]}x{self.size[1]}")
+        if self.record and Path(self.record).is_dir():
+            raise UsageError(f"--record needs a file name, {self.record} is a folder")
         if self.record and Path(self.record).suffix.lower() not in RECORD_FORMATS:
             raise UsageError(f"--record {self.record}: use a file name ending in {', '.join(RECORD_FORMATS)}")
         if self.record and self.source and _same_file(self.record, self.source):
@@ -157,8 +160,6 @@ class Settings:
         if self.record and self.background and _same_file(self.record, self.background):
             raise UsageError(f"--record {self.record} is the --background video: it would be overwritten; "
                              f"record to another file")
-        if self.record and Path(self.record).is_dir():
-            raise UsageError(f"--record needs a file name, {self.record} is a folder")
         if self.record and not Path(self.record).parent.is_dir():
             raise UsageError(f"--record {self.record}: folder {Path(self.record).parent} does not exist")
         if self.record and Path(self.record).exists() and not self.overwrite:

@@ -70,6 +70,8 @@ def run_id_mode(settings: Settings) -> int:
                            max_kb=settings.max_kb)
     try:
         if settings.sheet:
+            if settings.id_size is None:
+                log.warning("--sheet without --id-size: passport photos (35x45 mm); add --id-size SIZE for another")
             return _sheet(settings, maker, request, src, dst, picture, picture_file)
         # refuses to replace an input (or, without --overwrite, any existing file), before loading models
         targets = plan_outputs(src, dst, transparent, protected=(picture_file,) if picture_file else (),

@@ -92,7 +92,8 @@ def plan_outputs(src: Path, dst: Path, transparent: bool, protected: tuple[Path,
                  overwrite: bool = False) -> list[tuple[Path, Path]]:
     """``(input, output)`` pairs; refuses (PhotoError) anything that would replace an input
     (or one of the ``protected`` files, such as the background picture), and, unless
-    ``overwrite``, any output that exists already: before anything is written."""
+    ``overwrite``, an output file that exists already; of a folder, the pictures whose results
+    are there already are left out (with a warning), all of them refused: before anything is written."""
     ext = ".png" if transparent else ".jpg"
     if not src.exists():
         raise PhotoError(f"input not found: {src}")
@@ -124,23 +125,29 @@ def plan_outputs(src: Path, dst: Path, transparent: bool, protected: tuple[Path,
             raise PhotoError(f"{target} is an input picture: refusing to overwrite it; choose another --output")
     if not src.is_dir():
         check_output_name(pairs[0][1], transparent)
-    if not overwrite:
-        refuse_existing([target for _, target in pairs])
-    return pairs
+    if overwrite:
+        return pairs
+    if not src.is_dir():
+        refuse_existing([pairs[0][1]])
+        return pairs
+    # a folder run again (pictures added since): the results already there are kept, not redone
+    existing = [target for _, target in pairs if os.path.lexists(target)]
+    if len(existing) == len(pairs):
+        raise PhotoError(f"all {len(pairs)} results are in {dst} already: nothing to do; add --overwrite "
+                         f"to make them again, or choose another --output folder")
+    if existing:
+        names = ", ".join(p.name for p in existing[:3]) + (", ..." if len(existing) > 3 else "")
+        log.warning("kept %d result(s) already in %s (%s): only the other %d picture(s) are processed; add "
+                    "--overwrite to redo them all", len(existing), dst, names, len(pairs) - len(existing))
+    return [(source, target) for source, target in pairs if target not in existing]
 
 
 def refuse_existing(targets: list[Path]) -> None:
-    """PhotoError naming the outputs that exist already (``--overwrite`` replaces them)."""
-    existing = [target for target in targets if os.path.lexists(target)]
-    if not existing:
-        return
-    if len(targets) == 1:
-        raise PhotoError(f"{existing[0]} exists: refusing to overwrite it; choose another --output, "
-                         f"or add --overwrite to replace it")
-    names = ", ".join(p.name for p in existing[:3]) + (", ..." if len(existing) > 3 else "")
-    raise PhotoError(f"{len(existing)} of the {len(targets)} outputs exist in {existing[0].parent} ({names}): "
-                     f"refusing to overwrite them; choose another --output folder, or add --overwrite "
-                     f"to replace them")
+    """PhotoError naming an output that exists already (``--overwrite`` replaces it)."""
+    for target in targets:
+        if os.path.lexists(target):
+            raise PhotoError(f"{target} exists: refusing to overwrite it; choose another --output, "
+                             f"or add --overwrite to replace it")
 
 
 def run_photo(engine: MattingEngine, input_path: str, output_path: str, background: Background,

@@ -15,6 +15,7 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from realtime import SinkError, SourceError, has_display, install_signal_handlers, make_source
 from realtime.remote import LiveHandle
@@ -72,7 +73,11 @@ def run_web(settings: Settings) -> int:
 
 def run_live_loop(settings: Settings, live: LiveHandle, stopping: threading.Event) -> None:
     """Open the source and run the pipeline; on failure wait for a retry from the Live tab."""
+    runs = 0
     while not stopping.is_set() and not live.closed:
+        if runs and settings.record:  # a restarted run records into a new file: never over the last one
+            settings = dataclasses.replace(settings, record=next_free(settings.record))
+            log.info("this run records to %s", settings.record)
         chosen = live.camera  # the --source / --camera, or a camera picked in the Live tab
         from_file = settings.source is not None and chosen == settings.source
         source = make_source(settings.camera if from_file else chosen, chosen if from_file else None,
@@ -94,6 +99,7 @@ def run_live_loop(settings: Settings, live: LiveHandle, stopping: threading.Even
         except BaseException:
             source.close()
             raise
+        runs += 1
         pipeline.remote = live
         live.attach(pipeline)
         restore = install_signal_handlers(pipeline)
@@ -110,3 +116,11 @@ def run_live_loop(settings: Settings, live: LiveHandle, stopping: threading.Even
             return
         if not live.wait_for_restart():
             return
+
+
+def next_free(path: str) -> str:
+    """``call.mp4`` -> the first of ``call-2.mp4``, ``call-3.mp4``, ... that does not exist."""
+    base, n = Path(path), 2
+    while (candidate := base.with_name(f"{base.stem}-{n}{base.suffix}")).exists():
+        n += 1
+    return str(candidate)

@@ -7,6 +7,7 @@ or a name in ``backgrounds/``) into one.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from abc import ABC, abstractmethod
@@ -19,7 +20,7 @@ import numpy as np
 from matting.motion import same_scene, thumbnail
 
 from .errors import BackgroundError
-from .media import VIDEO_EXTENSIONS, read_image, sane_fps, to_bgr8
+from .media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, read_image, sane_fps, to_bgr8
 
 FIT_MODES = ("cover", "contain", "stretch")
 #: The widest blur (sigma in pixels at 720p) a user value may ask for.
@@ -357,9 +358,22 @@ def make_background(value: str, fit: str = "cover", blur_strength: float = 12.0,
     if path is None:
         if text.startswith("#") or re.fullmatch(r"[a-z ]+", name):
             raise BackgroundError(f"unknown background {value!r}: use {BACKGROUND_CHOICES}, "
-                                  f"or a picture/video file")
-        raise BackgroundError(f"background file not found: {value}")
+                                  f"or a picture/video file{_names_hint(text, search_dirs)}")
+        raise BackgroundError(f"background file not found: {value}{_names_hint(text, search_dirs)}")
     return load_background_file(path, fit=fit)
+
+
+def _names_hint(text: str, search_dirs: Sequence[str | os.PathLike]) -> str:
+    """`` (did you mean 03_soft_office?)`` or the names in the backgrounds folder, for a name
+    that matches none of them; nothing for a path."""
+    if "/" in text or "\\" in text or not search_dirs:
+        return ""
+    names = sorted({c.stem for d in map(Path, search_dirs) if d.is_dir() for c in d.iterdir()
+                    if c.is_file() and c.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS})
+    close = difflib.get_close_matches(text, names, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]}?)"
+    return f" (in {Path(search_dirs[0])}: {', '.join(names[:6])}{', ...' if len(names) > 6 else ''})" if names else ""
 
 
 def find_background_file(text: str, search_dirs: Sequence[str | os.PathLike] = ()) -> Path | None:

@@ -89,8 +89,6 @@ class BackgroundLibrary:
         self._signature = signature
         current = self.entries[self.index].name if self.entries else None
         entries = self._builtins()
-        if self._custom is not None and all(e.name != self._custom.name for e in entries):
-            entries.insert(0, self._custom)
         readable = {}
         for path, key in zip(files, signature):
             # each file is checked once per version, so a change in the folder costs one check
@@ -107,6 +105,8 @@ class BackgroundLibrary:
             stem = path.stem if all(e.name != path.stem for e in entries) else path.name
             entries.append(Entry(stem, lambda p=path: load_background_file(p, fit=self.fit), path=path))
         self._readable = readable
+        if self._custom is not None and all(e.name != self._custom.name for e in entries):
+            entries.append(self._custom)  # last: the keys 1-9 keep picking what the README lists
         # Forget loaded files that changed or vanished, so edits show up.
         keep = {e.name for e in entries}
         for name in list(self._loaded):
@@ -169,7 +169,7 @@ class BackgroundLibrary:
 
     def use(self, background: Background) -> None:
         """Select a background that is not in the cycle (a colour picked in the web panel); it stays
-        first in the cycle until another one replaces it."""
+        last in the cycle until another one replaces it (the keys 1-9 keep their backgrounds)."""
         old = self._custom
         if old is not None and old.name != background.name:
             dropped = self._loaded.pop(old.name, None)

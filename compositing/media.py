@@ -127,8 +127,8 @@ def read_image(path: str | os.PathLike, max_side: int | None = None) -> np.ndarr
     image = to_bgr8(image)
     if max_side and max(image.shape[:2]) > max_side:
         scale = max_side / max(image.shape[:2])
-        log.warning("%s is %dx%d; shrinking it to at most %d px per side", path.name,
-                    image.shape[1], image.shape[0], max_side)
+        width, height = (header[0], header[1]) if header else (image.shape[1], image.shape[0])
+        log.info("%s is %dx%d; using it at most %d px per side", path.name, width, height, max_side)
         image = cv2.resize(image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
                            interpolation=cv2.INTER_AREA)
     return image

@@ -34,8 +34,10 @@ class MatteCadence:
     turn: no warp can carry a matte across a cut. With ``every`` > 1 the count starts again from
     it; with the time limits (``max_rate``, ``share``) it comes early at most once between two
     mattes in turn, and the next one in turn then waits until two intervals after the one before
-    the early one: over any two intervals the limits still hold (a strobe or a clip of one-frame
-    shots gets exactly the limited rate). By frame count too, at most one matte in ``every``
+    the early one: the rate over time stays within the limits (a strobe or a clip of one-frame
+    shots gets exactly the limited rate), though two intervals may hold three mattes. (Holding
+    any two intervals to two mattes would allow no early matte at all while mattes come at the
+    limit, which is MODNet's default on a CPU.) By frame count too, at most one matte in ``every``
     frames comes early, so a strobe costs at most twice the mattes; and by count alone the
     cadence depends on the frames only, so it stays deterministic. Telling a new scene costs a
     64-px thumbnail of each frame waiting for its turn (0.9 ms of CPU at 720p, 1.7 at 1080p here,

@@ -77,6 +77,7 @@ class RecorderSink(Sink):
 
     name = "recording"
     MAX_GAP_S = 2.0
+    CLOSE_TIMEOUT_S = 10.0  # the most close waits for the encoder to finish
 
     def __init__(self, path: str, size: tuple[int, int], fps: float, realtime: bool = True):
         self.path = Path(path)
@@ -116,6 +117,8 @@ class RecorderSink(Sink):
         if not self.realtime:
             self._write(np.ascontiguousarray(fitted), captured_at)
         else:  # the render loop reuses its buffers: the encoder gets its own copy
+            if self._t0 is None:
+                self._t0 = captured_at  # the file's time starts with the first frame sent, encoded or not
             self._pending.put((fitted.copy(), captured_at))
 
     def _write(self, frame: np.ndarray, captured_at: float) -> None:
@@ -123,8 +126,6 @@ class RecorderSink(Sink):
             self._writer.write(frame)
             self.frames_written += 1
             return
-        if self._t0 is None:
-            self._t0 = captured_at
         due = int(round((captured_at - self._t0) * self.fps)) + 1  # frames that should exist now
         repeats = max(1, min(due - self.frames_written, int(self.MAX_GAP_S * self.fps)))
         for _ in range(repeats):
@@ -132,6 +133,8 @@ class RecorderSink(Sink):
         self.frames_written += repeats
 
     def _encode(self) -> None:
+        """The encoder thread: the newest frame each time, until the slot closes; then it
+        finalises the file itself, so a close interrupted by a second Ctrl-C still leaves it playable."""
         seen = 0
         try:
             while True:
@@ -139,19 +142,30 @@ class RecorderSink(Sink):
                 self._write(frame, captured_at)
         except SlotClosed:
             pass
-        except BaseException as exc:  # reaches the render loop through the next send
+        except BaseException as exc:  # reaches the render loop through the next send, or close
             log.debug("recording failed", exc_info=True)
             self._failure = exc
+        finally:
+            self._finish()
 
-    def close(self):
-        if self._encoder is not None:
-            self._pending.close()  # the encoder writes what is pending, then ends
-            self._encoder.join()
-            self._encoder = None
+    def _finish(self) -> None:
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-            log.info("recording saved: %s (%d frames)", self.path, self.frames_written)
+            if self._failure is not None:
+                log.error("recording %s failed after %d frames: %s", self.path, self.frames_written, self._failure)
+            else:
+                log.info("recording saved: %s (%d frames)", self.path, self.frames_written)
+
+    def close(self):
+        if self._encoder is None:
+            self._finish()
+            return
+        self._pending.close()  # the encoder writes what is pending, finalises the file and ends
+        self._encoder.join(self.CLOSE_TIMEOUT_S)
+        if self._encoder.is_alive():  # a stalled disk: never hang the exit on it
+            log.error("the recording %s is still being written after %.0f s: left unfinished", self.path,
+                      self.CLOSE_TIMEOUT_S)
 
 
 VCAM_HELP_LINUX = (

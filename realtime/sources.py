@@ -155,6 +155,8 @@ class VideoSource(_OpenCVSource):
             file = Path(self.path)
             if not file.exists():
                 raise SourceError(f"video not found: {self.path}")
+            if file.is_dir():
+                raise SourceError(f"{self.path} is a folder: --source takes a video file (or a picture)")
             if file.stat().st_size == 0:
                 raise SourceError(f"video file is empty: {self.path}")
         cap = cv2.VideoCapture(self.path)

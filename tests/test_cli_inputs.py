@@ -157,7 +157,8 @@ def test_empty_input_folder_creates_nothing(small_ckpt_args, tmp_path):
 
 @pytest.mark.parametrize("extra", [["--source", "clip.mp4"], ["--record", "x.mp4"], ["--vcam"], ["--loop"],
                                    ["--matte-every", "6"], ["--max-matte-rate", "2"], ["--inference-share", "0.5"],
-                                   ["--skip-still", "off"], ["--motion-comp", "off"]])
+                                   ["--skip-still", "off"], ["--motion-comp", "off"], ["--camera", "1"],
+                                   ["--size", "1280x720"], ["--fps", "30"], ["--vcam-device", "/dev/video10"]])
 def test_live_options_with_image_are_refused(small_ckpt_args, still, tmp_path, extra):
     error = one_error_line(run_cli("--image", still, "--output", tmp_path / "o.png", *extra, *small_ckpt_args))
     assert extra[0] in error and "--image" in error, error
@@ -287,7 +288,7 @@ def test_photo_output_onto_the_background_picture_is_refused(small_ckpt_args, st
 def test_live_options_in_a_config_file_do_not_stop_photo_mode(small_ckpt_args, still, tmp_path):
     cfg = tmp_path / "everyday.toml"
     cfg.write_text("vcam = true\nloop = true\nverbose = true\nmatte_every = 6\nskip_still = false\n"
-                   "motion_comp = false\ninference_share = 0.4\n")
+                   "motion_comp = false\ninference_share = 0.4\ncamera = \"1\"\nsize = \"1280x720\"\n")
     out = tmp_path / "o.png"
     r = run_cli("--config", cfg, "--image", still, "--output", out, *small_ckpt_args)
     assert r.returncode == 0, r.stderr
@@ -329,3 +330,17 @@ def test_bad_option_values_are_one_line_without_the_usage_block():
     r = run_cli("--inference-size", "abc")
     error = one_error_line(r)
     assert "--inference-size" in error and "usage:" not in r.stderr
+
+
+def test_mistakes_a_newcomer_makes_get_messages_that_say_what_to_do(small_ckpt_args, still, tmp_path):
+    backgrounds = tmp_path / "bgs"
+    backgrounds.mkdir()
+    cv2.imwrite(str(backgrounds / "03_soft_office.jpg"), np.full((36, 64, 3), 150, np.uint8))
+    error = one_error_line(run_cli("--image", still, "--output", tmp_path / "o.png", "--background", "03_soft_ofice",
+                                   "--backgrounds-dir", backgrounds, *small_ckpt_args))
+    assert "did you mean 03_soft_office?" in error
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    assert "is a folder" in one_error_line(run_cli("--source", folder, "--no-window", *small_ckpt_args))
+    assert "is a folder" in one_error_line(run_cli("--source", still, "--record", folder, "--no-window",
+                                                   *small_ckpt_args))

@@ -1,5 +1,7 @@
 """Key decoding for the window (OpenCV key codes) and the terminal (bytes with escape sequences)."""
 
+import cv2
+import numpy as np
 import pytest
 
 from compositing import BackgroundLibrary
@@ -44,3 +46,18 @@ def test_b_turns_the_starting_blur_off():
     assert library.current_name == "blur"
     controls.apply("blur")
     assert library.current_name == after
+
+
+def test_a_colour_picked_in_the_panel_keeps_the_number_keys_on_their_backgrounds(tmp_path):
+    """The keys 1-9 pick by position in the cycle the README lists; a colour picked in the web
+    panel (or a --background outside the folder) goes last, so key 1 is still blur."""
+    from compositing import ColorBackground
+
+    cv2.imwrite(str(tmp_path / "beach.jpg"), np.full((36, 64, 3), 200, np.uint8))
+    library = BackgroundLibrary(tmp_path)
+    before = [e.name for e in library.entries]
+    library.use(ColorBackground((68, 34, 34), name="#224466"))
+    assert [e.name for e in library.entries] == before + ["#224466"] and library.current_name == "#224466"
+    controls = Controls(library, ViewState(), on_quit=lambda: None, on_snapshot=lambda: None)
+    controls.apply("pick", 0)  # the key 1
+    assert library.current_name == before[0] == "blur"

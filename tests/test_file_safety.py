@@ -93,7 +93,9 @@ def test_overwrite_replaces_an_existing_output_atomically(small_ckpt_args, tmp_p
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
 
 
-def test_batch_into_a_folder_with_results_writes_nothing_without_overwrite(small_ckpt_args, tmp_path):
+def test_a_folder_run_again_keeps_the_results_already_there(small_ckpt_args, tmp_path):
+    """Pictures added to a folder since the last run: only they are processed; the results there
+    are kept (not redone); when all are there nothing is done; --overwrite redoes them all."""
     photos, out = tmp_path / "photos", tmp_path / "out"
     photos.mkdir()
     out.mkdir()
@@ -101,12 +103,17 @@ def test_batch_into_a_folder_with_results_writes_nothing_without_overwrite(small
         picture(photos / name, 40 + 30 * i)
     (out / "b.png").write_bytes(b"kept")
     r = run_cli("--image", photos, "--output", out, *small_ckpt_args)
+    assert r.returncode == 0, r.stderr
+    assert "kept 1 result" in r.stderr and "b.png" in r.stderr and "--overwrite" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png"]
+    assert (out / "b.png").read_bytes() == b"kept"
+    assert r.stdout.split() == [str(out / "a.png"), str(out / "c.png")]
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    r = run_cli("--image", photos, "--output", out, *small_ckpt_args)
     assert_refused(r)
-    assert "b.png" in r.stderr and "--overwrite" in r.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["b.png"] and (out / "b.png").read_bytes() == b"kept"
+    assert "nothing to do" in r.stderr and {p.name: p.read_bytes() for p in out.iterdir()} == before
     r = run_cli("--image", photos, "--output", out, "--overwrite", *small_ckpt_args)
     assert r.returncode == 0, r.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png"]
     assert cv2.imread(str(out / "b.png"), cv2.IMREAD_UNCHANGED).shape == (48, 64, 4)
 
 
@@ -128,6 +135,9 @@ def test_existing_onnx_export_is_replaced_only_with_overwrite(reference_ckpt, tm
     r = run_cli("--export-onnx", target, "--weights", reference_ckpt)
     assert_refused(r)
     assert target.read_bytes() == b"an older export"
+    r = run_cli("--export-onnx", target, "--weights", reference_ckpt, "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert target.stat().st_size > 1_000_000 and not list(tmp_path.glob(".*.part"))
 
 
 def _mode(path):

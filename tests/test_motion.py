@@ -6,6 +6,7 @@ import weakref
 
 import cv2
 import numpy as np
+import pytest
 from fakes import make_pipeline
 from matting import MattingEngine
 from matting.motion import MotionCompensator, thumbnail
@@ -409,7 +410,7 @@ def test_matte_every_n_gives_a_new_scene_its_own_matte_at_once():
     """--matte-every 4 with a cut before frame 6: frames 0 and 4 in turn, 6 at once (no warp can
     carry a matte across a cut), then 10, 14 counted from it. The square moving 3 px a frame over
     4 frames, and sensor noise, are not a new scene; strict mode ignores cuts. Live mode's time
-    limits let a cut come early too, and keep their rate over any two intervals."""
+    limits let a cut come early too, and keep their rate over time."""
     from realtime.capture import FramePacket
     from realtime.inference import MatteCadence
 
@@ -452,10 +453,16 @@ def test_matte_every_n_gives_a_new_scene_its_own_matte_at_once():
     strobe, cadence = [frames[0] if t % 2 == 0 else frames[6] for t in range(48)], MatteCadence(every=12)
     assert [t for t, image in enumerate(strobe) if cadence.due(FramePacket(t, image, 0.0), float(t))] \
         == [0, 1, 13, 14, 26, 27, 39, 40] and cadence.early == 4
-    # ... and under a time limit it gets the limited rate: 2 mattes a second, over any second
+    # ... and under a time limit it gets the limited rate: 2 mattes a second
     capped = MatteCadence(max_rate=2.0)
     assert [t for t, image in enumerate(strobe) if capped.due(FramePacket(t, image, 0.0), 0.1 * t)] \
         == [0, 1, 10, 11, 20, 21, 30, 31, 40, 41] and capped.early == 5
+    # two cuts in quick succession: two intervals (1 s) may hold three mattes, never four
+    cuts = [frames[0] if t < 6 else frames[6] if t < 21 else frames[0] for t in range(60)]
+    capped = MatteCadence(max_rate=2.0)
+    starts = [0.05 * t for t, image in enumerate(cuts) if capped.due(FramePacket(t, image, 0.0), 0.05 * t)]
+    assert starts[:4] == pytest.approx([0.0, 0.3, 1.0, 1.05]) and starts[4] == pytest.approx(2.0), starts
+    assert all(sum(s <= t < s + 1.0 for t in starts) <= 3 for s in starts)
 
 
 def test_a_cut_in_a_live_run_gets_its_matte_at_once():

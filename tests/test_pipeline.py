@@ -522,13 +522,13 @@ def test_live_recording_encodes_off_the_render_loop_and_keeps_real_time(tmp_path
         frame[:] = 255  # the render loop reuses its buffer: the recording must not change
         time.sleep(max(0.0, start + (i + 1) / 30 - time.monotonic()))
     recorder.close()
-    assert longest < 0.02, longest
+    assert longest < 0.04, longest  # (encoding in the caller took 50 ms a frame)
     assert slow.threads == {"recorder"} and 255 not in slow.frames
     assert 44 <= len(slow.frames) <= 46 and slow.frames == sorted(slow.frames)  # 1.5 s at 30 fps, in order
     assert slow.frames[-1] == 44  # the last frame is written at close
 
 
-def test_a_failing_encoder_ends_the_run_through_the_next_send(tmp_path):
+def test_a_failing_encoder_ends_the_run_through_the_next_send(tmp_path, caplog):
     recorder = RecorderSink(str(tmp_path / "r.mp4"), (96, 64), 30)
     recorder._writer.release()
     recorder._writer = SlowWriter(0.0, fail_after=3)
@@ -539,6 +539,15 @@ def test_a_failing_encoder_ends_the_run_through_the_next_send(tmp_path):
     with pytest.raises(SinkError, match="disk full"):
         recorder.send(frame, 5 / 30)
     recorder.close()
+    # ... and one after the last send is not lost either: close says so instead of "saved"
+    caplog.clear()
+    last = RecorderSink(str(tmp_path / "s.mp4"), (96, 64), 30)
+    last._writer.release()
+    last._writer = SlowWriter(0.0, fail_after=0)
+    with caplog.at_level("INFO"):
+        last.send(frame, 0.0)
+        last.close()
+    assert "failed after 0 frames: disk full" in caplog.text and "saved" not in caplog.text
 
 
 def test_odd_frame_sizes_are_recorded_one_pixel_smaller_with_a_warning(tmp_path, caplog):
@@ -601,3 +610,14 @@ def test_capture_rate_keeps_up_with_output_when_converting_a_file():
     pipeline.run()
     output = (len(arrivals) - 41) / (arrivals[-1] - arrivals[40])
     assert 0.8 < np.median(rates) / output < 1.25, (np.median(rates), output)
+
+
+def test_a_stalled_encoder_never_hangs_the_exit(tmp_path):
+    recorder = RecorderSink(str(tmp_path / "r.mp4"), (96, 64), 30)
+    recorder._writer.release()
+    recorder._writer = SlowWriter(5.0)  # a disk that stalls for seconds
+    recorder.CLOSE_TIMEOUT_S = 0.3
+    recorder.send(np.zeros((64, 96, 3), np.uint8), 0.0)
+    start = time.monotonic()
+    recorder.close()
+    assert time.monotonic() - start < 1.5

@@ -119,6 +119,28 @@ def test_recording_is_finalised_when_the_run_ends_and_the_server_stops(tmp_path)
     assert port_is_free(server.port)
 
 
+def test_a_restarted_run_records_into_a_new_file(tmp_path):
+    """--web --record: the clip ends, the Live tab starts it again; the first recording is kept
+    and the second goes to call-2.mp4 (the file was opened again and truncated)."""
+    target = tmp_path / "call.mp4"
+    server = Server(["--source", str(need(VLOG)), "--record", str(target), *selfie_args()], tmp_path)
+    try:
+        server.wait_state(("ended",), timeout=120)
+        first = target.read_bytes()
+        request = urllib.request.Request(server.base + "/api/v1/live/camera", method="POST",
+                                         data=json.dumps({"camera": str(VLOG)}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=10).read()
+        server.wait_state(("running",), timeout=60)
+        server.wait_state(("ended",), timeout=120)
+    finally:
+        server.stop()
+    assert target.read_bytes() == first
+    second = cv2.VideoCapture(str(tmp_path / "call-2.mp4"))
+    assert second.get(cv2.CAP_PROP_FRAME_COUNT) > 30, server.output()
+    second.release()
+
+
 def test_beyond_loopback_every_request_needs_the_token(tmp_path):
     server = Server(["--host", "0.0.0.0", "--token", "s3cret-token", "--camera", "97", *selfie_args()], tmp_path)
     try:

@@ -16,7 +16,7 @@ import hmac
 import json
 import secrets
 from http.cookies import SimpleCookie
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 COOKIE = "modnet_live_token"
 
@@ -113,29 +113,36 @@ class SameSite:
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
         if "host" in headers and not self._host_ok(headers["host"]):
-            return await self._refuse(scope, send, 421, "this server answers to its own address only "
+            return await _refuse(scope, send, 421, "this server answers to its own address only "
                                                         "(127.0.0.1 or localhost)")
-        cross = headers.get("sec-fetch-site") == "cross-site"
-        origin = headers.get("origin")
-        if origin and origin != "null":
-            from urllib.parse import urlsplit
-
-            # same origin = the very address the request went to: another local server's page
-            # (http://localhost:8000) is another website too
-            scheme = {"ws": "http", "wss": "https"}.get(scope.get("scheme", "http"), scope.get("scheme", "http"))
-            parts = urlsplit(origin)
-            cross = cross or (parts.scheme.lower(), parts.netloc.lower()) != (scheme, headers.get("host", "").lower())
-        elif origin == "null":
-            cross = True
-        if cross and (scope["type"] == "websocket" or scope.get("method", "GET") in UNSAFE_METHODS):
-            return await self._refuse(scope, send, 403, "requests from other websites are refused")
+        if changes_from_another_site(scope, headers):
+            return await _refuse(scope, send, 403, CROSS_SITE)
         return await self.app(scope, receive, send)
 
-    @staticmethod
-    async def _refuse(scope, send, status: int, message: str):
-        if scope["type"] == "websocket":
-            return await send({"type": "websocket.close", "code": 1008})
-        return await send_error(send, status, message)
+
+CROSS_SITE = "requests from other websites are refused"
+
+
+def changes_from_another_site(scope, headers: dict[str, str]) -> bool:
+    """A state-changing request (or a websocket) sent by a page of another origin than the
+    address it went to (scheme, host and port): another local server's page
+    (http://localhost:8000) is another website too."""
+    if not (scope["type"] == "websocket" or scope.get("method", "GET") in UNSAFE_METHODS):
+        return False
+    origin = headers.get("origin")
+    if headers.get("sec-fetch-site") == "cross-site" or origin == "null":
+        return True
+    if not origin:
+        return False
+    scheme = {"ws": "http", "wss": "https"}.get(scope.get("scheme", "http"), scope.get("scheme", "http"))
+    parts = urlsplit(origin)
+    return (parts.scheme.lower(), parts.netloc.lower()) != (scheme, headers.get("host", "").lower())
+
+
+async def _refuse(scope, send, status: int, message: str):
+    if scope["type"] == "websocket":
+        return await send({"type": "websocket.close", "code": 1008})
+    return await send_error(send, status, message)
 
 
 class TokenGate:
@@ -150,7 +157,7 @@ class TokenGate:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         given = None
-        from_query = False
+        from_query = from_cookie = False
         auth = headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             given = auth[7:].strip()
@@ -164,12 +171,15 @@ class TokenGate:
             except Exception:
                 cookie = SimpleCookie()
             if COOKIE in cookie:
-                given = cookie[COOKIE].value
+                given, from_cookie = cookie[COOKIE].value, True
         if not given or not hmac.compare_digest(given.encode(), self.token.encode()):
             if scope["type"] == "websocket":
                 return await send({"type": "websocket.close", "code": 1008})
             return await send_error(send, 401, "this server needs its access token: open the address it printed "
                                                "(…?token=…) or send Authorization: Bearer TOKEN")
+        if from_cookie and changes_from_another_site(scope, headers):
+            # the browser sends the cookie with a page of another port of this host too
+            return await _refuse(scope, send, 403, CROSS_SITE)
         if not from_query:
             return await self.app(scope, receive, send)
         cookie_header = (f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict").encode()

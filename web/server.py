@@ -91,14 +91,20 @@ def create_app(maker: IdPhotoMaker, live: LiveHandle | None, options: WebOptions
     def health():
         return {"ok": True, "live": live is not None, "queue": maker.waiting}
 
+    api_routes = list(app.router.routes)  # the API's own, before the catch-all and the web page's mount
+
+    def methods_for(scope) -> list[str]:
+        return [method for method in ("GET", "POST", "PUT", "PATCH", "DELETE") if any(
+            route.matches({**scope, "method": method})[0] == Match.FULL for route in api_routes)]
+
     @app.api_route("/api/v1/{rest:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
                    include_in_schema=False)
     def not_a_route(request: Request, rest: str):
         """The API's own 404 and 405 (not the web page's), as ``{"error": ...}`` like every refusal."""
         path = request.url.path
-        others = [route for route in app.router.routes if getattr(route, "endpoint", None) is not not_a_route]
-        allowed = [method for method in ("GET", "POST") if any(
-            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in others)]
+        if path.endswith("/") and methods_for({**request.scope, "path": path.rstrip("/")}):
+            return RedirectResponse(path.rstrip("/"), status_code=307)
+        allowed = methods_for(request.scope)
         if allowed:
             return error(405, f"{request.method} is not allowed on {path}: use {' or '.join(allowed)}",
                          headers={"Allow": ", ".join(allowed)})
