@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from compositing import IMAGE_EXTENSIONS, Background, Compositor, MediaError, read_image
+from compositing.media import VIDEO_EXTENSIONS
 from matting import NO_PERSON, MattingEngine, alpha_to_numpy, finds_person
 from matting.files import write_atomic
 
@@ -97,6 +98,9 @@ def plan_outputs(src: Path, dst: Path, transparent: bool, protected: tuple[Path,
     ext = ".png" if transparent else ".jpg"
     if not src.exists():
         raise PhotoError(f"input not found: {src}")
+    if src.suffix.lower() in VIDEO_EXTENSIONS - {".gif"}:
+        raise PhotoError(f"{src} is a video: --image takes pictures; convert a video with --source {src} "
+                         f"--every-frame --record OUT.mp4")
     if src.is_dir():
         if dst.exists() and not dst.is_dir():
             raise PhotoError(f"--image is a folder, so --output must be a folder too: {dst} is a file")

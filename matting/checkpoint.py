@@ -82,4 +82,7 @@ def load_modnet(path: str | os.PathLike, device: str | torch.device = "cpu") -> 
 def _hint(path: Path) -> str:
     if path.suffix.lower() == ".tflite":
         return " (a TFLite model: for MediaPipe's selfie segmenter add --model selfie)"
+    if path.suffix.lower() == ".onnx":
+        return (" (an ONNX model, not a checkpoint: --export-onnx and --engine torch need MODNet's .ckpt; "
+                "the selfie segmenter's .onnx needs --model selfie)")
     return ""

@@ -344,3 +344,13 @@ def test_mistakes_a_newcomer_makes_get_messages_that_say_what_to_do(small_ckpt_a
     assert "is a folder" in one_error_line(run_cli("--source", folder, "--no-window", *small_ckpt_args))
     assert "is a folder" in one_error_line(run_cli("--source", still, "--record", folder, "--no-window",
                                                    *small_ckpt_args))
+
+
+def test_a_video_given_as_a_photo_and_an_onnx_given_for_export_say_what_to_use(reference_ckpt, tmp_path):
+    clip = tiny_clip(tmp_path / "holiday.avi", 3)
+    error = one_error_line(run_cli("--image", clip, "--output", tmp_path / "o.png", "--weights", reference_ckpt))
+    assert "is a video" in error and "--source" in error
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"\x08\x07\x12\x07pytorch" + bytes(64))  # an ONNX protobuf's first bytes
+    error = one_error_line(run_cli("--export-onnx", tmp_path / "out.onnx", "--weights", model))
+    assert "an ONNX model, not a checkpoint" in error
