@@ -135,12 +135,13 @@ def plan_outputs(src: Path, dst: Path, transparent: bool, protected: tuple[Path,
         refuse_existing([pairs[0][1]])
         return pairs
     # a folder run again (pictures added since): the results already there are kept, not redone
-    existing = [target for _, target in pairs if os.path.lexists(target)]
+    existing = {target for _, target in pairs if os.path.lexists(target)}  # a set: thousands of pictures
     if len(existing) == len(pairs):
         raise PhotoError(f"all {len(pairs)} results are in {dst} already: nothing to do; add --overwrite "
                          f"to make them again, or choose another --output folder")
     if existing:
-        names = ", ".join(p.name for p in existing[:3]) + (", ..." if len(existing) > 3 else "")
+        kept = sorted(existing)
+        names = ", ".join(p.name for p in kept[:3]) + (", ..." if len(kept) > 3 else "")
         log.warning("kept %d result(s) already in %s (%s): only the other %d picture(s) are processed; add "
                     "--overwrite to redo them all", len(existing), dst, names, len(pairs) - len(existing))
     return [(source, target) for source, target in pairs if target not in existing]
