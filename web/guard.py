@@ -157,7 +157,7 @@ class TokenGate:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         given = None
-        from_query = from_cookie = False
+        from_query = False
         auth = headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             given = auth[7:].strip()
@@ -171,15 +171,12 @@ class TokenGate:
             except Exception:
                 cookie = SimpleCookie()
             if COOKIE in cookie:
-                given, from_cookie = cookie[COOKIE].value, True
+                given = cookie[COOKIE].value
         if not given or not hmac.compare_digest(given.encode(), self.token.encode()):
             if scope["type"] == "websocket":
                 return await send({"type": "websocket.close", "code": 1008})
             return await send_error(send, 401, "this server needs its access token: open the address it printed "
                                                "(…?token=…) or send Authorization: Bearer TOKEN")
-        if from_cookie and changes_from_another_site(scope, headers):
-            # the browser sends the cookie with a page of another port of this host too
-            return await _refuse(scope, send, 403, CROSS_SITE)
         if not from_query:
             return await self.app(scope, receive, send)
         cookie_header = (f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict").encode()
