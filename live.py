@@ -16,7 +16,10 @@ if sys.version_info < (3, 11):  # tomllib (config files) and the typing the sett
 
 # OpenCV prints its own messages (a camera index that does not exist, a broken picture)
 # on top of our one-line errors; silence them unless asked (-v).
-os.environ.setdefault("OPENCV_LOG_LEVEL", "DEBUG" if {"-v", "--verbose"} & set(sys.argv) else "OFF")
+_VERBOSE = bool({"-v", "--verbose"} & set(sys.argv))
+os.environ.setdefault("OPENCV_LOG_LEVEL", "DEBUG" if _VERBOSE else "OFF")
+# ... and FFmpeg under it its own ("moov atom not found" for a broken video): -8 is FFmpeg's quiet.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "32" if _VERBOSE else "-8")
 # OpenCV's pool threads spin for a while after each parallel call before they sleep; a live
 # run makes hundreds of small calls a second (resizes, flow, blends), and the spinning burns CPU
 # the call app needs: they sleep at once instead (moving footage, interleaved 20-s runs:

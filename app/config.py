@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import math
+import re
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -50,6 +51,9 @@ LIVE_ONLY = ("source", "record", "vcam", "every_frame", "loop", "max_frames", "d
 #: Live-mode settings that photo mode would ignore too, with their defaults: refused with --image once changed.
 LIVE_TUNING = {"camera": "0", "motion_comp": True, "matte_every": 1, "max_matte_rate": None,
                "inference_share": None, "skip_still": True}
+#: Settings of a webcam: refused with a --source (but --fps sets a picture source's rate), except
+#: with --web, where they serve a camera picked in the Live tab.
+WEBCAM_ONLY = ("camera", "size", "fps", "fourcc")
 #: Photo-mode options that need --image (or --web, where the studio asks for them per picture).
 ID_PHOTO = ("id_size", "max_kb", "sheet", "dpi")
 
@@ -153,7 +157,10 @@ class Settings:
         if self.record and Path(self.record).is_dir():
             raise UsageError(f"--record needs a file name, {self.record} is a folder")
         if self.record and Path(self.record).suffix.lower() not in RECORD_FORMATS:
-            raise UsageError(f"--record {self.record}: use a file name ending in {', '.join(RECORD_FORMATS)}")
+            hidden = Path(self.record).name.lower() in RECORD_FORMATS  # ".mp4": a name that is all extension
+            raise UsageError(f"--record {self.record}: " + (f"give the file a name before {Path(self.record).name}, "
+                             "such as call.mp4" if hidden else
+                             f"use a file name ending in {', '.join(RECORD_FORMATS)}"))
         if self.record and self.source and _same_file(self.record, self.source):
             raise UsageError(f"--record {self.record} is the --source video: it would be overwritten; "
                              f"record to another file")
@@ -200,7 +207,7 @@ class Settings:
                 if self.sheet is not None:
                     parse_paper(self.sheet)
             except IdPhotoError as exc:
-                raise UsageError(f"{'--sheet' if self.sheet and 'paper' in str(exc).lower() else '--id-size'}: "
+                raise UsageError(f"{'--sheet' if self.sheet is not None and 'paper' in str(exc).lower() else '--id-size'}: "
                                  f"{exc}") from None
         if self.face_weights is not None and not Path(self.face_weights).expanduser().is_file():
             raise UsageError(f"--face-weights: no such model file: {self.face_weights}")
@@ -218,6 +225,19 @@ class Settings:
                 raise UsageError("--web is live: drop --every-frame")
         elif self.token is not None:
             raise UsageError("--token is for the web server: use it with --web")
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device.strip().lower()):
+            raise UsageError(f"--device: unknown device {self.device!r}: use auto, cpu, cuda, cuda:N or mps")
+        if self.model == "selfie" and self.device.strip().lower() not in ("auto", "cpu"):
+            raise UsageError(f"--device {self.device} is for MODNet: the selfie model runs on the CPU; "
+                             f"drop --device, or use --model modnet")
+        if self.source and not self.web and not self.image:  # (--web: they serve a camera picked in the Live tab)
+            picture = is_picture(self.source)
+            ignored = [flag(name) for name in WEBCAM_ONLY if getattr(self, name) not in (None, "0")
+                       and not (name == "fps" and picture)]  # a picture source is shown at --fps
+            if ignored:
+                raise UsageError(f"{', '.join(ignored)} {'sets' if len(ignored) == 1 else 'set'} up a webcam, but "
+                                 f"--source {self.source} plays {'a picture' if picture else 'at its own size and rate'}"
+                                 f": drop {'it' if len(ignored) == 1 else 'them'}, or drop --source for the webcam")
         if self.output and not self.image:
             raise UsageError("--output is for photo mode: use it with --image (live mode records with --record)")
         if self.image:
@@ -334,5 +354,9 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
             for name in (*LIVE_ONLY, *LIVE_TUNING):
                 if name not in given and values.pop(name, None) not in (None, False):
                     log.debug("photo mode: ignoring %s from %s", name, args.config)
+        elif (values.get("source") or args.source) and not (values.get("web") or args.web):
+            for name in WEBCAM_ONLY:  # nor its webcam settings to a --source
+                if name not in given and values.pop(name, None) is not None:
+                    log.debug("--source: ignoring %s from %s", name, args.config)
     values.update({key: getattr(args, key) for key in given})
     return Settings(**values).validate()

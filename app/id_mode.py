@@ -119,6 +119,9 @@ def _sheet(settings, maker, request: PhotoRequest, src: Path, dst: Path, picture
         raise PhotoError(f"{dst} is an input picture: refusing to overwrite it; choose another --output")
     if not settings.overwrite:
         refuse_existing([dst])
+    folder = dst.parent if str(dst.parent) else Path(".")
+    if not folder.is_dir():  # before the model runs on every picture
+        raise PhotoError(f"output folder does not exist: {folder}")
     request.format = _format(dst)
     pictures, names = [], []
     for source in inputs:
@@ -135,6 +138,10 @@ def _sheet(settings, maker, request: PhotoRequest, src: Path, dst: Path, picture
     _write(dst, result.data)
     log.info("%d copies on %s at %g DPI", result.count, settings.sheet, result.dpi)
     print(dst)
+    missing = len(inputs) - len(pictures) + sum(note.startswith("left out ") for note in result.warnings)
+    if missing:  # as a batch of photos: exit code 1 when some pictures failed
+        print(f"{missing} of {len(inputs)} pictures are not on the sheet", file=sys.stderr)
+        return 1
     return 0
 
 

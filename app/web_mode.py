@@ -73,11 +73,10 @@ def run_web(settings: Settings) -> int:
 
 def run_live_loop(settings: Settings, live: LiveHandle, stopping: threading.Event) -> None:
     """Open the source and run the pipeline; on failure wait for a retry from the Live tab."""
-    runs = 0
+    runs, first_record = 0, settings.record
     while not stopping.is_set() and not live.closed:
-        if runs and settings.record:  # a restarted run records into a new file: never over the last one
-            settings = dataclasses.replace(settings, record=next_free(settings.record))
-            log.info("this run records to %s", settings.record)
+        if runs and first_record:  # a restarted run records into a new file: never over the last one
+            settings = dataclasses.replace(settings, record=next_free(first_record))
         chosen = live.camera  # the --source / --camera, or a camera picked in the Live tab
         from_file = settings.source is not None and chosen == settings.source
         source = make_source(settings.camera if from_file else chosen, chosen if from_file else None,
@@ -99,6 +98,8 @@ def run_live_loop(settings: Settings, live: LiveHandle, stopping: threading.Even
         except BaseException:
             source.close()
             raise
+        if runs and first_record:
+            log.info("this run records to %s", settings.record)
         runs += 1
         pipeline.remote = live
         live.attach(pipeline)

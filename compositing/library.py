@@ -48,14 +48,14 @@ class BackgroundLibrary:
         self._recheck = False  # a file was still being written at the last scan: look again
         self._loaded: dict[str, Background] = {}
         self._custom: Entry | None = None
+        self._custom_file: Path | None = None  # the file the custom background came from, if any
         if initial is not None:
-            self._custom = Entry(initial.name, lambda: initial)
-            self._loaded[initial.name] = initial
+            self._set_custom(initial)
         self.entries: list[Entry] = []
         self.index = 0
         self.rescan(force=True)
-        if initial is not None:
-            self.index = next(i for i, e in enumerate(self.entries) if e.name == initial.name)
+        if self._custom is not None:
+            self.select_name(self._custom.name)
 
     # ------------------------------------------------------------------
     def _builtins(self) -> list[Entry]:
@@ -102,7 +102,11 @@ class BackgroundLibrary:
             readable[key] = ok
             if not ok:
                 continue
-            stem = path.stem if all(e.name != path.stem for e in entries) else path.name
+            # A file named like the background given outside the folder (other/03_soft_office.jpg)
+            # is listed by its file name: it must not take that one's place
+            taken = [e.name for e in entries] + ([self._custom.name] if self._custom is not None
+                                                 and not _same_file(path, self._custom_file) else [])
+            stem = path.stem if path.stem not in taken else path.name
             entries.append(Entry(stem, lambda p=path: load_background_file(p, fit=self.fit), path=path))
         self._readable = readable
         if self._custom is not None and all(e.name != self._custom.name for e in entries):
@@ -171,15 +175,23 @@ class BackgroundLibrary:
         """Select a background that is not in the cycle (a colour picked in the web panel); it stays
         last in the cycle until another one replaces it (the keys 1-9 keep their backgrounds)."""
         old = self._custom
-        if old is not None and old.name != background.name:
+        self._set_custom(background)
+        if old is not None and old.name != self._custom.name:
             dropped = self._loaded.pop(old.name, None)
             if dropped is not None and dropped is not background:
                 dropped.close()
-        self._custom = Entry(background.name, lambda: background)
-        self._loaded[background.name] = background
         self.rescan(force=True)
-        self.select_name(background.name)
-        log.info("background: %s", background.name)
+        self.select_name(self._custom.name)
+        log.info("background: %s", self._custom.name)
+
+    def _set_custom(self, background: Background) -> None:
+        """The background outside the cycle; a file named like a built-in (``~/Pictures/white.jpg``)
+        goes by its file name, so it is not taken for the built-in."""
+        file = getattr(background, "path", None)
+        name = file.name if file is not None and background.name in {e.name for e in self._builtins()} \
+            else background.name
+        self._custom, self._custom_file = Entry(name, lambda: background), file
+        self._loaded[name] = background
 
     def set_blur_strength(self, strength: float) -> None:
         """Blur sigma (pixels at 720p) from now on."""
@@ -198,6 +210,13 @@ def _being_written(path: Path, quiet_s: float = 2.0) -> bool:
     """Modified in the last ``quiet_s`` seconds: probably still being copied in (checked again later)."""
     try:
         return time.time() - path.stat().st_mtime < quiet_s
+    except OSError:
+        return False
+
+
+def _same_file(path: Path, other: Path | None) -> bool:
+    try:
+        return other is not None and path.samefile(other)
     except OSError:
         return False
 

@@ -231,7 +231,8 @@ class IdPhotoMaker:
                 warnings.append(f"left out {name}: {exc}")
                 continue
             photos.append(photo)
-            warnings += [n for n in notes if n not in warnings]
+            prefix = f"{name}: " if len(images) > 1 else ""  # several pictures: say which one a note is about
+            warnings += [prefix + n for n in notes if prefix + n not in warnings]
         if not photos:
             raise type(refused[0])(f"none of the {len(images)} pictures can make an ID photo; the first: {refused[0]}")
         sheet_image, count = make_sheet(photos, page, request.dpi, copies=copies)

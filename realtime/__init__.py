@@ -4,7 +4,8 @@ Imports :mod:`matting` and :mod:`compositing`; knows nothing of settings or exit
 """
 
 from .errors import PipelineError, SinkError, SourceError
-from .pipeline import Pipeline, PipelineOptions, has_display, install_signal_handlers
+from .pipeline import Pipeline, PipelineOptions
+from .signals import has_display, install_signal_handlers
 from .sinks import NullSink, RecorderSink, Sink, VirtualCameraSink, WindowSink
 from .sources import FrameSource, make_source
 

@@ -233,7 +233,7 @@ class Controls:
                  on_snapshot: Callable[[], object], on_help: Callable[[bool], None] | None = None):
         self.library, self.state = library, state
         self.on_quit, self.on_snapshot, self.on_help = on_quit, on_snapshot, on_help
-        self._blur_return: int | None = None  # where "b" goes back to
+        self._blur_return: str | None = None  # the background "b" goes back to (by name: the cycle can change)
 
     def apply(self, action: str, arg: int = 0) -> None:
         log.debug("hotkey: %s %s", action, arg)
@@ -250,13 +250,13 @@ class Controls:
         elif action == "blur":
             if library.current_name == "blur":
                 # off: back to where "b" came from; blur from the start (the live default): the next one
-                if self._blur_return is not None:
-                    library.select(self._blur_return)
-                else:
+                if self._blur_return is not None and library.select_name(self._blur_return):
+                    library.step(0)
+                else:  # (or it went from the folder meanwhile)
                     library.step(1)
                 self._blur_return = None
             else:
-                self._blur_return = library.index
+                self._blur_return = library.current_name
                 library.select_name("blur")
                 library.step(0)
         elif action in ("matte", "original"):

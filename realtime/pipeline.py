@@ -24,8 +24,6 @@ Timing modes
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import sys
 import threading
 import time
@@ -46,6 +44,7 @@ from .errors import PipelineError
 from .flow_ahead import FlowAhead
 from .inference import InferenceWorkers, MatteCadence, MatteResult
 from .overlay import draw_notice, draw_panel, help_lines, hud_lines, keys_banner
+from .signals import ctrl_c_waits
 from .sinks import Sink, WindowSink, save_snapshot
 from .slots import LatestSlot, SlotClosed
 from .sources import FrameSource
@@ -197,7 +196,7 @@ class Pipeline:
                 "background": self.library.current_name, "view": self.state.view, "paused": self.state.paused,
                 "engine": self.engine.name, "mode": self.mode, "idle": self.idle, "source": self.source.name,
                 "size": None if frame is None else [int(frame.shape[1]), int(frame.shape[0])],
-                "capture_fps": _num(self.capture_rate(now))}
+                "capture_fps": _num(self.capture_rate(now)), "blur_strength": self.library.blur_strength}
 
     def capture_rate(self, now: float) -> float:
         """Frames read per second lately (the same window as the output rate beside it)."""
@@ -343,6 +342,10 @@ class Pipeline:
 
     # ------------------------------------------------------------------
     def _shutdown(self) -> None:
+        with ctrl_c_waits():  # a second Ctrl-C must not cut this short
+            self._stop_all()
+
+    def _stop_all(self) -> None:
         self.stop_event.set()
         self.frames.close()  # releases a producer blocked on a lossless slot
         self.mattes.close()
@@ -373,27 +376,3 @@ class Pipeline:
 def _num(value: float, digits: int = 2) -> float | None:
     """A figure for JSON: rounded, ``None`` when not measured yet (NaN)."""
     return None if value != value else round(float(value), digits)
-
-
-def install_signal_handlers(pipeline: Pipeline) -> Callable[[], None]:
-    """SIGTERM (and SIGHUP) stop the pipeline cleanly; returns a function that restores them."""
-    previous = {}
-
-    def handler(signum, frame):
-        pipeline.stop(f"signal {signal.Signals(signum).name}")
-
-    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-        if sig is not None and threading.current_thread() is threading.main_thread():
-            previous[sig] = signal.signal(sig, handler)
-
-    def restore():
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-    return restore
-
-
-def has_display() -> bool:
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return True

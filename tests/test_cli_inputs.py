@@ -354,3 +354,59 @@ def test_a_video_given_as_a_photo_and_an_onnx_given_for_export_say_what_to_use(r
     model.write_bytes(b"\x08\x07\x12\x07pytorch" + bytes(64))  # an ONNX protobuf's first bytes
     error = one_error_line(run_cli("--export-onnx", tmp_path / "out.onnx", "--weights", model))
     assert "an ONNX model, not a checkpoint" in error
+
+
+# --- options that would be ignored ---------------------------------------------------
+
+@pytest.mark.parametrize("args,text", [
+    (["--device", "tpu"], "--device: unknown device 'tpu'"),
+    (["--device", "cuda:7x"], "unknown device"),
+    (["--model", "selfie", "--device", "cuda"], "the selfie model runs on the CPU"),
+    (["--source", "clip.mp4", "--size", "640x360"], "--size sets up a webcam, but --source clip.mp4 plays at its own"),
+    (["--source", "clip.mp4", "--camera", "1"], "--camera sets up a webcam"),
+    (["--source", "clip.mp4", "--fps", "5", "--fourcc", "MJPG"], "--fps, --fourcc set up a webcam"),
+    (["--source", "me.jpg", "--size", "640x360"], "plays a picture"),
+    (["--record", "out/.mp4"], "give the file a name before .mp4"),  # it said: use a name ending in .mp4
+])
+def test_options_the_run_would_ignore_are_refused(args, text):
+    """They ran with the option silently ignored (the selfie model on the CPU whatever --device said,
+    a video at its own size whatever --size said)."""
+    from app.config import settings_from_args
+    from app.errors import UsageError
+
+    with pytest.raises(UsageError, match=re.escape(text)):
+        settings_from_args(args)
+
+
+def test_options_that_do_apply_are_kept():
+    from app.config import settings_from_args
+
+    assert settings_from_args(["--source", "me.jpg", "--fps", "5"]).fps == 5  # a picture is shown at --fps
+    assert settings_from_args(["--web", "--source", "clip.mp4", "--size", "640x360"]).size == (640, 360)  # Live tab
+    for device in ("auto", "cpu", "cuda", "cuda:1", "mps", "CUDA"):
+        assert settings_from_args(["--device", device]).device == device
+    assert settings_from_args(["--model", "selfie", "--device", "cpu"]).device == "cpu"
+
+
+def test_a_config_files_webcam_settings_do_not_stop_a_source(tmp_path):
+    """One config file for the webcam (size, fps, camera) still lets --source play a clip: its webcam
+    settings are left out, as its live settings are for photos; the same flags typed are refused."""
+    from app.config import settings_from_args
+    from app.errors import UsageError
+
+    cfg = tmp_path / "webcam.toml"
+    cfg.write_text('camera = 1\nsize = "1280x720"\nfps = 30\nfourcc = "MJPG"\n')
+    s = settings_from_args(["--config", str(cfg), "--source", "clip.mp4"])
+    assert (s.camera, s.size, s.fps, s.fourcc) == ("0", None, None, None)
+    assert settings_from_args(["--config", str(cfg)]).size == (1280, 720)
+    with pytest.raises(UsageError, match="--size sets up a webcam"):
+        settings_from_args(["--config", str(cfg), "--source", "clip.mp4", "--size", "640x360"])
+
+
+def test_a_broken_video_is_one_line_without_ffmpegs_own_messages(tmp_path):
+    """FFmpeg printed "[mov,mp4,...] moov atom not found" above the one-line error."""
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    r = run_cli("--source", broken, "--no-window", "--max-frames", "1")
+    assert one_error_line(r).startswith(f"error: cannot open video {broken}")
+    assert "moov" not in r.stderr and "@ 0x" not in r.stderr, r.stderr

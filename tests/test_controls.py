@@ -61,3 +61,61 @@ def test_a_colour_picked_in_the_panel_keeps_the_number_keys_on_their_backgrounds
     controls = Controls(library, ViewState(), on_quit=lambda: None, on_snapshot=lambda: None)
     controls.apply("pick", 0)  # the key 1
     assert library.current_name == before[0] == "blur"
+
+
+def _picture(path, value):
+    cv2.imwrite(str(path), np.full((36, 64, 3), value, np.uint8))
+    import os
+    os.utime(path, (1e9, 1e9))  # long since written: not "still being copied in"
+
+
+def test_a_background_from_elsewhere_keeps_its_place_when_a_folder_file_shares_its_name(tmp_path):
+    """--background other/03_soft_office.jpg while backgrounds/ has its own 03_soft_office.jpg: the
+    user's picture stays on screen through reloads of the folder (it silently became the folder's)."""
+    from compositing.backgrounds import load_background_file
+
+    folder, other = tmp_path / "bgs", tmp_path / "other"
+    folder.mkdir(), other.mkdir()
+    _picture(folder / "03_soft_office.jpg", 220)
+    _picture(other / "03_soft_office.jpg", 20)
+    now = [0.0]
+    library = BackgroundLibrary(folder, initial=load_background_file(other / "03_soft_office.jpg"),
+                                clock=lambda: now[0])
+    frame = np.zeros((36, 64, 3), np.uint8)
+    assert library.current().render(frame, None, 0).mean() < 40
+    _picture(folder / "00_new.jpg", 120)  # a picture dropped into the folder: a reload
+    now[0] += 5
+    assert library.rescan()
+    assert library.current_name == "03_soft_office" and library.current().render(frame, None, 0).mean() < 40
+    assert "03_soft_office.jpg" in library.names  # the folder's own is still there, by its file name
+    library.select_name("03_soft_office.jpg")
+    assert library.current().render(frame, None, 0).mean() > 200
+
+
+def test_b_goes_back_to_the_same_background_after_the_folder_changed(tmp_path):
+    folder = tmp_path / "bgs"
+    folder.mkdir()
+    for name in ("02_night.jpg", "03_office.jpg"):
+        _picture(folder / name, 100)
+    now = [0.0]
+    library = BackgroundLibrary(folder, clock=lambda: now[0])
+    controls = Controls(library, ViewState(), on_quit=lambda: None, on_snapshot=lambda: None)
+    library.select_name("03_office")
+    controls.apply("blur")
+    assert library.current_name == "blur"
+    _picture(folder / "00_new.jpg", 100)  # sorts before: every folder entry moves one place on
+    now[0] += 5
+    assert library.rescan()
+    controls.apply("blur")
+    assert library.current_name == "03_office"
+
+
+def test_a_picture_named_like_a_built_in_is_the_picture(tmp_path):
+    """--background ~/Pictures/white.jpg showed plain white: the picture went by the built-in's name."""
+    from compositing.backgrounds import load_background_file
+
+    _picture(tmp_path / "white.jpg", 30)  # a dark picture called white
+    library = BackgroundLibrary(None, initial=load_background_file(tmp_path / "white.jpg"))
+    frame = np.zeros((36, 64, 3), np.uint8)
+    assert library.current_name == "white.jpg" and library.current().render(frame, None, 0).mean() < 60
+    assert library.select_name("white") and library.current().render(frame, None, 0).mean() > 250

@@ -82,3 +82,45 @@ def test_arrow_keys_switch_and_only_a_lone_esc_quits(reference_ckpt, vlog_path):
         assert proc.returncode == 0
     finally:
         finish(proc, master)
+
+
+def test_ctrl_c_again_while_stopping_leaves_a_playable_recording_and_a_sane_terminal(reference_ckpt, vlog_path,
+                                                                                     tmp_path):
+    """An impatient user presses Ctrl-C again and again: the stop still finalises the recording and gives
+    the terminal its echo and line mode back (a KeyboardInterrupt in the middle of closing did neither)."""
+    import signal
+    import termios
+
+    import cv2
+
+    out = tmp_path / "call.mp4"
+    master, slave = pty.openpty()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # the child must get Ctrl-C's default
+    try:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "live.py"), "--source", str(vlog_path), "--loop",
+                                 "--weights", str(reference_ckpt), "--inference-size", "64", "--no-window",
+                                 "--background", "white", "--record", str(out)],
+                                stdin=slave, stdout=slave, stderr=slave, close_fds=True,
+                                env={**os.environ, "MODNET_OFFLINE": "1"})
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        read_until(master, "Keys:")
+        assert not termios.tcgetattr(slave)[3] & termios.ECHO, "the run should have taken the terminal's echo"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 100_000):
+            time.sleep(0.2)
+        for _ in range(150):  # Ctrl-C every 10 ms until it has ended
+            if proc.poll() is not None:
+                break
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.01)
+        proc.wait(timeout=20)
+        lflag = termios.tcgetattr(slave)[3]
+        assert lflag & termios.ECHO and lflag & termios.ICANON, "the terminal was left without echo or line mode"
+        cap = cv2.VideoCapture(str(out))
+        assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) > 10, "the recording is not playable"
+        assert cap.read()[0]
+    finally:
+        finish(proc, master)
+        os.close(slave)

@@ -121,24 +121,34 @@ def test_recording_is_finalised_when_the_run_ends_and_the_server_stops(tmp_path)
 
 def test_a_restarted_run_records_into_a_new_file(tmp_path):
     """--web --record: the clip ends, the Live tab starts it again; the first recording is kept
-    and the second goes to call-2.mp4 (the file was opened again and truncated)."""
+    and the second goes to call-2.mp4 (the file was opened again and truncated), the third, after an
+    attempt on a camera that is not there, to call-3.mp4 (it went to call-2-2.mp4)."""
     target = tmp_path / "call.mp4"
     server = Server(["--source", str(need(VLOG)), "--record", str(target), *selfie_args()], tmp_path)
+
+    def start(camera, state):
+        request = urllib.request.Request(server.base + "/api/v1/live/camera", method="POST",
+                                         data=json.dumps({"camera": camera}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=10).read()
+        server.wait_state((state,), timeout=60)
+
     try:
         server.wait_state(("ended",), timeout=120)
         first = target.read_bytes()
-        request = urllib.request.Request(server.base + "/api/v1/live/camera", method="POST",
-                                         data=json.dumps({"camera": str(VLOG)}).encode(),
-                                         headers={"Content-Type": "application/json"})
-        urllib.request.urlopen(request, timeout=10).read()
-        server.wait_state(("running",), timeout=60)
+        start(str(VLOG), "running")
+        server.wait_state(("ended",), timeout=120)
+        start("97", "failed")
+        start(str(VLOG), "running")
         server.wait_state(("ended",), timeout=120)
     finally:
         server.stop()
     assert target.read_bytes() == first
-    second = cv2.VideoCapture(str(tmp_path / "call-2.mp4"))
-    assert second.get(cv2.CAP_PROP_FRAME_COUNT) > 30, server.output()
-    second.release()
+    for name in ("call-2.mp4", "call-3.mp4"):
+        recording = cv2.VideoCapture(str(tmp_path / name))
+        assert recording.get(cv2.CAP_PROP_FRAME_COUNT) > 30, (name, server.output())
+        recording.release()
+    assert sorted(p.name for p in tmp_path.glob("call*")) == ["call-2.mp4", "call-3.mp4", "call.mp4"]
 
 
 def test_beyond_loopback_every_request_needs_the_token(tmp_path):
@@ -183,6 +193,7 @@ def test_a_token_is_generated_when_none_is_given(tmp_path):
     (["--web", "--max-upload-mb", "-1"], "--max-upload-mb"),
     (["--image", "a.jpg", "--output", "b.jpg", "--id-size", "99x"], "--id-size"),
     (["--image", "a.jpg", "--output", "b.jpg", "--id-size", "passport", "--sheet", "napkin"], "--sheet"),
+    (["--image", "a.jpg", "--output", "b.jpg", "--id-size", "passport", "--sheet", ""], "--sheet: "),
     (["--image", "a.jpg", "--output", "b.jpg", "--id-size", "passport", "--face-weights", "nope.onnx"],
      "--face-weights"),
 ])
@@ -249,11 +260,17 @@ def test_a_sheet_of_a_folder_leaves_out_a_picture_without_a_face_and_names_it(tm
     folder.mkdir()
     (folder / "me.jpg").write_bytes(PORTRAIT.read_bytes())
     (folder / "sky.jpg").write_bytes(need(NIGHT_SKY).read_bytes())
+    (folder / "notes.jpg").write_text("not a picture")
     out = tmp_path / "sheet.jpg"
+    r = run_cli(tmp_path, "--image", str(folder), "--output", str(tmp_path / "no-such-folder" / "sheet.jpg"),
+                "--id-size", "passport", "--sheet", "4x6in", *selfie_args(), *face_args())
+    assert r.returncode == 2 and "output folder does not exist" in r.stderr, r.stderr  # before any work
     r = run_cli(tmp_path, "--image", str(folder), "--output", str(out), "--id-size", "passport",
                 "--sheet", "4x6in", *selfie_args(), *face_args())
-    assert r.returncode == 0, r.stderr
-    assert "left out sky.jpg" in r.stderr and out.is_file()
+    # as a batch of photos: exit code 1 when some pictures are missing (it was 0)
+    assert r.returncode == 1 and "2 of 3 pictures are not on the sheet" in r.stderr, r.stderr
+    assert "left out sky.jpg" in r.stderr and "skipped notes.jpg" in r.stderr and out.is_file()
+    (folder / "notes.jpg").unlink()
     (folder / "me.jpg").unlink()  # none left that can make a photo: refused, naming why
     r = run_cli(tmp_path, "--image", str(folder), "--output", str(tmp_path / "none.jpg"), "--id-size",
                 "passport", "--sheet", "4x6in", *selfie_args(), *face_args())
@@ -350,3 +367,40 @@ def test_id_photos_of_a_folder_go_into_a_new_folder(tmp_path):
     r = run_cli(tmp_path, "--image", str(PORTRAIT), "--output", str(tmp_path / "nowhere" / "x.jpg"),
                 "--id-size", "passport", *selfie_args())
     assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def _png_of_zeros(path, width: int, height: int) -> None:
+    """A valid, tiny (about 150 KB) grey PNG of ``width`` x ``height`` black pixels: a decompression bomb."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    raw = zlib.compress(bytes((width + 1) * height), 9)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", raw) + chunk(b"IEND", b""))
+
+
+def test_the_studio_refuses_a_huge_picture_from_its_header(tmp_path):
+    """The studio's picture inputs (the webcam shot, the background picture) went through Gradio,
+    which decoded a 144-megapixel picture (15 s, 1.4 GB) before the studio's own check refused it."""
+    gradio_client = pytest.importorskip("gradio_client")
+    bomb = tmp_path / "bomb.png"
+    _png_of_zeros(bomb, 12000, 12000)
+    server = Server(["--camera", "97", *selfie_args(), *face_args()], tmp_path)
+    try:
+        server.wait_state(("failed",))
+        client = gradio_client.Client(server.base + "/", verbose=False)
+        started = time.monotonic()
+        _, _, message = client.predict(
+            [gradio_client.handle_file(str(need(PORTRAIT)))], None, "ID photo", "picture", "#ffffff",
+            gradio_client.handle_file(str(bomb)), "passport", "", 300, "jpg", 0, True, api_name="/make")
+        took = time.monotonic() - started
+        assert "picture too large" in message and "144 megapixels" in message, message
+        assert took < 2, f"{took:.1f} s: the picture was decoded before it was checked (0.3 s when it is not)"
+        _, _, message = client.predict(None, gradio_client.handle_file(str(bomb)), "ID photo", "white",
+                                          "#ffffff", None, "passport", "", 300, "jpg", 0, True, api_name="/make")
+        assert "webcam.jpg: picture too large" in message, message
+    finally:
+        server.stop()

@@ -181,6 +181,30 @@ def test_no_request_when_the_run_is_gone(tmp_path):
     assert client.get("/api/v1/live/frame.jpg").status_code == 503
     assert client.post("/api/v1/live/camera", json={"camera": "1"}).json()["camera"] == "1"
     assert live.wait_for_restart(timeout=1) and live.camera == "1"
+    for bad in ("null", "true", "-1", "1.5", "NaN", "1e400", "[0]", '{"index": 0}'):
+        r = client.post("/api/v1/live/camera", content=f'{{"camera": {bad}}}',
+                        headers={"content-type": "application/json"})
+        assert r.status_code == 400 and "webcam index" in r.json()["error"], (bad, r.text)
+    assert client.post("/api/v1/live/camera", json={"camera": 2}).json()["camera"] == "2"
+
+
+def test_background_values_as_on_the_command_line_and_a_refusal_changes_nothing(run):
+    """blur:SIGMA and transparent work as with --background; blur strengths up to the CLI's 500;
+    a request that is refused leaves the blur strength as it was (it was set before the name was
+    looked at)."""
+    library = run.pipeline.library
+    r = run.client.post("/api/v1/live/background", json={"background": "nosuch", "blur_strength": 5})
+    assert r.status_code == 404 and library.blur_strength == 12.0
+    assert run.client.post("/api/v1/live/background", json={"background": "blur:20"}).json() == {"background": "blur"}
+    assert library.blur_strength == 20.0
+    r = run.client.post("/api/v1/live/background", json={"background": "blur", "blur_strength": 300})
+    assert r.status_code == 200 and library.blur_strength == 300.0
+    assert run.client.get("/api/v1/live/status").json()["blur_strength"] == 300.0
+    for bad in ({"background": "blur:abc"}, {"background": "blur:0"}, {"background": "blur", "blur_strength": 501}):
+        assert run.client.post("/api/v1/live/background", json=bad).status_code == 400, bad
+    r = run.client.post("/api/v1/live/background", json={"background": "transparent"})
+    assert r.json() == {"background": "key green"}
+    assert np.allclose(output_color(run), (0, 255, 0), atol=60)
 
 
 def test_stream_delivers_frames_while_the_output_keeps_its_rate(tmp_path):
@@ -228,6 +252,90 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _first_preview(port: int, query: str = "") -> tuple[object, np.ndarray]:
+    """Open the preview stream and decode its first JPEG: ``(the open response, the picture)``."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/api/v1/live/stream.mjpg" + query)
+    response = conn.response = conn.getresponse()
+    assert response.status == 200, response.read()
+    buffer = b""
+    while b"\xff\xd9" not in buffer:
+        chunk = response.read1(65536)
+        assert chunk, "the stream ended before its first frame"
+        buffer += chunk
+    start = buffer.find(b"\xff\xd8")
+    image = cv2.imdecode(np.frombuffer(buffer[start:buffer.index(b"\xff\xd9") + 2], np.uint8), cv2.IMREAD_COLOR)
+    return conn, image
+
+
+def test_the_preview_is_mirrored_as_the_window_is(tmp_path):
+    """--no-mirror and the f key mirror the browser's preview too, not just the window (it was always
+    mirrored); ?mirror= still decides for itself."""
+    from web import WebServer
+
+    folder = tmp_path / "bg"
+    folder.mkdir()
+    picture = np.zeros((90, 160, 3), np.uint8)
+    picture[:, 80:] = 255  # dark left, bright right: what the virtual camera gets
+    cv2.imwrite(str(folder / "halves.png"), picture)
+    with LiveRun(folder, size=(90, 160)) as live_run:
+        live_run.live.call(lambda p: p.library.select_name("halves"))
+        server = WebServer(unused_maker(), live_run.live,
+                           WebOptions(port=_free_port(), backgrounds_dir=str(folder), gradio=False))
+        server.start()
+        try:
+            def bright_side(query=""):
+                conn, image = _first_preview(server.options.port, query)
+                conn.close()
+                return "right" if image[:, 80:].mean() > image[:, :80].mean() else "left"
+
+            assert live_run.pipeline.state.mirror and bright_side() == "left"
+            live_run.live.call(lambda p: p.apply("mirror"))  # the f key (or --no-mirror)
+            assert bright_side() == "right"
+            assert bright_side("?mirror=true") == "left"
+        finally:
+            server.stop()
+
+
+def test_previews_free_the_server_when_viewers_leave_or_the_run_ends(tmp_path):
+    """A preview waiting for frames that do not come (the source ended, the camera stalled) held a
+    server thread for good and never noticed its viewer had gone: some 40 of them hung every route.
+    Now: no run, no stream (503); a stalled run sends the last frame once a second, so a viewer that
+    went away is noticed; the stream ends when the run does."""
+    from web import WebServer
+
+    live = LiveHandle("synthetic")
+    live.attach(object())
+    live.publish(np.full((72, 128, 3), 90, np.uint8))  # one frame, then nothing (a stalled camera)
+    server = WebServer(unused_maker(), live, WebOptions(port=_free_port(), backgrounds_dir=str(tmp_path),
+                                                        gradio=False))
+    server.start()
+    try:
+        for _ in range(3):
+            conn, image = _first_preview(server.options.port)
+            assert image is not None
+            conn.close()  # the viewer goes away
+        wait_until(lambda: live.watchers == 0, timeout=5, what="the dropped previews to be let go")
+        conn, _ = _first_preview(server.options.port)
+        live.detach("ended")  # the source ends while someone watches
+        response = conn.response
+        deadline = time.monotonic() + 5
+        while response.read1(65536) and time.monotonic() < deadline:
+            pass
+        assert time.monotonic() < deadline, "the preview went on after the run ended"
+        conn.close()
+        import urllib.error
+        import urllib.request
+
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{server.options.port}/api/v1/live/stream.mjpg", timeout=5)
+        assert refused.value.code == 503 and "ended" in refused.value.read().decode()
+    finally:
+        server.stop()
 
 
 def test_thumbnails_of_none_and_blur_show_the_camera_not_the_output(run):

@@ -146,8 +146,10 @@ def test_gradio_never_reads_a_file_the_client_names(tmp_path):
         assert "Done" not in events and str(secret) not in json.dumps(list(uploads.path.rglob("*")), default=str)
         assert not list((uploads.path / "results").rglob("*.png")) if (uploads.path / "results").exists() else True
         # with the web page mounted at / (which takes every path), the API still has its own 404 and 405
-        r = client.get("/api/v1/nope")
-        assert r.status_code == 404 and "no such API route" in r.json()["error"]
+        for path in ("/api/v1/nope", "/api/v1", "/api", "/api/", "/api/v2/sizes", "/api/v1?x=1"):
+            r = client.get(path)
+            assert r.status_code == 404 and "no such API route" in r.json()["error"], (path, r.text)
+        assert client.get("/api/openapi.json").status_code == 200  # the routes' list is still there
         r = client.delete("/api/v1/photo")
         assert r.status_code == 405 and r.headers["allow"] == "POST", r.text
         r = client.get("/api/v1/health/", follow_redirects=False)

@@ -271,3 +271,33 @@ def test_unknown_routes_wrong_methods_and_bad_bodies_answer_one_short_json_line(
     assert r.status_code == 400 and r.json()["error"].startswith("image: missing"), r.text
     r = post_photo(studio, background="x" * 100_000)
     assert r.status_code == 400 and len(r.json()["error"]) <= 300 and "background" in r.json()["error"]
+
+
+def test_a_full_queue_is_said_in_plain_words_in_the_studio(tmp_path):
+    """The REST routes answer 503 when 32 pictures wait already; the studio's buttons showed Gradio's
+    generic error instead of a sentence."""
+    from idphoto.maker import Busy
+    from web.studio_ui import MODES, StudioActions
+
+    class FullMaker:
+        def photo(self, *args, **kwargs):
+            raise Busy("32 pictures are already waiting")
+
+        sheet = photo
+
+    uploads = UploadFolder()
+    try:
+        cache = uploads.path / "gradio" / "abc"
+        cache.mkdir(parents=True)
+        portrait = cache / "portrait_720p.jpg"
+        portrait.write_bytes(PORTRAIT.read_bytes())
+        actions = StudioActions(FullMaker(), uploads)
+        upload = {"path": str(portrait), "orig_name": "me.jpg"}  # as Gradio hands it over, unprocessed
+        _, download, message, _ = actions.make([upload], None, MODES[0], "blue", "", None, "passport", "", 300,
+                                               "jpg", 0, True)
+        assert download is None and "busy" in message and "32 pictures" in message
+        _, download, message, _ = actions.sheet([upload], None, MODES[0], "white", "", None, "passport", "", 300,
+                                                "jpg", 0, "4x6in")
+        assert download is None and "busy" in message and "32 pictures" in message
+    finally:
+        uploads.cleanup()

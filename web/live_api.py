@@ -5,11 +5,12 @@ change is a command the render loop carries out between two frames (where
 hotkeys are carried out), so a request never blocks it and hotkeys and the
 panel always agree. Frames are encoded here, on the request's thread, and only
 while someone asks for them: the preview at most ``PREVIEW_WIDTH`` px wide
-and ``PREVIEW_FPS`` frames a second, mirrored for the viewer as the window is.
+and ``PREVIEW_FPS`` frames a second, mirrored as the preview window is (``--no-mirror``, f).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
@@ -19,10 +20,11 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import cv2
 import numpy as np
 from fastapi import APIRouter, Body, File, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
 from compositing import ColorBackground, parse_color
-from compositing.backgrounds import canonical_name
+from compositing.backgrounds import MAX_BLUR, canonical_name
 from compositing.media import IMAGE_EXTENSIONS, read_image
 from realtime.remote import LiveHandle, LiveUnavailable
 
@@ -36,6 +38,14 @@ PREVIEW_FPS = 15.0
 THUMB_SIZE = (160, 90)
 VIEWS = ("composite", "matte", "original")
 BOUNDARY = "frame"
+#: Previews streamed at once at most (each holds a server thread while it waits for a frame)
+MAX_STREAMS = 8
+
+
+def _mirrored(live: LiveHandle) -> bool:
+    """Is the run's preview mirrored now (the f key, ``--no-mirror``)? Mirrored when unknown."""
+    state = getattr(live.pipeline, "state", None)
+    return bool(getattr(state, "mirror", True))
 
 
 def encode_jpeg(frame: np.ndarray, max_width: int | None = None, mirror: bool = False, quality: int = 80) -> bytes:
@@ -152,7 +162,10 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
     @router.post("/camera")
     def camera(payload: dict = Body(...)):
         """Try (another) camera: ``{"camera": "1"}`` or a device path."""
-        value = str(payload.get("camera", "")).strip()
+        value = payload.get("camera", "")
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            value = str(value)  # {"camera": 1} as {"camera": "1"}
+        value = value.strip() if isinstance(value, str) else ""
         if not value or len(value) > 200:
             return error(400, "camera must be a webcam index such as 0, or a device path")
         if live.pipeline is not None:
@@ -187,27 +200,40 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
         return {"saved": str(path)}
 
     @router.get("/stream.mjpg")
-    def stream(mirror: bool = True, fps: float = PREVIEW_FPS):
+    def stream(mirror: bool | None = None, fps: float = PREVIEW_FPS):
+        """The preview; mirrored as the preview window is (``--no-mirror``, the f key) unless
+        ``mirror`` says otherwise. It ends when the run does (the page opens a new one)."""
         if live.closed:
             return error(503, "the server is shutting down")
         if not math.isfinite(fps) or not 1 <= fps <= 30:
             return error(400, "fps must be between 1 and 30")
+        if live.state != "running":
+            return error(503, f"no live view to stream (it is {live.state})")
+        if live.watchers >= MAX_STREAMS:
+            return error(503, f"{live.watchers} previews are open already; close one")
         interval = 1.0 / fps
 
-        def frames():
+        async def frames():  # async: a viewer's leaving cancels it at once, and its finally runs then
             live.watching(1)
-            seq, next_at = 0, 0.0
+            seq, next_at, part = 0, 0.0, b"\r\n"  # (before the first part: the preamble, ignored)
             try:
                 while not live.closed:
-                    got = live.wait_frame(seq, timeout=1.0)
+                    got = await run_in_threadpool(live.wait_frame, seq, 1.0)
                     if got is None:
+                        if live.state != "running":
+                            return
+                        # Paused, or between frames for long: the last part again (a stream that only
+                        # waited never noticed its viewer had gone: some 40 of them hung the server)
+                        yield part
                         continue
                     seq, image = got
-                    data = encode_jpeg(image, PREVIEW_WIDTH, mirror=mirror)
-                    yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n"
-                           .encode() + data + b"\r\n")
+                    flip = mirror if mirror is not None else _mirrored(live)
+                    data = await run_in_threadpool(encode_jpeg, image, PREVIEW_WIDTH, flip)
+                    part = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n"
+                            .encode() + data + b"\r\n")
+                    yield part
                     next_at = max(next_at + interval, time.monotonic())
-                    time.sleep(max(0.0, next_at - time.monotonic()))
+                    await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             finally:
                 live.watching(-1)
 
@@ -233,29 +259,33 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
         if not isinstance(value, str) or not value.strip():
             return error(400, 'send {"background": NAME}: a name from /api/v1/live/backgrounds, a colour '
                               '(#RRGGBB or a name), "blur" or "none"')
-        if strength is not None and (isinstance(strength, bool) or not isinstance(strength, (int, float))
-                                     or not 0 < strength <= 200):
-            return error(400, "blur_strength must be a number in (0, 200]")
         value = value.strip()
+        if canonical_name(value).startswith("blur:"):  # blur:SIGMA, as on the command line
+            try:
+                typed = float(value.split(":", 1)[1])
+            except ValueError:
+                return error(400, f"bad blur strength in {value!r}: use blur or blur:SIGMA")
+            strength, value = (typed if strength is None else strength), "blur"
+        if canonical_name(value) == "transparent":
+            value = "key green"  # what transparent is live: the green a call app or OBS keys out
+        if strength is not None and (isinstance(strength, bool) or not isinstance(strength, (int, float))
+                                     or not 0 < strength <= MAX_BLUR):
+            return error(400, f"blur_strength must be a number in (0, {MAX_BLUR:g}]")
 
         def switch(p):
             library = p.library
+            name = value if value in library.names else canonical_name(value)
+            color = None if name in library.names else parse_color(value)
+            if name not in library.names and color is None:
+                return None  # unknown: nothing changes, the blur strength neither
             if strength is not None:
                 library.set_blur_strength(float(strength))
-            if value in library.names:
-                library.select_name(value)
-                library.step(0)
-                return library.current_name
-            name = canonical_name(value)
-            if name in library.names:
-                library.select_name(name)
-                library.step(0)
-                return library.current_name
-            color = parse_color(value)
             if color is not None:
                 library.use(ColorBackground(color, name=value.lower()))
-                return library.current_name
-            return None
+            else:
+                library.select_name(name)
+                library.step(0)
+            return library.current_name
 
         if any(ch in value for ch in "/\\") or ".." in value or "\x00" in value:
             return error(400, "backgrounds are chosen by name from /api/v1/live/backgrounds, not by path")

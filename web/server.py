@@ -97,9 +97,11 @@ def create_app(maker: IdPhotoMaker, live: LiveHandle | None, options: WebOptions
         return [method for method in ("GET", "POST", "PUT", "PATCH", "DELETE") if any(
             route.matches({**scope, "method": method})[0] == Match.FULL for route in api_routes)]
 
-    @app.api_route("/api/v1/{rest:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-                   include_in_schema=False)
-    def not_a_route(request: Request, rest: str):
+    any_method = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+    @app.api_route("/api", methods=any_method, include_in_schema=False)
+    @app.api_route("/api/{rest:path}", methods=any_method, include_in_schema=False)  # /api/v1/..., /api/v2/...
+    def not_a_route(request: Request, rest: str = ""):
         """The API's own 404 and 405 (not the web page's), as ``{"error": ...}`` like every refusal."""
         path = request.url.path
         if path.endswith("/") and methods_for({**request.scope, "path": path.rstrip("/")}):

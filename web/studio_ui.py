@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from idphoto import IdPhotoError, IdPhotoMaker, PhotoRequest, papers_json, presets_json
+from idphoto.maker import Busy
 
 from .studio_api import MODEL_ERRORS
 from .uploads import UploadError, UploadFolder, safe_stem
@@ -43,6 +44,21 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
 
 
+def _file_path(value) -> str:
+    """The path of a file Gradio handed over: as it arrived (a dict with ``path``), as Gradio
+    makes it (an object with ``name``), or a plain path (tests)."""
+    if isinstance(value, dict):
+        return str(value.get("path") or "")
+    return str(getattr(value, "name", value))
+
+
+def _file_name(value) -> str:
+    """The name the user's file had (Gradio keeps it as ``orig_name``)."""
+    if isinstance(value, dict) and value.get("orig_name"):
+        return Path(str(value["orig_name"])).name
+    return Path(_file_path(value)).name
+
+
 class StudioActions:
     """What the studio's buttons do; plain methods, so tests can call them without a browser."""
 
@@ -51,8 +67,10 @@ class StudioActions:
 
     def _read(self, value) -> np.ndarray:
         """An uploaded file Gradio handed over: it must lie in the server's upload folder (never a
-        path a client named), and passes the same checks as the REST API's uploads."""
-        path = Path(getattr(value, "name", value)).resolve()
+        path a client named), and passes the same checks as the REST API's uploads (the header
+        first: the buttons take Gradio's files as they arrived, undecoded, so a picture of 144
+        megapixels is refused from its header instead of being decoded by Gradio first)."""
+        path = Path(_file_path(value)).resolve()
         if not path.is_relative_to(self.uploads.path.resolve()):
             raise UploadError("that file was not uploaded to this server", 403)
         return self.uploads.read_picture_file(path)
@@ -61,7 +79,7 @@ class StudioActions:
         """(name, picture or None, error or None) for every upload and the webcam shot."""
         items = []
         for f in [*(files or []), *([webcam] if webcam else [])]:
-            name = "webcam.jpg" if f is webcam else Path(getattr(f, "name", f)).name
+            name = "webcam.jpg" if f is webcam else _file_name(f)
             try:
                 items.append((name, self._read(f), None))
             except UploadError as exc:
@@ -135,6 +153,8 @@ class StudioActions:
                     result = self.maker.photo(picture, PhotoRequest(**vars(request)), background_image=back)
                 except (IdPhotoError, UploadError) as exc:
                     problem = str(exc)
+                except Busy as exc:
+                    return None, None, f"**The studio is busy:** {exc}; try again in a minute.", None
                 except MODEL_ERRORS as exc:
                     return None, None, f"**The matting model is not available:** {exc}", None
             if problem is not None:
@@ -181,6 +201,8 @@ class StudioActions:
                                        names=[n for n, _ in items])
         except (IdPhotoError, UploadError) as exc:
             return None, None, f"**Could not make the sheet:** {exc}", None
+        except Busy as exc:
+            return None, None, f"**The studio is busy:** {exc}; try again in a minute.", None
         except MODEL_ERRORS as exc:
             return None, None, f"**The matting model is not available:** {exc}", None
         target = self._folder() / f"print-sheet-{safe_stem(paper)}{result.extension}"
@@ -247,10 +269,11 @@ def build_studio(maker: IdPhotoMaker, uploads: UploadFolder, live_panel: bool = 
         mode.change(lambda m: gr.update(interactive=m == MODES[0]), mode, size, queue=False)
         previews = gr.State(None)
         common = [files, webcam, mode, background, color, bg_picture, size, custom, dpi, fmt, max_kb]
+        # preprocess=False: the files as uploaded, unopened (StudioActions._read checks them first)
         make.click(actions.make, common + [guides], [preview, download, message, previews], concurrency_limit=1,
-                   api_name="make")
+                   api_name="make", preprocess=False)
         guides.change(actions.show_guides, [guides, previews], preview, queue=False)
         sheet.click(actions.sheet, common + [paper], [preview, download, message, previews], concurrency_limit=1,
-                    api_name="sheet")
+                    api_name="sheet", preprocess=False)
     blocks.queue(default_concurrency_limit=1, max_size=64)
     return blocks

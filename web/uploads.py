@@ -73,8 +73,8 @@ class UploadFolder:
             raise UploadError("not a picture (or a damaged one): upload a JPEG, PNG or WebP photo", 415)
         width, height, _ = header
         if width * height > self.max_pixels:
-            raise UploadError(f"picture too large: {width}x{height} is {width * height / 1e6:.0f} megapixels, "
-                              f"this server accepts up to {self.max_pixels / 1e6:.0f}", 413)
+            raise UploadError(f"picture too large: {width}x{height} is {round(width * height / 1e6, 1):g} megapixels, "
+                              f"this server accepts up to {round(self.max_pixels / 1e6, 1):g}", 413)
         try:
             return read_image(path)
         except MediaError:
