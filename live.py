@@ -28,7 +28,10 @@ for _name in ("OPENCV_THREAD_POOL_ACTIVE_WAIT_PAUSE_LIMIT", "OPENCV_THREAD_POOL_
               "OPENCV_THREAD_POOL_ACTIVE_WAIT_MAIN"):
     os.environ.setdefault(_name, "0")
 
-from app.cli import main  # noqa: E402
+try:
+    from app.cli import main  # noqa: E402
+except KeyboardInterrupt:  # Ctrl-C while the libraries load: no traceback from deep inside an import
+    sys.exit(130)
 
 if __name__ == "__main__":
     code = main()

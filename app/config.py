@@ -23,7 +23,7 @@ from compositing import FIT_MODES
 from matting import MODELS, RUNTIMES, SMOOTHING_CHOICES, checked_inference_size
 from realtime.pipeline import MODES
 from realtime.sinks import RECORD_FORMATS
-from realtime.sources import is_picture
+from realtime.sources import camera_problem, is_picture
 
 from .arguments import build_parser, parse_size
 from .errors import UsageError
@@ -230,6 +230,8 @@ class Settings:
         if self.model == "selfie" and self.device.strip().lower() not in ("auto", "cpu"):
             raise UsageError(f"--device {self.device} is for MODNet: the selfie model runs on the CPU; "
                              f"drop --device, or use --model modnet")
+        if camera_problem(self.camera):
+            raise UsageError(f"--camera: {camera_problem(self.camera)}")
         if self.source and not self.web and not self.image:  # (--web: they serve a camera picked in the Live tab)
             picture = is_picture(self.source)
             ignored = [flag(name) for name in WEBCAM_ONLY if getattr(self, name) not in (None, "0")

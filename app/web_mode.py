@@ -47,7 +47,7 @@ def run_web(settings: Settings) -> int:
         settings = dataclasses.replace(settings, window=False)
     if settings.background:
         build_background(settings, photo=False).close()  # a bad --background is refused before the server starts
-    live = LiveHandle(settings.source or settings.camera)
+    live = LiveHandle(settings.source or settings.camera, source=settings.source)
     server = WebServer(build_id_maker(settings), live, web_options(settings))
     server.start()
     local = f"http://127.0.0.1:{settings.port}/" + (f"?token={server.options.token}" if server.options.token else "")

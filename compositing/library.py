@@ -106,8 +106,10 @@ class BackgroundLibrary:
             # is listed by its file name: it must not take that one's place
             taken = [e.name for e in entries] + ([self._custom.name] if self._custom is not None
                                                  and not _same_file(path, self._custom_file) else [])
-            stem = path.stem if path.stem not in taken else path.name
-            entries.append(Entry(stem, lambda p=path: load_background_file(p, fit=self.fit), path=path))
+            name, n = (path.stem if path.stem not in taken else path.name), 2
+            while name in taken:  # (white.jpg beside ~/Pictures/white.jpg, which goes by white.jpg)
+                name, n = f"{path.stem}-{n}{path.suffix}", n + 1
+            entries.append(Entry(name, lambda p=path: load_background_file(p, fit=self.fit), path=path))
         self._readable = readable
         if self._custom is not None and all(e.name != self._custom.name for e in entries):
             entries.append(self._custom)  # last: the keys 1-9 keep picking what the README lists

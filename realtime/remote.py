@@ -41,8 +41,9 @@ class LiveHandle:
 
     COMMAND_TIMEOUT_S = 3.0
 
-    def __init__(self, camera: str = "0"):
+    def __init__(self, camera: str = "0", source: str | None = None):
         self.camera = camera
+        self.source = source                     # the --source file the server started with (may run again)
         self.state = "starting"
         self.error = ""
         self.pipeline: Any = None                # the running Pipeline, or None
@@ -173,6 +174,14 @@ class LiveHandle:
     def watching(self, delta: int) -> None:
         with self._watch_lock:
             self.watchers += delta
+
+    def try_watch(self, limit: int) -> bool:
+        """Count one more viewer if fewer than ``limit`` watch (checked and counted at once)."""
+        with self._watch_lock:
+            if self.watchers >= limit:
+                return False
+            self.watchers += 1
+            return True
 
     def _fail_pending(self, exc: Exception) -> None:
         while True:

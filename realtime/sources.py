@@ -95,13 +95,16 @@ class CameraSource(_OpenCVSource):
     def __init__(self, camera: str | int = 0, size: tuple[int, int] | None = None,
                  fps: float | None = None, fourcc: str | None = None):
         text = str(camera)
-        self.device: int | str = int(text) if text.isdigit() else text
+        self.problem = camera_problem(text)  # (raised by open: no camera has that name)
+        self.device: int | str = int(text) if text.isdigit() and self.problem is None else text
         self.requested = (size, fps, fourcc)
         self.name = f"camera {text}"
         self.fps = fps or 30.0
         self._cap: cv2.VideoCapture | None = None
 
     def open(self) -> None:
+        if self.problem is not None:
+            raise SourceError(f"cannot open {self.name}: {self.problem}")
         # On Linux ask for V4L2 directly: OpenCV's default probing also tries
         # other backends (e.g. Orbbec depth sensors) and prints their failures.
         if sys.platform.startswith("linux"):
@@ -251,6 +254,20 @@ class ImageSource(FrameSource):
 def is_picture(source: str) -> bool:
     """True when ``--source`` names a still picture (shown like a camera that never moves)."""
     return Path(source).suffix.lower() in IMAGE_EXTENSIONS and not source.lower().startswith(STREAM_PREFIXES)
+
+
+#: The largest webcam index taken (OpenCV's are small; a huge one overflowed inside OpenCV)
+MAX_CAMERA_INDEX = 9999
+
+
+def camera_problem(camera: str) -> str | None:
+    """Why ``camera`` (an index such as ``0``, or a device path) cannot name a webcam; None if it can."""
+    text = camera.strip()
+    if not text:
+        return "empty camera name: use an index such as 0, or a device such as /dev/video2"
+    if text.isdigit() and int(text) > MAX_CAMERA_INDEX:
+        return f"no camera has index {text[:20]}{'...' if len(text) > 20 else ''} (they go up to {MAX_CAMERA_INDEX})"
+    return None
 
 
 def make_source(camera: str = "0", source: str | None = None, loop: bool = False,

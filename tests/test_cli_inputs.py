@@ -367,6 +367,7 @@ def test_a_video_given_as_a_photo_and_an_onnx_given_for_export_say_what_to_use(r
     (["--source", "clip.mp4", "--fps", "5", "--fourcc", "MJPG"], "--fps, --fourcc set up a webcam"),
     (["--source", "me.jpg", "--size", "640x360"], "plays a picture"),
     (["--record", "out/.mp4"], "give the file a name before .mp4"),  # it said: use a name ending in .mp4
+    (["--camera", "99999999999999999999"], "--camera: no camera has index"),  # a traceback from OpenCV
 ])
 def test_options_the_run_would_ignore_are_refused(args, text):
     """They ran with the option silently ignored (the selfie model on the CPU whatever --device said,
@@ -410,3 +411,20 @@ def test_a_broken_video_is_one_line_without_ffmpegs_own_messages(tmp_path):
     r = run_cli("--source", broken, "--no-window", "--max-frames", "1")
     assert one_error_line(r).startswith(f"error: cannot open video {broken}")
     assert "moov" not in r.stderr and "@ 0x" not in r.stderr, r.stderr
+
+
+def test_ctrl_c_while_the_libraries_load_is_quiet():
+    """Ctrl-C half a second in (torch and OpenCV still loading) printed a 30-line traceback."""
+    import signal
+    import time
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # the child gets Ctrl-C's default
+    try:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "live.py"), "--no-window"], stderr=subprocess.PIPE,
+                                text=True, env={**os.environ, "MODNET_OFFLINE": "1"})
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    time.sleep(0.4)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr

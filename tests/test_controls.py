@@ -119,3 +119,24 @@ def test_a_picture_named_like_a_built_in_is_the_picture(tmp_path):
     frame = np.zeros((36, 64, 3), np.uint8)
     assert library.current_name == "white.jpg" and library.current().render(frame, None, 0).mean() < 60
     assert library.select_name("white") and library.current().render(frame, None, 0).mean() > 250
+
+
+def test_a_folder_file_never_takes_the_name_of_the_picture_from_elsewhere(tmp_path):
+    """~/Pictures/white.jpg goes by white.jpg; a white.jpg in the folder fell back to the same name
+    and replaced it on screen at the next reload."""
+    from compositing.backgrounds import load_background_file
+
+    folder, other = tmp_path / "bgs", tmp_path / "other"
+    folder.mkdir(), other.mkdir()
+    _picture(other / "white.jpg", 30)
+    _picture(folder / "white.jpg", 200)
+    now = [0.0]
+    library = BackgroundLibrary(folder, initial=load_background_file(other / "white.jpg"), clock=lambda: now[0])
+    frame = np.zeros((36, 64, 3), np.uint8)
+    _picture(folder / "zz_new.jpg", 120)
+    now[0] += 5
+    assert library.rescan()
+    names = library.names
+    assert len(names) == len(set(names)) and "white-2.jpg" in names, names
+    assert library.current_name == "white.jpg" and library.current().render(frame, None, 0).mean() < 60
+    assert library.select_name("white-2.jpg") and library.current().render(frame, None, 0).mean() > 150

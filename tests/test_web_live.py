@@ -186,6 +186,19 @@ def test_no_request_when_the_run_is_gone(tmp_path):
                         headers={"content-type": "application/json"})
         assert r.status_code == 400 and "webcam index" in r.json()["error"], (bad, r.text)
     assert client.post("/api/v1/live/camera", json={"camera": 2}).json()["camera"] == "2"
+    assert client.post("/api/v1/live/camera", json={"camera": "/dev/video2"}).json()["camera"] == "/dev/video2"
+    # a webcam, never a file on the server (it would have played /etc/... or a video anywhere), nor an
+    # index that overflowed inside OpenCV and took the whole server down
+    for bad in ("/etc/passwd", "../clip.mp4", "/dev/../etc/passwd", "rtsp://host/x", "99999999999999999999"):
+        r = client.post("/api/v1/live/camera", json={"camera": bad})
+        assert r.status_code == 400, (bad, r.text)
+    assert client.post("/api/v1/live/camera", json={"camera": 10**20}).status_code == 400
+    live_with_file = LiveHandle("/videos/clip.mp4", source="/videos/clip.mp4")
+    live_with_file.detach("ended")
+    app = create_app(unused_maker(), live_with_file, WebOptions(backgrounds_dir=str(tmp_path), gradio=False),
+                     UploadFolder())
+    r = TestClient(app, base_url="http://127.0.0.1").post("/api/v1/live/camera", json={"camera": "/videos/clip.mp4"})
+    assert r.status_code == 200  # the --source the server started with may run again
 
 
 def test_background_values_as_on_the_command_line_and_a_refusal_changes_nothing(run):
@@ -335,6 +348,36 @@ def test_previews_free_the_server_when_viewers_leave_or_the_run_ends(tmp_path):
             urllib.request.urlopen(f"http://127.0.0.1:{server.options.port}/api/v1/live/stream.mjpg", timeout=5)
         assert refused.value.code == 503 and "ended" in refused.value.read().decode()
     finally:
+        server.stop()
+
+
+def test_at_most_eight_previews_even_when_opened_at_once(tmp_path):
+    """The limit was checked before a stream counted itself: 12-18 of 45 opened together got in (and
+    each encoded every frame again: 40 of them took the output from 24 to 9 fps)."""
+    import socket
+
+    from web import WebServer
+
+    live = LiveHandle("synthetic")
+    live.attach(object())
+    live.publish(np.full((72, 128, 3), 90, np.uint8))
+    server = WebServer(unused_maker(), live, WebOptions(port=_free_port(), backgrounds_dir=str(tmp_path),
+                                                        gradio=False))
+    server.start()
+    socks = []
+    try:
+        for _ in range(20):  # all sent before any answer is read
+            sock = socket.create_connection(("127.0.0.1", server.options.port), timeout=10)
+            sock.sendall(b"GET /api/v1/live/stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            socks.append(sock)
+        statuses = [sock.recv(64).split(b" ")[1] for sock in socks]
+        assert statuses.count(b"200") == 8 and statuses.count(b"503") == 12, statuses
+        for sock in socks:
+            sock.close()
+        wait_until(lambda: live.watchers == 0, timeout=5, what="the closed previews to be let go")
+    finally:
+        for sock in socks:
+            sock.close()
         server.stop()
 
 

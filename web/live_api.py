@@ -22,11 +22,13 @@ import numpy as np
 from fastapi import APIRouter, Body, File, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
+from starlette.background import BackgroundTask
 
 from compositing import ColorBackground, parse_color
 from compositing.backgrounds import MAX_BLUR, canonical_name
 from compositing.media import IMAGE_EXTENSIONS, read_image
 from realtime.remote import LiveHandle, LiveUnavailable
+from realtime.sources import camera_problem
 
 from .errors import error
 from .uploads import UploadError, UploadFolder, save_background
@@ -40,6 +42,22 @@ VIEWS = ("composite", "matte", "original")
 BOUNDARY = "frame"
 #: Previews streamed at once at most (each holds a server thread while it waits for a frame)
 MAX_STREAMS = 8
+
+
+class PreviewJpegs:
+    """The preview JPEG of the newest frame, made once for all the streams that show it (each
+    viewer used to encode every frame again)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._made: dict[bool, tuple[int, bytes]] = {}  # mirrored or not -> (frame number, JPEG)
+
+    def get(self, seq: int, image: np.ndarray, mirror: bool) -> bytes:
+        with self._lock:
+            made = self._made.get(mirror)
+            if made is None or made[0] != seq:
+                made = self._made[mirror] = (seq, encode_jpeg(image, PREVIEW_WIDTH, mirror=mirror))
+            return made[1]
 
 
 def _mirrored(live: LiveHandle) -> bool:
@@ -134,6 +152,7 @@ def _entries(pipeline) -> list[dict]:
 def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -> APIRouter:
     router = APIRouter(prefix="/api/v1/live")
     thumbs = Thumbnails()
+    jpegs = PreviewJpegs()
 
     def call(command, timeout: float = 3.0):
         try:
@@ -166,8 +185,13 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             value = str(value)  # {"camera": 1} as {"camera": "1"}
         value = value.strip() if isinstance(value, str) else ""
-        if not value or len(value) > 200:
-            return error(400, "camera must be a webcam index such as 0, or a device path")
+        # A webcam, never any file on the server: an index, a device under /dev, or the --source again
+        if not (value.isdigit() or (value.startswith("/dev/") and ".." not in value) or
+                (live.source is not None and value == live.source)) or len(value) > 200:
+            return error(400, "camera must be a webcam index such as 0, or a device path such as /dev/video2"
+                              + (" (or the --source file the server started with)" if live.source else ""))
+        if camera_problem(value):
+            return error(400, camera_problem(value))
         if live.pipeline is not None:
             return error(409, "the live view is running; stop it (q) before switching cameras")
         live.request_restart(value)
@@ -209,12 +233,17 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
             return error(400, "fps must be between 1 and 30")
         if live.state != "running":
             return error(503, f"no live view to stream (it is {live.state})")
-        if live.watchers >= MAX_STREAMS:
-            return error(503, f"{live.watchers} previews are open already; close one")
+        if not live.try_watch(MAX_STREAMS):  # counted now: streams opened at once all passed a plain check
+            return error(503, f"{MAX_STREAMS} previews are open already; close one")
         interval = 1.0 / fps
+        released = threading.Event()
+
+        def release():  # once, from the stream's end or, should it never start, after the response
+            if not released.is_set():
+                released.set()
+                live.watching(-1)
 
         async def frames():  # async: a viewer's leaving cancels it at once, and its finally runs then
-            live.watching(1)
             seq, next_at, part = 0, 0.0, b"\r\n"  # (before the first part: the preamble, ignored)
             try:
                 while not live.closed:
@@ -228,17 +257,17 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
                         continue
                     seq, image = got
                     flip = mirror if mirror is not None else _mirrored(live)
-                    data = await run_in_threadpool(encode_jpeg, image, PREVIEW_WIDTH, flip)
+                    data = await run_in_threadpool(jpegs.get, seq, image, flip)
                     part = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n"
                             .encode() + data + b"\r\n")
                     yield part
                     next_at = max(next_at + interval, time.monotonic())
                     await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             finally:
-                live.watching(-1)
+                release()
 
         return StreamingResponse(frames(), media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
-                                 headers={"Cache-Control": "no-store"})
+                                 headers={"Cache-Control": "no-store"}, background=BackgroundTask(release))
 
     @router.get("/backgrounds")
     def backgrounds():
