@@ -3,8 +3,8 @@
 Requests change the run through :class:`realtime.remote.LiveHandle`: each
 change is a command the render loop carries out between two frames (where
 hotkeys are carried out), so a request never blocks it and hotkeys and the
-panel always agree. Frames are encoded here, on the request's thread, and only
-while someone asks for them: the preview at most ``PREVIEW_WIDTH`` px wide
+panel always agree. Frames are encoded here, off the render loop, once for all
+viewers and only while someone asks for them: the preview at most ``PREVIEW_WIDTH`` px wide
 and ``PREVIEW_FPS`` frames a second, mirrored as the preview window is (``--no-mirror``, f).
 """
 
@@ -40,7 +40,8 @@ PREVIEW_FPS = 15.0
 THUMB_SIZE = (160, 90)
 VIEWS = ("composite", "matte", "original")
 BOUNDARY = "frame"
-#: Previews streamed at once at most (each holds a server thread while it waits for a frame)
+#: Previews streamed at once at most (each holds a server thread for up to a second while it waits
+#: for a frame: the server's threads are shared with every other route)
 MAX_STREAMS = 8
 
 
