@@ -89,6 +89,8 @@ class BackgroundLibrary:
         self._signature = signature
         current = self.entries[self.index].name if self.entries else None
         entries = self._builtins()
+        names = {e.name for e in entries}  # taken so far (a set: a big folder is not compared pair by pair)
+        custom = self._custom.name if self._custom is not None else None
         readable = {}
         for path, key in zip(files, signature):
             # each file is checked once per version, so a change in the folder costs one check
@@ -104,11 +106,13 @@ class BackgroundLibrary:
                 continue
             # A file named like the background given outside the folder (other/03_soft_office.jpg)
             # is listed by its file name: it must not take that one's place
-            taken = [e.name for e in entries] + ([self._custom.name] if self._custom is not None
-                                                 and not _same_file(path, self._custom_file) else [])
-            name, n = (path.stem if path.stem not in taken else path.name), 2
-            while name in taken:  # (white.jpg beside ~/Pictures/white.jpg, which goes by white.jpg)
+            def taken(name: str, path: Path = path) -> bool:
+                return name in names or (name == custom and not _same_file(path, self._custom_file))
+
+            name, n = (path.stem if not taken(path.stem) else path.name), 2
+            while taken(name):  # (white.jpg beside ~/Pictures/white.jpg, which goes by white.jpg)
                 name, n = f"{path.stem}-{n}{path.suffix}", n + 1
+            names.add(name)
             entries.append(Entry(name, lambda p=path: load_background_file(p, fit=self.fit), path=path))
         self._readable = readable
         if self._custom is not None and all(e.name != self._custom.name for e in entries):
