@@ -138,23 +138,27 @@ def build_library(settings: Settings) -> BackgroundLibrary:
                              initial=build_background(settings, photo=False))
 
 
+def check_display(settings: Settings) -> None:
+    """SinkError when a preview window is asked for and there is no display (before a model loads)."""
+    if settings.window and not has_display():
+        raise SinkError("no display to open a preview window on; use --no-window (with --vcam or --record)")
+
+
 def build_sinks(settings: Settings, size: tuple[int, int], fps: float) -> tuple[list, WindowSink | None]:
     """``(sinks, window)``; on failure everything opened so far is closed again."""
     sinks: list = []
     window = None
-    try:
+    try:  # the recording last: nothing that fails after it leaves an empty file (or replaces one)
+        if settings.window:
+            check_display(settings)
+            window = WindowSink()
         if settings.vcam:
             sinks.append(VirtualCameraSink(size, settings.vcam_fps or fps, device=settings.vcam_device,
                                            backend=settings.vcam_backend, watch=settings.pause_unwatched))
         if settings.record:
             sinks.append(RecorderSink(settings.record, size, fps, realtime=not settings.every_frame))
-        if settings.window:
-            if not has_display():
-                raise SinkError("no display to open a preview window on; use --no-window "
-                                "(with --vcam or --record)")
-            window = WindowSink()
     except BaseException:
-        for sink in sinks:
+        for sink in [*sinks, *([window] if window is not None else [])]:
             sink.close()
         raise
     if not sinks and window is None:
@@ -223,4 +227,5 @@ def build_id_maker(settings: Settings):
         face_factory=lambda: create_face_detector(settings.face_weights, settings.weights_dir,
                                                   settings.offline or None),
         compositor_factory=lambda engine: build_compositor(settings, engine, photo=True),
-        jobs=settings.web_jobs, blur_strength=settings.blur_strength)
+        jobs=settings.web_jobs, blur_strength=settings.blur_strength,
+        face_required=settings.face_weights is not None)

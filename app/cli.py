@@ -91,5 +91,9 @@ def export_onnx(settings) -> int:
     from matting.onnx_export import export_modnet_onnx
 
     weights = modnet_weights(settings.weights, settings.weights_dir, settings.offline or None, photo=False)
-    print(export_modnet_onnx(weights, settings.export_onnx))
+    try:
+        print(export_modnet_onnx(weights, settings.export_onnx))
+    except OSError as exc:  # a disk that filled up, a folder made read-only meanwhile
+        print(f"error: cannot write {settings.export_onnx}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK

@@ -13,13 +13,16 @@ import argparse
 import json
 import logging
 import math
+import os
 import re
+import sys
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Sequence
 
-from compositing import FIT_MODES
+from compositing import FIT_MODES, MediaError
+from compositing.media import opencv_path
 from matting import MODELS, RUNTIMES, SMOOTHING_CHOICES, checked_inference_size
 from realtime.pipeline import MODES
 from realtime.sinks import RECORD_FORMATS
@@ -39,8 +42,8 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
     "fps": (0, 240, True), "vcam_fps": (0, 240, True), "duration": (0, 1e7, True),
     "stats_interval": (0, 3600, True), "blur_strength": (0, 500, True), "max_frames": (0, 1e9, True),
     "threads": (0, 256, True), "inference_workers": (0, 32, True), "matte_every": (0, 1000, True),
-    "max_matte_rate": (0, 1000, True), "port": (1, 65535, False), "max_upload_mb": (0, 10_000, True),
-    "web_jobs": (1, 16, False), "inference_share": (0, 1, True), "dpi": (72, 1200, False), "max_kb": (0, 100_000, True),
+    "max_matte_rate": (0.01, 1000, False), "port": (1, 65535, False), "max_upload_mb": (0, 10_000, True),
+    "web_jobs": (1, 16, False), "inference_share": (0.01, 1, False), "dpi": (72, 1200, False), "max_kb": (0, 100_000, True),
 }
 MAX_CAMERA_SIDE = 8192
 #: Config-file keys that are the negated command-line flags (``no_window = true`` -> ``window = false``).
@@ -151,6 +154,17 @@ class Settings:
                                  f", got {value:g}")
             if value > high:
                 raise UsageError(f"{flag(name)} must be at most {high:g}, got {value:g}")
+        if self.vcam_device and not self.image and sys.platform.startswith("linux"):  # (elsewhere: a name)
+            device = Path(self.vcam_device)
+            if not device.exists():
+                raise UsageError(f"--vcam-device {device} does not exist (v4l2loopback's devices are /dev/videoN: "
+                                 f"'v4l2-ctl --list-devices' lists them)")
+            if device.is_dir():
+                raise UsageError(f"--vcam-device {device} is a folder: give the device, such as /dev/video10")
+        cores = os.cpu_count() or 1
+        if self.threads is not None and self.threads > cores:
+            log.warning("--threads %d is more than this machine's %d CPU cores: inference gets slower, not faster",
+                        self.threads, cores)
         if self.size is not None and not all(0 < side <= MAX_CAMERA_SIDE for side in self.size):
             raise UsageError(f"--size must be positive and at most {MAX_CAMERA_SIDE} per side, "
                              f"got {self.size[0]}x{self.size[1]}")
@@ -169,6 +183,13 @@ class Settings:
                              f"record to another file")
         if self.record and not Path(self.record).parent.is_dir():
             raise UsageError(f"--record {self.record}: folder {Path(self.record).parent} does not exist")
+        if self.record:
+            try:
+                opencv_path(self.record)
+            except MediaError as exc:
+                raise UsageError(f"--record: {exc}") from None
+        if self.record and not os.access(Path(self.record).parent, os.W_OK):
+            raise UsageError(f"--record {self.record}: folder {Path(self.record).parent} is not writable")
         if self.record and Path(self.record).exists() and not self.overwrite:
             raise UsageError(f"--record {self.record} exists: refusing to overwrite it; "
                              f"record to another file, or add --overwrite to replace it")
@@ -192,6 +213,11 @@ class Settings:
             target = Path(self.export_onnx)
             if target.is_dir():
                 raise UsageError(f"--export-onnx needs a file name, {target} is a folder")
+            folder = target.parent if str(target.parent) else Path(".")
+            if not folder.is_dir():
+                raise UsageError(f"--export-onnx: folder {folder} does not exist")
+            if not os.access(folder, os.W_OK):
+                raise UsageError(f"--export-onnx: folder {folder} is not writable")
             if self.weights and _same_file(self.export_onnx, self.weights):
                 raise UsageError(f"--export-onnx {target} is the --weights file: it would be overwritten")
             if target.exists() and target.suffix.lower() != ".onnx":

@@ -7,7 +7,7 @@ import sys
 
 from realtime import SourceError, install_signal_handlers, make_source
 
-from .build import build_pipeline
+from .build import build_pipeline, check_display
 from .config import Settings
 
 log = logging.getLogger(__name__)
@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 def run_live(settings: Settings) -> int:
     """Run until the user stops it or the source ends; errors propagate to the CLI's exit-code table."""
+    check_display(settings)
     source = make_source(settings.camera, settings.source, settings.loop, settings.size, settings.fps,
                          settings.fourcc, pace=not settings.every_frame)
     try:

@@ -41,11 +41,15 @@ class BatchReport:
 
 
 def cut_out(engine: MattingEngine, image: np.ndarray, background: Background,
-            compositor: Compositor) -> tuple[np.ndarray, bool]:
+            compositor: Compositor, opacity: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
     """BGR uint8 picture -> (BGRA cut-out (transparent background) or BGR composite, whether the
-    matte holds a person at all)."""
+    matte holds a person at all). ``opacity``: the picture's own alpha (float32 h×w in [0, 1]), if
+    it has one: what it had made transparent stays so (the cut-out's alpha is at most it)."""
     alpha = engine.infer(image)
-    return compositor.composite(image, alpha, background, now=0.0, rgba=True), finds_person(alpha_to_numpy(alpha))
+    person = finds_person(alpha_to_numpy(alpha))
+    if opacity is not None:
+        alpha = compositor.full_alpha(alpha, image) * opacity  # (refined along the picture's edges first)
+    return compositor.composite(image, alpha, background, now=0.0, rgba=True), person
 
 
 def check_output_name(path: Path, transparent: bool) -> None:
@@ -77,8 +81,12 @@ def write_image_atomic(path: Path, image: np.ndarray) -> None:
         raise PhotoError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+#: What a folder of pictures is made of: a single ``--image`` takes a GIF (its first frame) too.
+FOLDER_PICTURES = IMAGE_EXTENSIONS | {".gif"}
+
+
 def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FOLDER_PICTURES)
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:
@@ -111,7 +119,7 @@ def plan_outputs(src: Path, dst: Path, transparent: bool, protected: tuple[Path,
                              f"write into another folder")
         inputs = list_images(src)
         if not inputs:
-            raise PhotoError(f"no pictures ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {src}")
+            raise PhotoError(f"no pictures ({', '.join(sorted(FOLDER_PICTURES))}) in {src}")
         pairs, used = [], set()
         for picture in inputs:
             target, n = dst / (picture.stem + ext), 1
@@ -122,6 +130,7 @@ def plan_outputs(src: Path, dst: Path, transparent: bool, protected: tuple[Path,
             pairs.append((picture, target))
     else:
         pairs = [(src, dst / (src.stem + ext) if dst.is_dir() else dst)]
+    _check_writable(dst if src.is_dir() else pairs[0][1].parent, made=src.is_dir())
     # one stat per file: a folder of thousands of pictures is planned in milliseconds
     keep = {i for i in map(_file_id, [p for p, _ in pairs] + list(protected)) if i is not None}
     for _, target in pairs:
@@ -145,6 +154,18 @@ def plan_outputs(src: Path, dst: Path, transparent: bool, protected: tuple[Path,
         log.warning("kept %d result(s) already in %s (%s): only the other %d picture(s) are processed; add "
                     "--overwrite to redo them all", len(existing), dst, names, len(pairs) - len(existing))
     return [(source, target) for source, target in pairs if target not in existing]
+
+
+def _check_writable(folder: Path, made: bool) -> None:
+    """PhotoError, before any model loads, for an output folder that is missing or cannot be
+    written. ``made``: a batch's folder, made with its parents: its first existing parent is checked."""
+    folder = folder if str(folder) else Path(".")
+    while made and not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise PhotoError(f"output folder does not exist: {folder}")
+    if not os.access(folder, os.W_OK):
+        raise PhotoError(f"output folder is not writable: {folder}")
 
 
 def refuse_existing(targets: list[Path]) -> None:
@@ -183,8 +204,8 @@ def run_photo(engine: MattingEngine, input_path: str, output_path: str, backgrou
         try:
             for source, target in targets:
                 try:
-                    image = read_image(source)
-                    result, person = cut_out(engine, image, background, compositor)
+                    image, alpha = read_image(source, with_opacity=True)
+                    result, person = cut_out(engine, image, background, compositor, alpha)
                     write_image_atomic(target, result)
                     if not person:
                         log.warning("%s: %s", source.name, NO_PERSON)
@@ -211,6 +232,8 @@ def _background_files(background: Background) -> tuple[Path, ...]:
 def run_photo_mode(settings: Settings) -> int:
     """The CLI's photo mode: prints each written path; exit 1 when some pictures of a batch failed."""
     background = build_background(settings, photo=True)
+    if settings.output.endswith(("/", os.sep)) and not Path(settings.output).is_dir() and not Path(settings.image).is_dir():
+        raise PhotoError(f"--output {settings.output}: that folder does not exist (create it, or give a file name)")
     targets = plan_outputs(Path(settings.image), Path(settings.output), background.transparent,
                            protected=_background_files(background), overwrite=settings.overwrite)  # before loading a model
     engine = build_engine(settings, photo=True)

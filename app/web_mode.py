@@ -104,6 +104,8 @@ def run_live_loop(settings: Settings, live: LiveHandle, stopping: threading.Even
         pipeline.remote = live
         live.attach(pipeline)
         restore = install_signal_handlers(pipeline)
+        if stopping.is_set() or live.closed:  # SIGTERM while the run was being built (a model loading)
+            pipeline.stop("signal received while starting")
         try:
             stats = pipeline.run()
         finally:

@@ -20,7 +20,7 @@ import numpy as np
 from matting.motion import same_scene, thumbnail
 
 from .errors import BackgroundError
-from .media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, read_image, sane_fps, to_bgr8
+from .media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, opencv_path, read_image, sane_fps, to_bgr8
 
 FIT_MODES = ("cover", "contain", "stretch")
 #: The widest blur (sigma in pixels at 720p) a user value may ask for.
@@ -165,7 +165,7 @@ class VideoBackground(Background):
         if path.stat().st_size == 0:
             raise BackgroundError(f"video file is empty: {path}")
         self.path, self.fit, self.name = path, fit, name or path.stem
-        self._cap = cv2.VideoCapture(str(path))
+        self._cap = cv2.VideoCapture(opencv_path(path, BackgroundError))
         ok, first = self._cap.read() if self._cap.isOpened() else (False, None)
         if not ok or first is None:
             self._cap.release()

@@ -32,6 +32,7 @@ class Entry:
     factory: Callable[[], Background]
     path: Path | None = None
     failed: bool = False
+    key: tuple | None = None  # a folder file's (name, mtime + size) when listed: a loaded one is kept while it holds
 
 
 class BackgroundLibrary:
@@ -47,6 +48,8 @@ class BackgroundLibrary:
         self._readable: dict[tuple[str, float], bool] = {}  # (name, mtime+size) -> header check result
         self._recheck = False  # a file was still being written at the last scan: look again
         self._loaded: dict[str, Background] = {}
+        self._loaded_keys: dict[str, tuple | None] = {}  # the file version each loaded background came from
+        self._kept: Entry | None = None  # the selected background after its file left the folder
         self._custom: Entry | None = None
         self._custom_file: Path | None = None  # the file the custom background came from, if any
         if initial is not None:
@@ -113,22 +116,39 @@ class BackgroundLibrary:
             while taken(name):  # (white.jpg beside ~/Pictures/white.jpg, which goes by white.jpg)
                 name, n = f"{path.stem}-{n}{path.suffix}", n + 1
             names.add(name)
-            entries.append(Entry(name, lambda p=path: load_background_file(p, fit=self.fit), path=path))
+            entries.append(Entry(name, lambda p=path: load_background_file(p, fit=self.fit), path=path, key=key))
         self._readable = readable
         if self._custom is not None and all(e.name != self._custom.name for e in entries):
             entries.append(self._custom)  # last: the keys 1-9 keep picking what the README lists
-        # Forget loaded files that changed or vanished, so edits show up.
-        keep = {e.name for e in entries}
+        self._keep_current(current, entries)
+        # Forget loaded files that changed or vanished, so edits show up; the others stay loaded
+        # (a change elsewhere in the folder must not decode a big picture again, or restart a video).
+        by_name = {e.name: e for e in entries}
         for name in list(self._loaded):
-            entry = next((e for e in entries if e.name == name), None)
-            if name not in keep or (entry is not None and entry.path is not None and not force):
+            entry = by_name.get(name)
+            if entry is None or (entry.path is not None and self._loaded_keys.get(name) != entry.key):
                 self._loaded.pop(name).close()
+                self._loaded_keys.pop(name, None)
         self.entries = entries
         names = [e.name for e in entries]
-        self.index = names.index(current) if current in names else min(self.index, len(entries) - 1)
+        self.index = names.index(current) if current in names else names.index("blur")
         if not force:
             log.info("backgrounds reloaded: %d available", len(entries))
         return True
+
+    def _keep_current(self, current: str | None, entries: list[Entry]) -> None:
+        """The selected background's file left the folder (deleted, renamed, the folder moved): it
+        stays on screen, last in the cycle, until another is chosen (never the room behind the
+        user, as ``none`` would show); one never loaded gives way to blur (see :meth:`rescan`)."""
+        if self._kept is not None and self._kept.name != current:
+            self._kept = None  # another one was chosen since
+        if current is not None and all(e.name != current for e in entries):
+            background = self._loaded.get(current)
+            if background is not None and (self._kept is None or self._kept.name != current):
+                log.warning("background %s is no longer in %s: kept until another is chosen", current, self.folder)
+                self._kept = Entry(current, lambda: background)
+        if self._kept is not None and all(e.name != self._kept.name for e in entries):
+            entries.append(self._kept)
 
     # ------------------------------------------------------------------
     @property
@@ -149,8 +169,10 @@ class BackgroundLibrary:
                 entry.failed = True
                 del self.entries[self.index]
                 self.index %= len(self.entries)
+                if self.entries[self.index].name == "none":  # skipping must never show the room
+                    self.index = self.names.index("blur")
                 continue
-            self._loaded[entry.name] = background
+            self._loaded[entry.name], self._loaded_keys[entry.name] = background, entry.key
             return background
         return NoBackground()
 

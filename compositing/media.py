@@ -21,7 +21,7 @@ from .errors import MediaError
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pgm", ".ppm"}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".avif", ".tif", ".tiff", ".jp2", ".pgm", ".ppm"}
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".gif"}
 #: Pictures above this many pixels are refused before decoding (a 12000×12000 image is 144 Mpx);
 #: just under Pillow's own ceiling (2 × ``Image.MAX_IMAGE_PIXELS``), so one limit and one message apply.
@@ -40,9 +40,31 @@ _ORIENT = {
 }
 
 
+#: Frame rates taken as a file or camera reports them (a time-lapse at one frame every 10 s, a
+#: 1000-fps slow-motion clip); outside them (0, NaN, a broken header's 90000) the default applies.
+MIN_FPS, MAX_FPS = 0.1, 1000.0
+
+
 def sane_fps(value: float | None, default: float = 30.0) -> float:
     """A container's or a camera's reported frame rate, or ``default`` when it is 0, NaN or absurd."""
-    return float(value) if value and 1 <= value <= 240 else default
+    return float(value) if value and MIN_FPS <= value <= MAX_FPS else default
+
+
+def opencv_path(path: str | os.PathLike, error: type[Exception] = MediaError) -> str:
+    """``path`` as a string OpenCV's video functions can take; ``error`` for a name that is not
+    valid UTF-8 (bytes Python keeps as surrogates: OpenCV crashes the process on them)."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise error(f"{text.encode('utf-8', 'backslashreplace').decode()}: the file name is not valid "
+                         f"UTF-8, which OpenCV cannot open; rename the file") from None
+    return text
+
+
+def _is_tiff(data: np.ndarray) -> bool:
+    """TIFF (and BigTIFF) magic: OpenCV's TIFF decoder applies the EXIF orientation itself, always."""
+    return bytes(data[:4]) in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
 def to_bgr8(image: np.ndarray) -> np.ndarray:
@@ -94,15 +116,36 @@ def _orientation(im) -> int | None:
         return None
 
 
-def read_image(path: str | os.PathLike, max_side: int | None = None) -> np.ndarray:
-    """Decode a picture as BGR uint8, upright (EXIF), at most ``max_side`` px per side if given."""
+def opacity(image: np.ndarray) -> np.ndarray | None:
+    """A decoded picture's own alpha channel as float32 in [0, 1] (h×w), or None when it has none
+    or is opaque everywhere."""
+    if image.ndim != 3 or image.shape[2] != 4:
+        return None
+    alpha = image[:, :, 3]
+    if alpha.dtype == np.uint8:
+        alpha = alpha.astype(np.float32) / 255.0
+    elif alpha.dtype == np.uint16:
+        alpha = alpha.astype(np.float32) / 65535.0
+    else:
+        alpha = np.clip(alpha.astype(np.float32), 0.0, 1.0)
+    return None if alpha.min() >= 1.0 else alpha
+
+
+def read_image(path: str | os.PathLike, max_side: int | None = None, with_opacity: bool = False):
+    """Decode a picture as BGR uint8, upright (EXIF), at most ``max_side`` px per side if given.
+    ``with_opacity``: ``(image, its alpha channel or None)`` (see :func:`opacity`; pictures
+    shrunk for ``max_side`` have none)."""
     path = Path(path)
     if not path.exists():
         raise MediaError(f"file not found: {path}")
     if path.is_dir():
         raise MediaError(f"expected an image file, got a folder: {path}")
+    if not path.is_file():
+        raise MediaError(f"not a regular file (a pipe or a device): {path}")
     if path.stat().st_size == 0:
         raise MediaError(f"image file is empty: {path}")
+    if not os.access(path, os.R_OK):
+        raise MediaError(f"cannot read {path}: permission denied")
     header = probe_image(path)
     pixels = header[0] * header[1] if header else None
     if pixels is not None and pixels > MAX_PICTURE_PIXELS:
@@ -114,24 +157,31 @@ def read_image(path: str | os.PathLike, max_side: int | None = None) -> np.ndarr
         # straight away: seconds and gigabytes saved.
         while reduce < 8 and pixels / (reduce * 2) ** 2 >= (max_side * max_side * 9 / 16):
             reduce *= 2
-    data = np.fromfile(str(path), dtype=np.uint8)
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as exc:
+        raise MediaError(f"cannot read {path}: {(exc.strerror or str(exc)).lower()}") from None
     if reduce > 1:  # IMREAD_REDUCED_* applies the EXIF orientation itself
         image = cv2.imdecode(data, _REDUCED[reduce])
     else:
         # IMREAD_UNCHANGED keeps 16-bit and alpha but skips EXIF orientation: applied below.
         image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
-        if image is not None and header and header[2] in _ORIENT:
+        if image is not None and header and header[2] in _ORIENT and not _is_tiff(data):
             image = _ORIENT[header[2]](image)
     if image is None or image.size == 0:
         raise MediaError(f"not a readable image (unknown format, or truncated): {path}")
+    alpha = opacity(image) if with_opacity else None
     image = to_bgr8(image)
     if max_side and max(image.shape[:2]) > max_side:
         scale = max_side / max(image.shape[:2])
         width, height = (header[0], header[1]) if header else (image.shape[1], image.shape[0])
+        if header and header[2] in (5, 6, 7, 8):  # shown turned a quarter: the size as it is seen
+            width, height = height, width
         log.info("%s is %dx%d; using it at most %d px per side", path.name, width, height, max_side)
         image = cv2.resize(image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
                            interpolation=cv2.INTER_AREA)
-    return image
+        alpha = None
+    return (image, alpha) if with_opacity else image
 
 
 def looks_readable(path: str | os.PathLike) -> bool:
@@ -143,7 +193,10 @@ def looks_readable(path: str | os.PathLike) -> bool:
     except OSError:
         return False
     if path.suffix.lower() in VIDEO_EXTENSIONS:
-        cap = cv2.VideoCapture(str(path))
+        try:
+            cap = cv2.VideoCapture(opencv_path(path))
+        except MediaError:
+            return False
         try:
             return bool(cap.isOpened() and cap.grab())
         finally:

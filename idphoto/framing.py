@@ -112,7 +112,8 @@ def crown_from_matte(alpha: np.ndarray, face: Face) -> tuple[float | None, bool]
 def _main_face(faces: list[Face], warnings: list[str]) -> Face:
     if not faces:
         raise FaceNotFound("no face found in the picture: use a photo of one person facing the camera, "
-                           "evenly lit, with the whole head in the picture")
+                           "evenly lit, with the whole head in the picture (a face under about a tenth of "
+                           "the picture's height may not be found: crop closer)")
     biggest = max(faces, key=lambda f: f.height)
     near = [f for f in faces if f.height >= BACKGROUND_FACE * biggest.height]
     if len(near) > 1:

@@ -122,8 +122,9 @@ class IdPhotoMaker:
     def __init__(self, engine_factory: Callable[[], MattingEngine],
                  face_factory: Callable[[], object | None] | None = None,
                  compositor_factory: Callable[[MattingEngine], Compositor] | None = None,
-                 jobs: int = 1, blur_strength: float = 12.0):
+                 jobs: int = 1, blur_strength: float = 12.0, face_required: bool = False):
         self._engine_factory, self._face_factory = engine_factory, face_factory
+        self.face_required = face_required  # the user named the face model: it failing is an error, not a warning
         self._compositor_factory = compositor_factory or (lambda engine: Compositor(refine=engine.default_refine,
                                                                                      decontaminate=True))
         self.blur_strength = blur_strength
@@ -147,6 +148,8 @@ class IdPhotoMaker:
             try:
                 faces = self._face_factory()
             except (ModelUnavailable, WeightsError, DownloadError) as exc:  # offline, no runtime for the file
+                if self.face_required:
+                    raise
                 self._face_warning = f"{NO_FACE_MODEL} ({exc})"
                 log.warning("%s", self._face_warning)
         return _Worker(engine, self._compositor_factory(engine), faces)

@@ -11,7 +11,10 @@ of the network input (``--inference-size``, itself a multiple of 32). The frame
 is scaled so its short side equals that value, and the long side is rounded to
 the nearest multiple of 32 (minimum 32). The aspect ratio is kept to within
 half a block of 32 px: a 1280×720 frame at 288 runs at 288×512, at 512 it runs
-at 512×896. A person is never squashed into a square.
+at 512×896. A person is never squashed into a square. The long side is at most
+:data:`MAX_ASPECT` times the short side's value: a 4000×20 strip would otherwise
+run at 512×102400 (tens of gigabytes); such a picture is scaled down until it
+fits (its short side then below the chosen size, 32 px at least).
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ log = logging.getLogger(__name__)
 BLOCK = 32
 #: Largest short side accepted: beyond it MODNet's cost (and memory) explode for no gain (photos use 512).
 MAX_INFERENCE_SIZE = 2048
+#: The network input's long side is at most this many times the short side's chosen value (a 4:1
+#: panorama runs as it is; a thin strip is scaled down to fit: see the module docs).
+MAX_ASPECT = 4
 
 
 def round_to_block(value: float, block: int = BLOCK) -> int:
@@ -54,7 +60,7 @@ def inference_shape(frame_hw: Sequence[int], short_side: int) -> tuple[int, int]
     h, w = int(frame_hw[0]), int(frame_hw[1])
     if h <= 0 or w <= 0:
         raise ValueError(f"frame size must be positive, got {w}x{h}")
-    scale = short_side / min(h, w)
+    scale = min(short_side / min(h, w), MAX_ASPECT * short_side / max(h, w))
     return round_to_block(h * scale), round_to_block(w * scale)
 
 

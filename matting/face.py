@@ -52,6 +52,7 @@ ROI_SCALE = 1.5                    # face box -> landmark crop (MediaPipe's dete
 CHIN, FOREHEAD_TOP = 152, 10
 SUBJECT_RIGHT_EYE = (33, 133)      # outer and inner corner; on the image's left in an unmirrored photo
 SUBJECT_LEFT_EYE = (263, 362)
+TILE_PARTS = (2, 3)                # no face in the whole picture: squares of 1/2, then 1/3 of its longer side
 MAX_REFINE = 2                     # extra landmark passes for a tilted face ...
 REFINE_DEGREES = 8.0               # ... while the mesh's eye line differs from the crop's by more than this
 
@@ -186,14 +187,34 @@ class FaceDetector:
                            f"(expected outputs 'regressors' and 'classificators', it has {list(names)})")
 
     def detect(self, image_bgr: np.ndarray) -> list[Face]:
-        """Every face with a score of at least ``min_score``, merged by NMS, best first."""
+        """Every face with a score of at least ``min_score``, merged by NMS, best first.
+
+        The detector sees the picture at 128 px, where a face under about a fifth of the picture
+        is too small to find; when the whole picture shows none, overlapping squares of half and a
+        third of its longer side are searched too (a person further back, two people side by side)."""
         image = _as_bgr(image_bgr)
         h, w = image.shape[:2]
         if h == 0 or w == 0:
             return []
+        found = [self._candidates(image, 0, 0, w, h)]
+        if not len(found[0][2]):
+            for parts in TILE_PARTS:
+                side = max(h, w) / parts
+                for y0 in _starts(h, side):
+                    for x0 in _starts(w, side):
+                        found.append(self._candidates(image, x0, y0, min(w, round(side)), min(h, round(side))))
+        boxes, keypoints, scores = (np.concatenate(part) for part in zip(*found))
+        if not len(scores):
+            return []
+        return [self._face(image, box, kps, score) for box, kps, score in weighted_nms(boxes, keypoints, scores)]
+
+    def _candidates(self, image: np.ndarray, x0: int, y0: int, w: int, h: int):
+        """``(boxes, keypoints, scores)`` in picture pixels of the detections in the region
+        ``image[y0:y0+h, x0:x0+w]``, letterboxed into the detector's square as MediaPipe does."""
+        region = image[y0:y0 + h, x0:x0 + w]
         scale = DETECTOR_SIZE / max(h, w)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-        small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        small = cv2.resize(region, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         ox, oy = (DETECTOR_SIZE - nw) // 2, (DETECTOR_SIZE - nh) // 2
         square = np.zeros((DETECTOR_SIZE, DETECTOR_SIZE, 3), np.uint8)  # black bars, as MediaPipe pads
         square[oy:oy + nh, ox:ox + nw] = small
@@ -202,21 +223,15 @@ class FaceDetector:
         raw = out[self._reg].reshape(-1, 16)
         scores = _sigmoid(out[self._cls].reshape(-1).astype(np.float64))
         keep = scores >= self.min_score
-        if not keep.any():
-            return []
         raw, anchors, scores = raw[keep].astype(np.float64) / DETECTOR_SIZE, self.anchors[keep], scores[keep]
         cx, cy = raw[:, 0] + anchors[:, 0], raw[:, 1] + anchors[:, 1]
         boxes = np.stack([cx - raw[:, 2] / 2, cy - raw[:, 3] / 2, cx + raw[:, 2] / 2, cy + raw[:, 3] / 2], 1)
         keypoints = raw[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :]
         # normalised square coordinates -> picture pixels
         to_px = np.array([[DETECTOR_SIZE / (nw / w), DETECTOR_SIZE / (nh / h)]])
-        off = np.array([[ox / (nw / w), oy / (nh / h)]])
-        faces = []
-        for box, kps, score in weighted_nms(boxes, keypoints, scores):
-            box_px = (box.reshape(2, 2) * to_px - off).reshape(4)
-            kps_px = kps * to_px - off
-            faces.append(self._face(image, box_px, kps_px, score))
-        return faces
+        off = np.array([[ox / (nw / w) - x0, oy / (nh / h) - y0]])
+        boxes = (boxes.reshape(-1, 2, 2) * to_px - off).reshape(-1, 4)
+        return boxes, keypoints * to_px - off, scores
 
     def _face(self, image: np.ndarray, box: np.ndarray, kps: np.ndarray, score: float) -> Face:
         eye_a, eye_b = kps[0], kps[1]  # the subject's right eye, then left eye
@@ -271,6 +286,14 @@ class FaceDetector:
     def describe(self) -> str:
         marks = f" + {self.landmark_path.name}" if self.landmarks is not None and self.landmark_path else ""
         return f"face detector {self.detector_path.name}{marks}"
+
+
+def _starts(length: int, side: float) -> list[int]:
+    """Where squares of ``side`` start along ``length`` so that they overlap by half and cover it."""
+    if side >= length:
+        return [0]
+    count = int(np.ceil((length - side) / (side / 2))) + 1
+    return sorted({round(v) for v in np.linspace(0, length - side, count)})
 
 
 def pixel_index_matrix(matrix: np.ndarray) -> np.ndarray:
@@ -335,7 +358,9 @@ def _default_landmarks(weights_dir, offline) -> Path | None:
     try:
         return ensure_weights(FACE_LANDMARKS, weights_dir, offline=offline, validate=validate_tflite)
     except ModelUnavailable as exc:
-        log.warning("Face landmarks unavailable, so the chin is taken from the face box (less exact): %s", exc)
+        log.warning("Face landmarks unavailable, so the chin is taken from the face box (less exact): %s",
+                    str(exc).replace("or pass an existing file with --weights PATH",
+                                     "or put it beside the detector given with --face-weights"))
         return None
 
 

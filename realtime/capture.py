@@ -30,12 +30,23 @@ class FramePacket:
 
 
 
+#: Reopening attempts (with backoff: about 12 s in all) before a video file that fails to read
+#: ends the run; a camera is retried for as long as the run goes on.
+FILE_ATTEMPTS = 5
+#: A source that has delivered nothing for this long (or three of its frame intervals, if longer)
+#: without an error (a network stream that hangs, a camera driver that stops) is stalled: the
+#: output says so instead of freezing.
+STALL_S = 1.0
+
+
 class CaptureThread(threading.Thread):
     """Reads a source as fast as it delivers and keeps only the newest frame.
 
     On a failure of a live source (or any source when ``reconnect`` is set),
     ``lost`` is set and the source is reopened with exponential backoff; the
-    frames resume under the same slot. The end of a finite source closes the
+    frames resume under the same slot (``lost`` clears with the first frame read
+    again). A video file that still fails after :data:`FILE_ATTEMPTS` reopenings
+    ends the run (truncated or removed for good). The end of a finite source closes the
     slot. Any other error is kept in ``error`` and ends the run.
     """
 
@@ -58,6 +69,8 @@ class CaptureThread(threading.Thread):
         self.reconnects = 0
         self._attempts = 0  # consecutive failed attempts: sets the backoff
         self.opened = True  # the pipeline opens the source before starting the thread
+        self.last_frame_at: float | None = None  # (clock) when the newest frame was handed on
+        self._stall_told = False
 
     def run(self) -> None:
         try:
@@ -78,10 +91,6 @@ class CaptureThread(threading.Thread):
                 if not self.opened:
                     self.source.open()
                     self.opened = True
-                    if self.lost.is_set():
-                        log.info("%s is back", self.source.name)
-                    self.lost.clear()
-                    self._attempts = 0
                 self.source.wait(self.stop_event)
                 if self.stop_event.is_set():
                     return
@@ -97,6 +106,10 @@ class CaptureThread(threading.Thread):
             if image is None:
                 log.info("%s ended", self.source.name)
                 return
+            if self.lost.is_set():  # back only once it delivers again (a file that opens but cannot be read is not)
+                log.info("%s is back", self.source.name)
+                self.lost.clear()
+            self._attempts = 0
             packet = FramePacket(self.frames_read, image, self.clock())
             if self.on_frame is not None:
                 try:
@@ -104,11 +117,27 @@ class CaptureThread(threading.Thread):
                 except Exception:  # its own business: never a reason to end the capture
                     log.debug("work on a captured frame failed", exc_info=True)
             self.slot.put(packet)
+            self.last_frame_at = packet.captured_at
+            if self._stall_told:
+                log.info("%s delivers frames again", self.source.name)
+                self._stall_told = False
             self.frames_read += 1
             if self.stats is not None:
                 self.stats.captured.tick(self.clock())  # handed on now (a lossless hand-off waits)
 
+    def stalled(self, now: float) -> bool:
+        """True while a source that delivered frames has sent none for :data:`STALL_S` seconds
+        without failing (its read hangs: nothing to reconnect); said once in the log."""
+        at, limit = self.last_frame_at, max(STALL_S, 3.0 / max(self.source.fps, 1e-3))  # (a time-lapse: 3 frames)
+        stalled = at is not None and not self.lost.is_set() and now - at > limit
+        if stalled and not self._stall_told:
+            log.warning("no frames from %s for %.0f s; waiting for it", self.source.name, now - at)
+            self._stall_told = True
+        return stalled
+
     def _recover(self, exc: BaseException) -> None:
+        if not self.source.live and self._attempts >= FILE_ATTEMPTS:  # a file damaged or gone for good
+            raise SourceError(f"{self.source.name} cannot be read any more ({exc})")
         if not self.lost.is_set():
             log.warning("camera lost (%s); reconnecting", exc)
         self.lost.set()

@@ -14,6 +14,7 @@ import os
 import queue
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
@@ -157,6 +158,8 @@ class TerminalKeys(threading.Thread):
 
     #: How long the terminal must stay quiet after an ESC for it to count as the Esc key.
     ESC_TIMEOUT_S = 0.05
+    #: How often the terminal's mode is checked (and key mode set again after Ctrl-Z and ``fg``).
+    MODE_CHECK_S = 0.5
 
     def __init__(self, stop: threading.Event, banner: str = ""):
         super().__init__(name="terminal-keys", daemon=True)
@@ -180,10 +183,20 @@ class TerminalKeys(threading.Thread):
                 print(self.banner, file=sys.stderr)
 
     def run(self):
+        try:
+            self._read_keys()
+        except (OSError, ValueError) as exc:  # the terminal went away (closed: EIO)
+            log.debug("terminal keys: %s", exc)
+
+    def _read_keys(self):
         import select
 
         fd = sys.stdin.fileno()
+        checked = time.monotonic()
         while not self.stop_event.is_set():
+            if time.monotonic() - checked > self.MODE_CHECK_S:
+                checked = time.monotonic()
+                self._keep_cbreak(fd)
             waiting_esc = self._decoder.waiting
             ready, _, _ = select.select([fd], [], [], self.ESC_TIMEOUT_S if waiting_esc else 0.1)
             if ready:
@@ -199,6 +212,19 @@ class TerminalKeys(threading.Thread):
                 except queue.Full:
                     pass
 
+    @staticmethod
+    def _keep_cbreak(fd: int) -> None:
+        """Back in key mode after Ctrl-Z and ``fg`` (the shell gave the terminal its line mode
+        back); only while this process is in the foreground (a background one would be stopped)."""
+        import termios
+        import tty
+
+        try:
+            if os.tcgetpgrp(fd) == os.getpgrp() and termios.tcgetattr(fd)[3] & termios.ICANON:
+                tty.setcbreak(fd)
+        except (OSError, termios.error):  # not our controlling terminal (no job control): nothing to restore
+            pass
+
     def drain(self) -> list[str]:
         out = []
         while True:
@@ -211,8 +237,11 @@ class TerminalKeys(threading.Thread):
         if self._saved is not None:
             import termios
 
-            termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, self._saved)
-            self._saved = None
+            saved, self._saved = self._saved, None
+            try:
+                termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, saved)
+            except (termios.error, OSError, ValueError) as exc:  # the terminal is gone (closed window, ssh)
+                log.debug("terminal not restored: %s", exc)
 
 
 @dataclass

@@ -40,7 +40,7 @@ from matting.motion import MotionCompensator
 
 from .capture import CaptureThread, FramePacket
 from .controls import Controls, TerminalKeys, ViewState, action_for_key, key_for_keycode
-from .errors import PipelineError
+from .errors import PipelineError, SinkError
 from .flow_ahead import FlowAhead
 from .inference import InferenceWorkers, MatteCadence, MatteResult
 from .overlay import draw_notice, draw_panel, help_lines, hud_lines, keys_banner
@@ -53,6 +53,7 @@ from .stats import RunStats
 log = logging.getLogger(__name__)
 
 LOST_NOTICE = "camera lost - reconnecting"
+STALL_NOTICE = "no frames from the camera - waiting"
 STOP_TIMEOUT_S = 1.5
 MODES = ("sync", "async")
 
@@ -138,6 +139,7 @@ class Pipeline:
         self._last_output: np.ndarray | None = None
         self._last_output_at = 0.0
         self.render_error: BaseException | None = None
+        self.close_error: BaseException | None = None  # the first sink that failed to close (a recording)
 
     # ------------------------------------------------------------------
     def stop(self, reason: str = "stopped") -> None:
@@ -202,11 +204,19 @@ class Pipeline:
         """Frames read per second lately (the same window as the output rate beside it)."""
         return self.stats.captured.rate(now)
 
-    def snapshot(self) -> Path | None:
-        """Save the newest output (as the virtual camera got it) as a PNG in the snapshot folder."""
+    def snapshot(self, quiet: bool = True) -> Path | None:
+        """Save the newest output (as the virtual camera got it) as a PNG in the snapshot folder;
+        None before the first output. A failure is logged (the s key), or raised (SinkError) when
+        not ``quiet`` (the Live API, which answers with it)."""
         if self._last_output is None:
             return None
-        return save_snapshot(self._last_output, self.options.snapshot_dir)
+        try:
+            return save_snapshot(self._last_output, self.options.snapshot_dir)
+        except SinkError as exc:
+            if not quiet:
+                raise
+            log.warning("%s", exc)
+            return None
 
     # ------------------------------------------------------------------
     def _first_matte(self, image: np.ndarray) -> None:
@@ -318,13 +328,13 @@ class Pipeline:
             self.window.send(preview, captured_at)
 
     def _keep_alive(self) -> None:
-        """While the camera is lost, keep feeding sinks the last frame with a notice."""
-        if not self.capture.lost.is_set() or self._last_output is None:
+        """While the camera is lost or stalled, keep feeding sinks the last frame with a notice."""
+        now, lost = self.clock(), self.capture.lost.is_set()
+        if self._last_output is None or not (lost or self.mode == "async" and self.capture.stalled(now)):
             return
-        now = self.clock()
         if now - self._last_output_at >= 1.0 / max(1.0, self.source.fps):
             last = self._last_output
-            self._send(last, now, notice=LOST_NOTICE)
+            self._send(last, now, notice=LOST_NOTICE if lost else STALL_NOTICE)
             self._last_output = last
 
     def _handle_keys(self) -> None:
@@ -362,6 +372,8 @@ class Pipeline:
         for sink in [*self.sinks, *([self.window] if self.window else [])]:
             try:
                 sink.close()
+            except SinkError as exc:  # a recording that did not finish whole: the run fails
+                self.close_error = self.close_error or exc
             except Exception as exc:  # closing one sink must not keep the others open
                 log.warning("closing %s failed: %s", sink.name, exc)
         self.library.close()
@@ -371,6 +383,8 @@ class Pipeline:
                           ("render loop", self.render_error)):
             if exc is not None:
                 raise PipelineError(f"{name} failed: {type(exc).__name__}: {exc}") from exc
+        if self.close_error is not None:  # a recording that did not finish whole
+            raise PipelineError(str(self.close_error)) from self.close_error
 
 
 def _num(value: float, digits: int = 2) -> float | None:

@@ -3,7 +3,8 @@
 A call app opens ``/dev/videoN`` when it shows the camera and closes it when it
 stops. Counting opens and closes with inotify (as Linux-Fake-Background-Webcam
 does), after counting the processes that already had it open when we started
-(a scan of ``/proc/*/fd``), tells the pipeline when nobody is watching, so it
+(a scan of ``/proc/*/fd``, made again after each batch of events: identical
+events are merged), tells the pipeline when nobody is watching, so it
 can stop inference and send a still frame instead. Anywhere else (another OS,
 a device without inotify) the count is unknown and nothing is paused.
 """
@@ -75,15 +76,26 @@ class DeviceReaders:
                 break
             except OSError:
                 return self._count
-            offset = 0
+            offset, events = 0, 0
             while offset + _EVENT.size <= len(data):
                 _, mask, _, length = _EVENT.unpack_from(data, offset)
                 offset += _EVENT.size + length
+                events += 1
                 if mask & IN_OPEN:
                     self._count += 1
                 elif mask & (IN_CLOSE_WRITE | IN_CLOSE_NOWRITE):
                     self._count = max(0, self._count - 1)
+            if events:
+                self._count = self._checked(self._count)
         return self._count
+
+    def _checked(self, counted: int) -> int:
+        """The event count set right by a scan of /proc: the kernel merges identical events still
+        unread (two opens in one moment arrive as one), so counting alone could pause while an app
+        watches. The scan sees every process as root, else the user's own (call apps): then it
+        only ever raises the count (another user's reader counts through its events)."""
+        seen = openers(self.path, exclude_pid=os.getpid())
+        return seen if seen > counted or os.geteuid() == 0 else counted
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -17,13 +17,15 @@ log = logging.getLogger(__name__)
 
 
 def install_signal_handlers(pipeline) -> Callable[[], None]:
-    """SIGTERM (and SIGHUP) stop ``pipeline`` cleanly; returns a function that restores them."""
+    """SIGTERM, SIGHUP (the terminal closed) and SIGQUIT (Ctrl-\\, which the key mode leaves on)
+    stop ``pipeline`` cleanly: the recording finished, the terminal restored; returns a function
+    that restores the previous handlers."""
     previous = {}
 
     def handler(signum, frame):
         pipeline.stop(f"signal {signal.Signals(signum).name}")
 
-    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None), getattr(signal, "SIGQUIT", None)):
         if sig is not None and threading.current_thread() is threading.main_thread():
             previous[sig] = signal.signal(sig, handler)
 

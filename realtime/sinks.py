@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import threading
 import time
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from compositing.media import opencv_path
 
 from .errors import SinkError
 from .slots import LatestSlot, SlotClosed
@@ -90,10 +93,15 @@ class RecorderSink(Sink):
         self.source_size = size
         self.size, self.fps = (max(2, size[0] - size[0] % 2), max(2, size[1] - size[1] % 2)), float(fps)
         if self.size != tuple(size):
-            log.warning("recording at %dx%d: video codecs need even sizes, so the %dx%d frames lose their last "
-                        "%s", *self.size, *size, "column and row" if size[0] % 2 and size[1] % 2
-                        else "column" if size[0] % 2 else "row")
+            if min(size) < 2:  # a 1-px side cannot lose a pixel: the frames are stretched to 2
+                log.warning("recording at %dx%d: video codecs need even sizes of at least 2 px, so the %dx%d "
+                            "frames are stretched to that", *self.size, *size)
+            else:
+                log.warning("recording at %dx%d: video codecs need even sizes, so the %dx%d frames lose their "
+                            "last %s", *self.size, *size, "column and row" if size[0] % 2 and size[1] % 2
+                            else "column" if size[0] % 2 else "row")
         self.realtime = realtime  # False: write each frame once (offline, every-frame processing)
+        opencv_path(self.path, SinkError)
         suffix = self.path.suffix.lower()
         if suffix not in RECORD_FORMATS:
             raise SinkError(f"cannot record to {self.path}: use a file name ending in "
@@ -113,7 +121,7 @@ class RecorderSink(Sink):
     def send(self, frame, captured_at):
         if self._failure is not None:
             raise SinkError(f"recording to {self.path} failed: {self._failure}")
-        fitted = _fit(frame, self.source_size)[:self.size[1], :self.size[0]]
+        fitted = _fit(_fit(frame, self.source_size)[:self.size[1], :self.size[0]], self.size)  # (a 1-px side: stretched)
         if not self.realtime:
             self._write(np.ascontiguousarray(fitted), captured_at)
         else:  # the render loop reuses its buffers: the encoder gets its own copy
@@ -150,22 +158,45 @@ class RecorderSink(Sink):
 
     def _finish(self) -> None:
         if self._writer is not None:
+            opencv = isinstance(self._writer, cv2.VideoWriter)  # (tests stand their own writer in)
             self._writer.release()
             self._writer = None
+            if self._failure is None and opencv:
+                self._failure = self._unplayable()
             if self._failure is not None:
                 log.error("recording %s failed after %d frames: %s", self.path, self.frames_written, self._failure)
             else:
                 log.info("recording saved: %s (%d frames)", self.path, self.frames_written)
 
+    def _unplayable(self) -> SinkError | None:
+        """Why the finished file does not hold what was written (OpenCV's writer reports no write
+        errors: on a full disk it drops data silently and leaves a file without its index), or None."""
+        if not self.frames_written:
+            return None
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            readable = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+        finally:
+            cap.release()
+        if readable >= self.frames_written:
+            return None
+        free = shutil.disk_usage(self.path.parent).free if self.path.parent.exists() else 0
+        hint = " (the disk is full)" if free < 16 * 2**20 else ""
+        return SinkError(f"the file is incomplete{hint}: {readable} of {self.frames_written} frames can be played back")
+
     def close(self):
         if self._encoder is None:
             self._finish()
-            return
-        self._pending.close()  # the encoder writes what is pending, finalises the file and ends
-        self._encoder.join(self.CLOSE_TIMEOUT_S)
-        if self._encoder.is_alive():  # a stalled disk: never hang the exit on it
-            log.error("the recording %s is still being written after %.0f s: left unfinished", self.path,
-                      self.CLOSE_TIMEOUT_S)
+        else:
+            self._pending.close()  # the encoder writes what is pending, finalises the file and ends
+            self._encoder.join(self.CLOSE_TIMEOUT_S)
+            if self._encoder.is_alive():  # a stalled disk: never hang the exit on it
+                log.error("the recording %s is still being written after %.0f s: left unfinished", self.path,
+                          self.CLOSE_TIMEOUT_S)
+                raise SinkError(f"recording {self.path} left unfinished: still being written after "
+                                f"{self.CLOSE_TIMEOUT_S:.0f} s")
+        if self._failure is not None:
+            raise SinkError(f"recording {self.path} failed: {self._failure}")
 
 
 VCAM_HELP_LINUX = (
@@ -211,7 +242,7 @@ class VirtualCameraSink(Sink):
         try:
             self._cam = factory(size[0], size[1], fps, **kwargs)
         except Exception as exc:  # pyvirtualcam raises RuntimeError / ValueError with a terse reason
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
             if device:
                 raise SinkError(f"cannot open virtual camera {device}: {reason}. {vcam_help()}") from None
             raise SinkError(f"{vcam_help()}\n(pyvirtualcam said: {reason})") from None
@@ -295,20 +326,28 @@ class WindowSink(Sink):
             pass
 
 
-def save_snapshot(image: np.ndarray, folder: str | os.PathLike) -> Path | None:
-    """Save a BGR frame as ``snapshot_<time>.png`` in ``folder`` (never over an existing file)."""
+def save_snapshot(image: np.ndarray, folder: str | os.PathLike) -> Path:
+    """Save a BGR frame as ``snapshot_<time>.png`` in ``folder`` (never over an existing file);
+    SinkError saying why it could not be saved (the folder, a full disk)."""
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        log.warning("could not create snapshot folder %s: %s", folder, exc.strerror)
-        return None
+        raise SinkError(f"could not create snapshot folder {folder}: {exc.strerror}") from None
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise SinkError("could not encode the snapshot")
     stem = time.strftime("snapshot_%Y%m%d_%H%M%S")
     path, n = folder / f"{stem}.png", 1
-    while path.exists():
-        path, n = folder / f"{stem}-{n}.png", n + 1
-    if cv2.imwrite(str(path), image):
-        log.info("snapshot saved: %s", path)
-        return path
-    log.warning("could not save snapshot to %s", path)
-    return None
+    while True:
+        try:
+            with open(path, "xb") as file:
+                file.write(data.tobytes())
+            break
+        except FileExistsError:
+            path, n = folder / f"{stem}-{n}.png", n + 1
+        except OSError as exc:
+            path.unlink(missing_ok=True)  # no half-written picture left behind
+            raise SinkError(f"could not save snapshot {path}: {exc.strerror or exc}") from None
+    log.info("snapshot saved: %s", path)
+    return path

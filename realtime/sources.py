@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from compositing import IMAGE_EXTENSIONS, MediaError, read_image, to_bgr8
-from compositing.media import sane_fps
+from compositing.media import opencv_path, sane_fps
 
 from .errors import SourceError
 
@@ -160,9 +160,9 @@ class VideoSource(_OpenCVSource):
                 raise SourceError(f"video not found: {self.path}")
             if file.is_dir():
                 raise SourceError(f"{self.path} is a folder: --source takes a video file (or a picture)")
-            if file.stat().st_size == 0:
+            if file.is_file() and file.stat().st_size == 0:  # (a pipe is read as it comes)
                 raise SourceError(f"video file is empty: {self.path}")
-        cap = cv2.VideoCapture(self.path)
+        cap = cv2.VideoCapture(opencv_path(self.path, SourceError))
         if not cap.isOpened():
             cap.release()
             raise SourceError(f"cannot open video {self.path}: not a video OpenCV can decode, or unreachable")

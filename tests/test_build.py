@@ -78,7 +78,7 @@ def test_inference_share_spaces_mattes_by_their_own_duration():
 
 
 @pytest.mark.parametrize("values, fragment", [
-    ({"inference_share": 0.0}, "--inference-share must be positive"),
+    ({"inference_share": 0.0}, "--inference-share must be at least 0.01"),
     ({"inference_share": 1.5}, "--inference-share must be at most 1"),
     ({"inference_share": 0.5, "every_frame": True}, "--inference-share is for live mode"),
 ])

@@ -85,6 +85,10 @@ def test_config_accepts_the_negated_flag_names(tmp_path):
     (["--inference-workers", "999"], "--inference-workers must be at most 32"),
     (["--stats-interval", "inf"], "--stats-interval must be a finite number"),
     (["--vcam-fps", "-1"], "--vcam-fps must be positive"),
+    (["--max-matte-rate", "1e-320"], "--max-matte-rate must be at least 0.01"),   # (meant: never a new matte)
+    (["--inference-share", "1e-320"], "--inference-share must be at least 0.01"),
+    (["--vcam", "--vcam-device", "/nonexistent/video9"], "--vcam-device /nonexistent/video9 does not exist"),
+    (["--vcam", "--vcam-device", "/dev"], "--vcam-device /dev is a folder"),
 ])
 def test_numbers_out_of_range_are_refused_with_one_line(still, args, text):
     error = one_error_line(run_cli("--source", still, "--no-window", "--max-frames", "1", *args))

@@ -367,8 +367,61 @@ def test_library_hot_reload_add_and_delete(tmp_path):
     assert lib.current().render(np.zeros((4, 6, 3), np.uint8), None, 0).mean() > 150
     (folder / "b_second.jpg").unlink()
     now[0] += 2.0
-    assert lib.rescan() and "b_second" not in lib.names
-    lib.current()  # selection moved to a valid entry
+    # the selected picture left the folder: it stays on screen (last in the cycle) until another is chosen
+    assert lib.rescan() and lib.current_name == "b_second" and lib.names[-1] == "b_second"
+    assert lib.current().render(np.zeros((4, 6, 3), np.uint8), None, 0).mean() > 150
+    lib.select_name("a_first")
+    cv2.imwrite(str(folder / "c_third.png"), np.full((20, 30, 3), 90, np.uint8))
+    now[0] += 2.0
+    assert lib.rescan() and "b_second" not in lib.names and lib.current_name == "a_first"
+
+
+def test_a_vanished_folder_never_leaves_the_room_showing(tmp_path):
+    """The folder renamed or deleted mid-call: the selection jumped to whatever took its place in the
+    list, often ``none`` (the real room behind the user)."""
+    folder = tmp_path / "bgs"
+    folder.mkdir()
+    for name, value in (("a_office", 60), ("b_beach", 200)):
+        cv2.imwrite(str(folder / f"{name}.png"), np.full((20, 30, 3), value, np.uint8))
+    now = [0.0]
+    lib = BackgroundLibrary(folder, clock=lambda: now[0])
+    lib.select_name("b_beach")
+    lib.current()  # loaded (shown)
+    folder.rename(tmp_path / "moved")
+    now[0] += 2.0
+    assert lib.rescan() and lib.current_name == "b_beach"
+    assert lib.current().render(np.zeros((4, 6, 3), np.uint8), None, 0).mean() > 150
+    # one listed but never shown gives way to blur, not to the next name in the list
+    (tmp_path / "moved").rename(folder)
+    now[0] += 2.0
+    lib.rescan()
+    lib.select_name("a_office")
+    folder.rename(tmp_path / "moved2")
+    now[0] += 2.0
+    lib.index = lib.names.index("a_office")  # selected, not yet drawn
+    lib._loaded.pop("a_office", None)
+    assert lib.rescan() and lib.current_name == "blur"
+
+
+def test_a_change_elsewhere_in_the_folder_keeps_the_shown_background_loaded(tmp_path):
+    """Adding any file decoded the shown picture again in the render loop (seconds for a big one)
+    and restarted a background video from its first frame."""
+    folder = tmp_path / "bgs"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a_shown.png"), np.full((20, 30, 3), 60, np.uint8))
+    now = [0.0]
+    lib = BackgroundLibrary(folder, clock=lambda: now[0])
+    lib.select_name("a_shown")
+    shown = lib.current()
+    cv2.imwrite(str(folder / "b_new.png"), np.full((20, 30, 3), 90, np.uint8))
+    now[0] += 2.0
+    assert lib.rescan() and "b_new" in lib.names
+    assert lib.current() is shown
+    cv2.imwrite(str(folder / "a_shown.png"), np.full((20, 30, 3), 220, np.uint8))  # the shown file itself edited
+    os.utime(folder / "a_shown.png", (time.time() + 5, time.time() + 5))
+    now[0] += 2.0
+    assert lib.rescan() and lib.current() is not shown
+    assert lib.current().render(np.zeros((4, 6, 3), np.uint8), None, 0).mean() > 200
 
 
 def test_library_skips_unreadable_file(tmp_path, caplog):

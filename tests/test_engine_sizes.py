@@ -15,7 +15,10 @@ from matting.engine import checked_inference_size, inference_shape, pick_device,
     ((661, 1126), 512, (512, 864)),       # two_people.jpg: 872 rounds to 864
     ((1280, 720), 288, (512, 288)),       # portrait orientation: the short side is the width
     ((100, 100), 64, (64, 64)),
-    ((50, 4000), 32, (32, 2560)),
+    ((50, 4000), 32, (32, 128)),         # a thin strip: the long side at most 4x the size
+    ((20, 4000), 512, (32, 2048)),        # (at 512 it would have run at 512x102400)
+    ((4000, 20), 288, (1152, 32)),
+    ((512, 2048), 512, (512, 2048)),      # a 4:1 panorama runs as it is
 ])
 def test_inference_shape(frame_hw, short, expected):
     h, w = inference_shape(frame_hw, short)

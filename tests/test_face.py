@@ -296,3 +296,26 @@ def test_published_checksums_are_those_of_the_shared_files():
     assert blake2b_file(need(LM_TFLITE)) == FACE_LANDMARKS.blake2b
     assert FACE_DETECTOR.url.startswith("https://storage.googleapis.com/mediapipe-assets/")
     assert "Apache" in FACE_DETECTOR.credit
+
+
+@pytest.mark.parametrize("scale", [0.6, 0.45, 0.3])
+def test_a_small_face_is_found_where_it_is(detector, portrait, portrait_face, scale):
+    """The detector sees the picture at 128 px: below about 3/4 of the portrait's size the face was
+    not found at all ("no face found" for a person further back); squares of the picture are searched."""
+    small = cv2.resize(portrait, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    canvas = np.zeros_like(portrait)
+    y, x = (canvas.shape[0] - small.shape[0]) // 2, (canvas.shape[1] - small.shape[1]) // 2
+    canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
+    (face,) = detector.detect(canvas)
+    expected = [x + v * scale if i % 2 == 0 else y + v * scale for i, v in enumerate(portrait_face.box)]
+    assert np.abs(np.array(face.box) - expected).max() < 0.15 * (expected[2] - expected[0])
+    assert close(face.left_eye, (x + portrait_face.left_eye[0] * scale, y + portrait_face.left_eye[1] * scale),
+                 0.1 * (expected[2] - expected[0]))
+
+
+def test_two_smaller_people_are_two_faces(detector, portrait):
+    """Two people side by side at half size: "no face found" before, not the two-faces refusal."""
+    half = cv2.resize(portrait, (640, 360), interpolation=cv2.INTER_AREA)
+    pair = np.vstack([np.zeros((180, 1280, 3), np.uint8), np.hstack([half, half]), np.zeros((180, 1280, 3), np.uint8)])
+    left, right = sorted(detector.detect(pair), key=lambda f: f.center_x)
+    assert left.center_x < 640 < right.center_x

@@ -142,6 +142,20 @@ def test_hotkey_actions(tmp_path):
     assert pipeline.stop_event.is_set()
 
 
+def test_a_snapshot_that_cannot_be_saved_says_why(tmp_path, caplog):
+    """The s key logs why (the run goes on); the Live API got "no frame yet" for a full disk."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    pipeline = make_pipeline(SyntheticSource(frames=5), IndexEngine(), snapshot_dir=str(blocker / "shots"))
+    pipeline._last_output = np.zeros((8, 8, 3), np.uint8)
+    with caplog.at_level("WARNING"):
+        pipeline.apply("snapshot")
+    assert "could not create snapshot folder" in caplog.text
+    with pytest.raises(SinkError, match="could not create snapshot folder"):
+        pipeline.snapshot(quiet=False)
+    assert not list(tmp_path.rglob("snapshot_*"))
+
+
 @pytest.mark.parametrize("view", ["matte", "original", "composite"])
 def test_matte_and_original_views_are_what_sinks_get(view):
     """Over a white background: the composite is white, the matte near black, the original the frame."""
@@ -538,13 +552,14 @@ def test_a_failing_encoder_ends_the_run_through_the_next_send(tmp_path, caplog):
     wait_until(lambda: recorder._failure is not None, 5, "the encoder's failure")
     with pytest.raises(SinkError, match="disk full"):
         recorder.send(frame, 5 / 30)
-    recorder.close()
+    with pytest.raises(SinkError, match="disk full"):
+        recorder.close()
     # ... and one after the last send is not lost either: close says so instead of "saved"
     caplog.clear()
     last = RecorderSink(str(tmp_path / "s.mp4"), (96, 64), 30)
     last._writer.release()
     last._writer = SlowWriter(0.0, fail_after=0)
-    with caplog.at_level("INFO"):
+    with caplog.at_level("INFO"), pytest.raises(SinkError, match="disk full"):
         last.send(frame, 0.0)
         last.close()
     assert "failed after 0 frames: disk full" in caplog.text and "saved" not in caplog.text
@@ -619,5 +634,6 @@ def test_a_stalled_encoder_never_hangs_the_exit(tmp_path):
     recorder.CLOSE_TIMEOUT_S = 0.3
     recorder.send(np.zeros((64, 96, 3), np.uint8), 0.0)
     start = time.monotonic()
-    recorder.close()
+    with pytest.raises(SinkError, match="left unfinished"):  # (the run then fails: exit 1, not "saved")
+        recorder.close()
     assert time.monotonic() - start < 1.5

@@ -407,3 +407,88 @@ def test_unwatched_virtual_camera_pauses_inference_until_an_app_opens_it(tmp_pat
         pipeline.stop()
         runner.join(10)
     assert not runner.is_alive()
+
+
+def test_a_file_that_opens_but_cannot_be_read_any_more_ends_the_run(caplog):
+    """A looping video truncated mid-run: it reopened every time ("... is back") and failed at once,
+    forever, printing "camera lost" and "is back" twice a second and showing nothing new."""
+    import logging
+
+    from realtime import PipelineError
+
+    source = SyntheticSource(fps=60, frames=10_000, fail_between=(10, 10**9), live=False)
+    pipeline = make_pipeline(source, IndexEngine(), mode="async", reconnect=True, duration=60.0)
+    pipeline.capture.backoff = (0.05, 0.1)
+    started = time.monotonic()
+    with caplog.at_level(logging.INFO), pytest.raises(PipelineError, match="cannot be read any more"):
+        pipeline.run()
+    assert time.monotonic() - started < 10
+    assert "is back" not in caplog.text and caplog.text.count("camera lost") == 1
+
+
+def test_two_opens_at_once_count_as_two_watchers(tmp_path):
+    """The kernel merges identical inotify events still unread: an app opening the device twice (or
+    two apps at once) counted as one, and the first close paused the camera while it was watched."""
+    from realtime.readers import DeviceReaders
+
+    device = tmp_path / "video10"
+    device.write_bytes(b"")
+    readers = DeviceReaders(device)
+    assert readers.count() == 0
+    app = subprocess.Popen([sys.executable, "-c", f"""
+import sys
+a, b = open({str(device)!r}), open({str(device)!r})
+print("both", flush=True)
+sys.stdin.readline()
+a.close()
+print("one", flush=True)
+sys.stdin.readline()
+"""], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert app.stdout.readline().strip() == "both"
+        assert readers.count() == 2
+        app.stdin.write("\n")
+        app.stdin.flush()
+        assert app.stdout.readline().strip() == "one"
+        time.sleep(0.1)
+        assert readers.count() == 1  # (0 before: nobody watching, paused)
+        app.stdin.write("\n")
+        app.stdin.flush()
+        app.wait(10)
+        time.sleep(0.1)
+        assert readers.count() == 0
+    finally:
+        if app.poll() is None:
+            app.kill()
+        readers.close()
+
+
+class _HangingSource(SyntheticSource):
+    """A stream whose read hangs for ``hang_s`` once, at read ``at``, without an error."""
+
+    def __init__(self, at, hang_s, **kwargs):
+        super().__init__(**kwargs)
+        self.at, self.hang_s = at, hang_s
+
+    def read(self):
+        if self.reads == self.at:
+            time.sleep(self.hang_s)
+        return super().read()
+
+
+def test_a_stream_that_hangs_keeps_the_output_going_with_a_notice(caplog):
+    """A network stream that stopped sending froze the output with no notice (no error to reconnect on)."""
+    import logging
+
+    sink = Frames()
+    source = _HangingSource(at=20, hang_s=3.5, fps=30)
+    pipeline = make_pipeline(source, IndexEngine(), mode="async", sinks=[sink], duration=6.0)
+    with caplog.at_level(logging.INFO):
+        pipeline.run()
+    from realtime.capture import STALL_S
+
+    times = np.array([t for t, _ in sink.sent])
+    assert np.diff(times).max() < STALL_S + 0.3, f"output froze for {np.diff(times).max():.2f} s"
+    assert "no frames from synthetic" in caplog.text and "synthetic delivers frames again" in caplog.text
+    frames = [f for _, f in sink.sent]
+    assert sum(f[-40:].max() != f[:10].max() for f in frames) > 10  # the notice drawn on the repeated frames

@@ -124,3 +124,109 @@ def test_ctrl_c_again_while_stopping_leaves_a_playable_recording_and_a_sane_term
     finally:
         finish(proc, master)
         os.close(slave)
+
+
+def live_on_its_own_terminal(reference_ckpt, vlog_path, *extra):
+    """``live.py --no-window`` in a session of its own whose controlling terminal is a pseudo-terminal,
+    as a shell's window runs it: closing the window hangs the terminal up; Ctrl-Z and Ctrl-\\ signal
+    the foreground group. ``(process, master fd, the terminal's path)``."""
+    import fcntl
+    import termios
+
+    master, slave = pty.openpty()
+    path = os.ttyname(slave)
+
+    def own_terminal():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen([sys.executable, str(ROOT / "live.py"), "--source", str(vlog_path), "--loop",
+                             "--weights", str(reference_ckpt), "--inference-size", "64", "--no-window",
+                             "--background", "white", "--backgrounds-dir", str(ROOT / "backgrounds"), *map(str, extra)],
+                            stdin=slave, stdout=slave, stderr=slave, close_fds=True, preexec_fn=own_terminal,
+                            env={**os.environ, "MODNET_OFFLINE": "1"})
+    os.close(slave)
+    return proc, master, path
+
+
+def assert_playable(path):
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) > 5, "the recording is not playable"
+
+
+def wait_for_recording(path, size=50_000, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (not path.exists() or path.stat().st_size < size):
+        time.sleep(0.2)
+
+
+def test_closing_the_terminal_finishes_the_recording(reference_ckpt, vlog_path, tmp_path):
+    """The terminal window closed mid-call: restoring its mode failed (EIO) in the middle of the stop,
+    the process aborted and the recording had no index."""
+    out = tmp_path / "call.mp4"
+    proc, master, _ = live_on_its_own_terminal(reference_ckpt, vlog_path, "--record", out)
+    try:
+        read_until(master, "Keys:")
+        wait_for_recording(out)
+        os.close(master)  # the window closes: SIGHUP, and the terminal reads and writes fail from now on
+        master = None
+        assert proc.wait(timeout=30) == 0
+        assert_playable(out)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if master is not None:
+            os.close(master)
+
+
+def test_ctrl_backslash_stops_like_ctrl_c(reference_ckpt, vlog_path, tmp_path):
+    import termios
+
+    out = tmp_path / "call.mp4"
+    proc, master, path = live_on_its_own_terminal(reference_ckpt, vlog_path, "--record", out)
+    try:
+        read_until(master, "Keys:")
+        wait_for_recording(out)
+        os.write(master, b"\x1c")  # Ctrl-\: SIGQUIT (it lost the recording and left the terminal without echo)
+        assert proc.wait(timeout=30) == 0
+        assert_playable(out)
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+        try:
+            lflag = termios.tcgetattr(fd)[3]
+        finally:
+            os.close(fd)
+        assert lflag & termios.ECHO and lflag & termios.ICANON
+    finally:
+        finish(proc, master)
+
+
+def test_keys_work_again_after_ctrl_z_and_fg(reference_ckpt, vlog_path):
+    """Ctrl-Z, then ``fg``: the shell gives the terminal its line mode back while the run is stopped;
+    the keys were then echoed and kept until Enter instead of acting."""
+    import signal
+    import termios
+
+    proc, master, path = live_on_its_own_terminal(reference_ckpt, vlog_path)
+    try:
+        read_until(master, "Keys:")
+        os.write(master, b"\x1a")  # Ctrl-Z: the run stops
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and open(f"/proc/{proc.pid}/stat").read().split(")")[1].split()[0] != "T":
+            time.sleep(0.05)
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY)  # what a shell does when a job stops: line mode and echo
+        try:
+            attrs = termios.tcgetattr(fd)
+            attrs[3] |= termios.ICANON | termios.ECHO
+            termios.tcsetattr(fd, termios.TCSANOW, attrs)
+        finally:
+            os.close(fd)
+        proc.send_signal(signal.SIGCONT)  # fg
+        time.sleep(1.0)
+        os.write(master, b"n")
+        read_until(master, "background: gray", timeout=15)
+        os.write(master, b"q")
+        assert proc.wait(timeout=20) == 0
+    finally:
+        finish(proc, master)

@@ -404,3 +404,21 @@ def test_the_studio_refuses_a_huge_picture_from_its_header(tmp_path):
         assert "webcam.jpg: picture too large" in message, message
     finally:
         server.stop()
+
+
+def test_sigterm_while_the_live_run_starts_ends_the_server(reference_ckpt, tmp_path):
+    """SIGTERM right after the server came up, while the live run was still being built (its model
+    loading): it was ignored and the run went on until a second signal."""
+    server = Server(["--source", str(need(VLOG)), "--loop", "--weights", str(reference_ckpt),
+                     "--inference-size", "64", "--record", "call.mp4"], tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while "studio and live panel:" not in server.output() and time.monotonic() < deadline:
+            assert server.proc.poll() is None, server.output()
+            time.sleep(0.02)
+        code, took = server.stop()
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+    assert code == 0 and took < 8, (code, took, server.output())
+    assert "Traceback" not in server.output()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -393,3 +394,16 @@ def test_thumbnails_of_none_and_blur_show_the_camera_not_the_output(run):
     white = next(e for e in listed if e["name"] == "white")
     thumb = cv2.imdecode(np.frombuffer(run.client.get(white["thumbnail"]).content, np.uint8), cv2.IMREAD_COLOR)
     assert thumb.mean() > 240
+
+
+def test_a_snapshot_that_cannot_be_saved_is_reported_as_such(run, tmp_path):
+    """It answered 503 "no frame yet" when the snapshot could not be written."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    run.pipeline.options.snapshot_dir = str(blocker / "shots")
+    wait_until(lambda: run.pipeline._last_output is not None, 20, "a first output")
+    response = run.client.post("/api/v1/live/snapshot")
+    assert response.status_code == 500 and "could not create snapshot folder" in response.json()["error"]
+    run.pipeline.options.snapshot_dir = str(tmp_path / "shots")
+    response = run.client.post("/api/v1/live/snapshot")
+    assert response.status_code == 200 and Path(response.json()["saved"]).is_file()

@@ -27,6 +27,7 @@ from starlette.background import BackgroundTask
 from compositing import ColorBackground, parse_color
 from compositing.backgrounds import MAX_BLUR, canonical_name
 from compositing.media import IMAGE_EXTENSIONS, read_image
+from realtime import SinkError
 from realtime.remote import LiveHandle, LiveUnavailable
 from realtime.sources import camera_problem
 
@@ -219,7 +220,10 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
     @router.post("/snapshot")
     def snapshot():
         """Save a snapshot into the snapshot folder, as the s key does."""
-        path = call(lambda p: p.snapshot())
+        try:
+            path = call(lambda p: p.snapshot(quiet=False))
+        except SinkError as exc:  # the folder cannot be made, the disk is full
+            return error(507 if "space" in str(exc).lower() else 500, str(exc))
         if path is None:
             return error(503, "no frame yet")
         return {"saved": str(path)}
