@@ -9,6 +9,7 @@ only a lone Esc quits and other sequences (F-keys, Home, ...) are ignored.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import queue
@@ -194,13 +195,21 @@ class TerminalKeys(threading.Thread):
         fd = sys.stdin.fileno()
         checked = time.monotonic()
         while not self.stop_event.is_set():
+            if not _foreground(fd):  # after Ctrl-Z and bg: the keys are the shell's (reading would stop us)
+                self.stop_event.wait(0.1)
+                continue
             if time.monotonic() - checked > self.MODE_CHECK_S:
                 checked = time.monotonic()
                 self._keep_cbreak(fd)
             waiting_esc = self._decoder.waiting
             ready, _, _ = select.select([fd], [], [], self.ESC_TIMEOUT_S if waiting_esc else 0.1)
             if ready:
-                data = os.read(fd, 64)
+                try:
+                    data = os.read(fd, 64)
+                except OSError as exc:
+                    if exc.errno == errno.EIO and not _foreground(fd):
+                        continue  # sent to the background meanwhile: not the end of the terminal
+                    raise
                 if not data:  # end of input (the terminal went away)
                     return
                 keys = self._decoder.feed(data)
@@ -220,7 +229,7 @@ class TerminalKeys(threading.Thread):
         import tty
 
         try:
-            if os.tcgetpgrp(fd) == os.getpgrp() and termios.tcgetattr(fd)[3] & termios.ICANON:
+            if _foreground(fd) and termios.tcgetattr(fd)[3] & termios.ICANON:
                 tty.setcbreak(fd)
         except (OSError, termios.error):  # not our controlling terminal (no job control): nothing to restore
             pass
@@ -242,6 +251,15 @@ class TerminalKeys(threading.Thread):
                 termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, saved)
             except (termios.error, OSError, ValueError) as exc:  # the terminal is gone (closed window, ssh)
                 log.debug("terminal not restored: %s", exc)
+
+
+def _foreground(fd: int) -> bool:
+    """Whether this process's group has the terminal ``fd`` (job control: after Ctrl-Z and ``bg``
+    it has not); True for a terminal that is not our controlling one (no job control to follow)."""
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return True
 
 
 @dataclass

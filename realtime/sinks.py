@@ -165,6 +165,9 @@ class RecorderSink(Sink):
                 self._failure = self._unplayable()
             if self._failure is not None:
                 log.error("recording %s failed after %d frames: %s", self.path, self.frames_written, self._failure)
+            elif not self.frames_written:  # stopped before the first frame: an empty, unplayable file
+                self.path.unlink(missing_ok=True)
+                log.info("nothing was recorded (stopped before the first frame): %s not kept", self.path)
             else:
                 log.info("recording saved: %s (%d frames)", self.path, self.frames_written)
 
@@ -174,8 +177,8 @@ class RecorderSink(Sink):
         if not self.frames_written:
             return None
         cap = cv2.VideoCapture(str(self.path))
-        try:
-            readable = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+        try:  # (a damaged .mkv reports a huge negative count)
+            readable = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))) if cap.isOpened() else 0
         finally:
             cap.release()
         if readable >= self.frames_written:

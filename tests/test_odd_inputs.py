@@ -341,3 +341,13 @@ def test_more_threads_than_cores_are_warned_about(caplog):
     with caplog.at_level(logging.WARNING):
         settings_from_args(["--threads", str(cores + 1)])
     assert f"more than this machine's {cores} CPU cores" in caplog.text
+
+
+def test_a_recording_stopped_before_its_first_frame_leaves_no_file(tmp_path, caplog):
+    """A SIGTERM while --web started logged "recording saved (0 frames)" beside an unplayable file."""
+    out = tmp_path / "call.mp4"
+    sink = RecorderSink(str(out), (64, 48), 10.0)
+    assert out.exists()
+    with caplog.at_level(logging.INFO):
+        sink.close()
+    assert not out.exists() and "saved" not in caplog.text and "nothing was recorded" in caplog.text

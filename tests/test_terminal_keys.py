@@ -230,3 +230,55 @@ def test_keys_work_again_after_ctrl_z_and_fg(reference_ckpt, vlog_path):
         assert proc.wait(timeout=20) == 0
     finally:
         finish(proc, master)
+
+
+def test_the_key_reader_waits_in_the_background_and_survives_it(monkeypatch):
+    """Ctrl-Z, bg, fg: reading the terminal from the background failed (EIO) and the key reader
+    ended for good; now it leaves the keys to the shell while in the background and reads again after."""
+    import errno
+    import threading
+
+    import realtime.controls as controls
+
+    master, slave = pty.openpty()
+    foreground = threading.Event()
+    foreground.set()
+    monkeypatch.setattr(controls, "_foreground", lambda fd: foreground.is_set())
+    real_read, failed = os.read, []
+
+    def read(fd, n):
+        if not foreground.is_set():  # what a read from the background gets when it is not stopped
+            failed.append(fd)
+            raise OSError(errno.EIO, "Input/output error")
+        return real_read(fd, n)
+
+    monkeypatch.setattr(controls.os, "read", read)
+    stdin = open(slave, closefd=False)
+    monkeypatch.setattr(controls.sys, "stdin", stdin)
+    stop = threading.Event()
+    keys = controls.TerminalKeys(stop)
+    keys.enabled = True
+    keys.start()
+    try:
+        os.write(master, b"n")
+        deadline = time.monotonic() + 5
+        while not keys.keys.qsize() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert keys.drain() == ["n"]
+        foreground.clear()  # bg: the shell reads the terminal now
+        os.write(master, b"x")
+        time.sleep(0.5)
+        assert keys.is_alive() and keys.drain() == []  # (a read caught in the switch failed: survived)
+        real_read(slave, 64)  # (the shell took the x)
+        foreground.set()  # fg
+        os.write(master, b"p")
+        deadline = time.monotonic() + 5
+        while not keys.keys.qsize() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert keys.drain() == ["p"]
+    finally:
+        stop.set()
+        keys.join(5)
+        keys.restore()
+        os.close(master)
+        os.close(slave)
