@@ -14,7 +14,7 @@ from typing import Sequence
 from compositing import MediaError
 from idphoto import IdPhotoError
 from matting import DownloadError, ModelUnavailable, WeightsError
-from realtime import PipelineError, SinkError, SourceError
+from realtime import ConsoleHandler, PipelineError, SinkError, SourceError, say
 
 from web.errors import WebError
 
@@ -49,8 +49,8 @@ def exit_code_for(exc: BaseException) -> int | None:
 
 
 def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(levelname)s: %(message)s", stream=sys.stderr, force=True)
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s: %(message)s",
+                        handlers=[ConsoleHandler(sys.stderr)], force=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = exit_code_for(exc)
         if code is None:
             raise
-        print("interrupted" if code == EXIT_INTERRUPTED else f"error: {exc}", file=sys.stderr)
+        say("interrupted" if code == EXIT_INTERRUPTED else f"error: {exc}")
         return code
 
 
@@ -92,8 +92,8 @@ def export_onnx(settings) -> int:
 
     weights = modnet_weights(settings.weights, settings.weights_dir, settings.offline or None, photo=False)
     try:
-        print(export_modnet_onnx(weights, settings.export_onnx))
+        say(str(export_modnet_onnx(weights, settings.export_onnx)), sys.stdout)
     except OSError as exc:  # a disk that filled up, a folder made read-only meanwhile
-        print(f"error: cannot write {settings.export_onnx}: {exc.strerror or exc}", file=sys.stderr)
+        say(f"error: cannot write {settings.export_onnx}: {exc.strerror or exc}")
         return EXIT_FAILED
     return EXIT_OK

@@ -61,6 +61,11 @@ WEBCAM_ONLY = ("camera", "size", "fps", "fourcc")
 ID_PHOTO = ("id_size", "max_kb", "sheet", "dpi")
 
 
+def shown(value: float) -> str:
+    """A number as a message gives it: an integer in full (``--port 99999999999999999999``), a float short."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
 @dataclass
 class Settings:
     # --- what to do -------------------------------------------------------
@@ -148,12 +153,12 @@ class Settings:
             if value is None:
                 continue
             if not math.isfinite(value):
-                raise UsageError(f"{flag(name)} must be a finite number, got {value:g}")
+                raise UsageError(f"{flag(name)} must be a finite number, got {shown(value)}")
             if value <= low if exclusive else value < low:
                 raise UsageError(f"{flag(name)} must be {'positive' if low == 0 and exclusive else f'at least {low:g}'}"
-                                 f", got {value:g}")
+                                 f", got {shown(value)}")
             if value > high:
-                raise UsageError(f"{flag(name)} must be at most {high:g}, got {value:g}")
+                raise UsageError(f"{flag(name)} must be at most {high:g}, got {shown(value)}")
         if self.vcam_device and not self.image and sys.platform.startswith("linux"):  # (elsewhere: a name)
             device = Path(self.vcam_device)
             if not device.exists():

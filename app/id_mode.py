@@ -19,6 +19,7 @@ import numpy as np
 from compositing import ImageBackground, MediaError, make_background, read_image
 from idphoto import IdPhotoError, PhotoRequest
 from matting.files import write_atomic
+from realtime import say
 
 from .build import build_id_maker
 from .config import Settings
@@ -92,14 +93,14 @@ def run_id_mode(settings: Settings) -> int:
                 _write(target, result.data)
                 for note in result.warnings:
                     log.warning("%s: %s", source.name, note)
-                print(target)
+                say(str(target), sys.stdout)
             except (IdPhotoError, MediaError, PhotoError) as exc:
                 if len(targets) == 1:
                     raise
                 failed += 1
                 log.error("skipped %s: %s", source.name, exc)
         if failed:
-            print(f"{failed} of {len(targets)} pictures failed", file=sys.stderr)
+            say(f"{failed} of {len(targets)} pictures failed")
             return 1
         return 0
     finally:
@@ -137,10 +138,10 @@ def _sheet(settings, maker, request: PhotoRequest, src: Path, dst: Path, picture
         log.warning("%s", note)
     _write(dst, result.data)
     log.info("%d copies on %s at %g DPI", result.count, settings.sheet, result.dpi)
-    print(dst)
+    say(str(dst), sys.stdout)
     missing = len(inputs) - len(pictures) + sum(note.startswith("left out ") for note in result.warnings)
     if missing:  # as a batch of photos: exit code 1 when some pictures failed
-        print(f"{missing} of {len(inputs)} pictures are not on the sheet", file=sys.stderr)
+        say(f"{missing} of {len(inputs)} pictures are not on the sheet")
         return 1
     return 0
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-import sys
 
-from realtime import SourceError, install_signal_handlers, make_source
+from realtime import SourceError, install_signal_handlers, make_source, say
 
 from .build import build_pipeline, check_display
 from .config import Settings
@@ -38,6 +37,6 @@ def run_live(settings: Settings) -> int:
     if pipeline.stop_reason:
         log.info("stopped: %s", pipeline.stop_reason)
     if settings.stats:
-        print(stats.summary(pipeline.capture.frames_read), file=sys.stderr)
-        print(stats.stage_line(), file=sys.stderr)
+        say(stats.summary(pipeline.capture.frames_read))
+        say(stats.stage_line())
     return 0

@@ -23,6 +23,7 @@ from compositing import IMAGE_EXTENSIONS, Background, Compositor, MediaError, re
 from compositing.media import VIDEO_EXTENSIONS
 from matting import NO_PERSON, MattingEngine, alpha_to_numpy, finds_person
 from matting.files import write_atomic
+from realtime import say
 
 from .build import build_background, build_compositor, build_engine
 from .config import Settings
@@ -193,10 +194,10 @@ def run_photo(engine: MattingEngine, input_path: str, output_path: str, backgrou
 
     report = BatchReport()
     bar = None
-    if progress and len(targets) > 1:
+    if progress and len(targets) > 1 and sys.stderr is not None and sys.stderr.isatty():  # (not into a log file)
         from tqdm import tqdm
 
-        bar = tqdm(total=len(targets), unit="img", desc="photos", file=sys.stderr)
+        bar = tqdm(total=len(targets), unit="img", desc="photos", file=sys.stderr)  # (tqdm stops drawing on EIO itself)
     # While the bar is drawn, log lines go through tqdm.write so they do not break it.
     from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -240,9 +241,9 @@ def run_photo_mode(settings: Settings) -> int:
     compositor = build_compositor(settings, engine, photo=True)
     report = run_photo(engine, settings.image, settings.output, background, compositor, targets=targets)
     for path in report.written:
-        print(path)
+        say(str(path), sys.stdout)
     if report.failed:
-        print(f"{len(report.failed)} of {len(report.failed) + len(report.written)} pictures failed: "
-              + "; ".join(f"{p.name}: {why}" for p, why in report.failed), file=sys.stderr)
+        say(f"{len(report.failed)} of {len(report.failed) + len(report.written)} pictures failed: "
+            + "; ".join(f"{p.name}: {why}" for p, why in report.failed))
         return 1
     return 0

@@ -17,7 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
-from realtime import SinkError, SourceError, has_display, install_signal_handlers, make_source
+from realtime import SinkError, SourceError, has_display, install_signal_handlers, make_source, say
 from realtime.remote import LiveHandle
 from web import WebOptions, WebServer, is_loopback
 from web.guard import new_token
@@ -52,7 +52,7 @@ def run_web(settings: Settings) -> int:
     server.start()
     local = f"http://127.0.0.1:{settings.port}/" + (f"?token={server.options.token}" if server.options.token else "")
     shown = server.url if server.url == local else f"{server.url} (on this computer: {local})"
-    print(f"studio and live panel: {shown}", flush=True)  # the CLI's own output
+    say(f"studio and live panel: {shown}", sys.stdout)  # the CLI's own output
     stopping = threading.Event()
 
     def on_signal(signum, frame):
@@ -113,8 +113,8 @@ def run_live_loop(settings: Settings, live: LiveHandle, stopping: threading.Even
             live.detach("stopped" if pipeline.stop_reason else "ended")
         log.info("live view stopped: %s", pipeline.stop_reason or "the source ended")
         if settings.stats:
-            print(stats.summary(pipeline.capture.frames_read), file=sys.stderr)
-            print(stats.stage_line(), file=sys.stderr)
+            say(stats.summary(pipeline.capture.frames_read))
+            say(stats.stage_line())
         if pipeline.stop_reason.startswith(USER_STOPS) or stopping.is_set():
             return
         if not live.wait_for_restart():

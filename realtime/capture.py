@@ -37,6 +37,9 @@ FILE_ATTEMPTS = 5
 #: without an error (a network stream that hangs, a camera driver that stops) is stalled: the
 #: output says so instead of freezing.
 STALL_S = 1.0
+#: Checks of :meth:`CaptureThread.stalled` further apart than this mean the checking thread itself
+#: did not run (the process stopped with Ctrl-Z, or starved): a gap it did not watch is not counted.
+WATCHED_S = 0.5
 
 
 class CaptureThread(threading.Thread):
@@ -71,6 +74,8 @@ class CaptureThread(threading.Thread):
         self.opened = True  # the pipeline opens the source before starting the thread
         self.last_frame_at: float | None = None  # (clock) when the newest frame was handed on
         self._stall_told = False
+        self._checked_at: float | None = None  # the last stalled() check
+        self._gap_from: float | None = None     # when the current gap without frames began to be watched
 
     def run(self) -> None:
         try:
@@ -129,7 +134,13 @@ class CaptureThread(threading.Thread):
         """True while a source that delivered frames has sent none for :data:`STALL_S` seconds
         without failing (its read hangs: nothing to reconnect); said once in the log."""
         at, limit = self.last_frame_at, max(STALL_S, 3.0 / max(self.source.fps, 1e-3))  # (a time-lapse: 3 frames)
-        stalled = at is not None and not self.lost.is_set() and now - at > limit
+        watched = self._checked_at is not None and now - self._checked_at < WATCHED_S
+        self._checked_at = now
+        if at is None or self.lost.is_set():
+            return False
+        if self._gap_from is None or self._gap_from < at:  # a new gap: from its frame, or from now if
+            self._gap_from = at if watched else now       # nobody was looking (after Ctrl-Z and fg, the
+        stalled = now - self._gap_from > limit            # source's next frame is on its way)
         if stalled and not self._stall_told:
             log.warning("no frames from %s for %.0f s; waiting for it", self.source.name, now - at)
             self._stall_told = True

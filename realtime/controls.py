@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
+from .console import say
+
 log = logging.getLogger(__name__)
 
 
@@ -181,7 +183,7 @@ class TerminalKeys(threading.Thread):
             tty.setcbreak(fd)
             super().start()
             if self.banner:
-                print(self.banner, file=sys.stderr)
+                say(self.banner)
 
     def run(self):
         try:

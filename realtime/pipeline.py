@@ -24,7 +24,6 @@ Timing modes
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from matting import MattingEngine, Smoother, alpha_to_numpy, upsample_alpha
 from matting.motion import MotionCompensator
 
 from .capture import CaptureThread, FramePacket
+from .console import say
 from .controls import Controls, TerminalKeys, ViewState, action_for_key, key_for_keycode
 from .errors import PipelineError, SinkError
 from .flow_ahead import FlowAhead
@@ -129,8 +129,7 @@ class Pipeline:
         self.idle = False                # nobody reads the only sink: inference paused
         self.state = ViewState(mirror=options.mirror, hud=options.hud)
         self.controls = Controls(library, self.state, on_quit=lambda: self.stop("quit"), on_snapshot=self.snapshot,
-                                 on_help=None if window is not None else lambda shown: print(keys_banner(),
-                                                                                          file=sys.stderr))
+                                 on_help=None if window is not None else lambda shown: say(keys_banner()))
         self._first_frame = first_frame  # read by the caller to size the sinks: do not lose it
         if first_frame is not None:
             self.capture.frames_read = 1
@@ -172,7 +171,7 @@ class Pipeline:
                 now = self.clock()
                 self.stats.sample_cpu()
                 if options.stats_every and now >= next_stats:  # --stats: the CLI's own output
-                    print(self.stats.line(self.capture_rate(now), now), file=sys.stderr, flush=True)
+                    say(self.stats.line(self.capture_rate(now), now))
                     next_stats = now + options.stats_every
                 if options.max_frames and self.stats.outputs >= options.max_frames:
                     self.stop("frame limit reached")

@@ -163,8 +163,8 @@ class RecorderSink(Sink):
             self._writer = None
             if self._failure is None and opencv:
                 self._failure = self._unplayable()
-            if self._failure is not None:
-                log.error("recording %s failed after %d frames: %s", self.path, self.frames_written, self._failure)
+            if self._failure is not None:  # (close() raises it: the run's one error line)
+                log.debug("recording %s failed after %d frames: %s", self.path, self.frames_written, self._failure)
             elif not self.frames_written:  # stopped before the first frame: an empty, unplayable file
                 self.path.unlink(missing_ok=True)
                 log.info("nothing was recorded (stopped before the first frame): %s not kept", self.path)
@@ -194,8 +194,6 @@ class RecorderSink(Sink):
             self._pending.close()  # the encoder writes what is pending, finalises the file and ends
             self._encoder.join(self.CLOSE_TIMEOUT_S)
             if self._encoder.is_alive():  # a stalled disk: never hang the exit on it
-                log.error("the recording %s is still being written after %.0f s: left unfinished", self.path,
-                          self.CLOSE_TIMEOUT_S)
                 raise SinkError(f"recording {self.path} left unfinished: still being written after "
                                 f"{self.CLOSE_TIMEOUT_S:.0f} s")
         if self._failure is not None:

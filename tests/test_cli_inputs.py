@@ -83,6 +83,7 @@ def test_config_accepts_the_negated_flag_names(tmp_path):
     (["--blur-strength", "1e12"], "--blur-strength must be at most 500"),
     (["--threads", "100000"], "--threads must be at most 256"),
     (["--inference-workers", "999"], "--inference-workers must be at most 32"),
+    (["--matte-every", "99999999999999999999"], "--matte-every must be at most 1000, got 99999999999999999999"),
     (["--stats-interval", "inf"], "--stats-interval must be a finite number"),
     (["--vcam-fps", "-1"], "--vcam-fps must be positive"),
     (["--max-matte-rate", "1e-320"], "--max-matte-rate must be at least 0.01"),   # (meant: never a new matte)
@@ -183,11 +184,40 @@ def test_batch_log_lines_do_not_break_the_progress_bar(small_ckpt_args, tmp_path
     for name in ("a", "b", "d"):
         cv2.imwrite(str(folder / f"{name}.png"), np.full((40, 40, 3), 80, np.uint8))
     (folder / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    r = run_cli("--image", folder, "--output", tmp_path / "out", *small_ckpt_args)
-    assert r.returncode == 1
-    assert "\nERROR: skipped c.png" in r.stderr.replace("\r", "\n"), r.stderr
+    code, stderr = run_on_terminal("--image", folder, "--output", tmp_path / "out", *small_ckpt_args)  # the bar is drawn on a terminal only
+    assert code == 1
+    assert "img/s]" in stderr, stderr
+    assert "\nERROR: skipped c.png" in stderr.replace("\r", "\n"), stderr
     # nothing is written right after the bar (which ends in "img/s]" and is redrawn with "\r")
-    assert not re.search(r"img/s\][^\r\n]", r.stderr), r.stderr
+    assert not re.search(r"img/s\][^\r\n]", stderr), stderr
+    r = run_cli("--image", folder, "--output", tmp_path / "out2", *small_ckpt_args)
+    assert r.returncode == 1 and "skipped c.png" in r.stderr
+    assert "img/s" not in r.stderr, r.stderr  # into a pipe or a log file: no bar redrawn over and over
+
+
+def run_on_terminal(*args):
+    """Run the CLI with stderr on a pseudo-terminal; its exit code and what it wrote there."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # as a terminal window has
+    proc = subprocess.Popen([sys.executable, str(ROOT / "live.py"), *map(str, args)], stdout=subprocess.DEVNULL,
+                            stderr=slave, env={**os.environ, "MODNET_OFFLINE": "1"})
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    return proc.wait(timeout=300), b"".join(chunks).decode(errors="replace").replace("\r\n", "\n")
 
 
 def test_help_overlay_says_each_thing_once():

@@ -42,7 +42,7 @@ def clip(path, frames=4, size=(64, 48), fps=10.0):
     made = path.with_name("made.mp4")  # (OpenCV itself cannot take every name: renamed after)
     writer = cv2.VideoWriter(str(made), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
     for i in range(frames):
-        writer.write(np.full((size[1], size[0], 3), 40 + 30 * i, np.uint8))
+        writer.write(np.full((size[1], size[0], 3), (40 + 30 * i) % 256, np.uint8))
     writer.release()
     os.replace(made, path)
     return path
@@ -109,6 +109,7 @@ def test_a_recording_the_disk_could_not_hold_is_an_error(small_args, tmp_path, l
                 preexec_fn=_small_file_limit)
     assert "incomplete" in one_line_error(r, code=1)
     assert "recording saved" not in r.stderr
+    assert r.stderr.count("incomplete") == 1, r.stderr  # said once (it was logged, then printed again)
 
 
 def test_a_whole_recording_still_passes_its_check(tmp_path):
@@ -351,3 +352,35 @@ def test_a_recording_stopped_before_its_first_frame_leaves_no_file(tmp_path, cap
     with caplog.at_level(logging.INFO):
         sink.close()
     assert not out.exists() and "saved" not in caplog.text and "nothing was recorded" in caplog.text
+
+
+# ------------------------------------------------------------------ output read by a pipe that closes
+def run_with_closed_output(*args):
+    """Run the CLI with stdout and stderr on one pipe that is closed after the first line
+    (``live.py ... 2>&1 | head -1``); the exit code."""
+    proc = subprocess.Popen([sys.executable, str(ROOT / "live.py"), *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env={**os.environ, "MODNET_OFFLINE": "1"})
+    proc.stdout.readline()
+    proc.stdout.close()
+    return proc.wait(timeout=300)
+
+
+def test_a_closed_pipe_does_not_end_the_run_or_cut_the_recording(small_args, tmp_path):
+    """``--stats 2>&1 | head``: the first stats line after the pipe closed raised BrokenPipeError
+    in the render loop; the run ended with exit 1 and the recording stopped part-way."""
+    source = clip(tmp_path / "in.mp4", frames=60)
+    out = tmp_path / "out.mp4"
+    code = run_with_closed_output("--source", source, "--every-frame", "--record", out, "--no-window", "--stats",
+                                  "--stats-interval", "0.01", "-v", *small_args)
+    assert code == 0
+    assert cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT) == 60
+
+
+def test_a_closed_pipe_does_not_stop_a_photo_batch(small_args, tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir(), out.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"p{i}.png"), np.full((48, 64, 3), 60 + 40 * i, np.uint8))
+    code = run_with_closed_output("--image", folder, "--output", out, "-v", *small_args)
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["p0.png", "p1.png", "p2.png"]

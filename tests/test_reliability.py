@@ -492,3 +492,35 @@ def test_a_stream_that_hangs_keeps_the_output_going_with_a_notice(caplog):
     assert "no frames from synthetic" in caplog.text and "synthetic delivers frames again" in caplog.text
     frames = [f for _, f in sink.sent]
     assert sum(f[-40:].max() != f[:10].max() for f in frames) > 10  # the notice drawn on the repeated frames
+
+
+def test_no_stall_warning_after_the_run_was_stopped_and_resumed(reference_ckpt, tmp_path):
+    """Ctrl-Z then fg (SIGSTOP / SIGCONT): the render loop woke before the capture thread's next
+    frame and warned "no frames from ... for 2 s", as if the camera had hung."""
+    import signal
+
+    clip = tmp_path / "in.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (64, 48))
+    for i in range(50):
+        writer.write(np.full((48, 64, 3), 4 * i, np.uint8))
+    writer.release()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "live.py"), "--source", str(clip), "--loop", "--no-window",
+                             "--weights", str(reference_ckpt), "--inference-size", "64", "--stats",
+                             "--stats-interval", "0.5"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "MODNET_OFFLINE": "1"})
+    try:
+        while "mattes" not in proc.stderr.readline():  # running: its first stats line
+            assert proc.poll() is None, proc.stderr.read()
+        for _ in range(4):  # (the race is lost often, not always: 3-5 of 5 resumes warned)
+            time.sleep(0.7)
+            proc.send_signal(signal.SIGSTOP)
+            time.sleep(2.0)
+            proc.send_signal(signal.SIGCONT)
+        time.sleep(1.0)
+        proc.terminate()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "no frames from" not in err, err
