@@ -45,12 +45,21 @@ def cut_out(engine: MattingEngine, image: np.ndarray, background: Background,
             compositor: Compositor, opacity: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
     """BGR uint8 picture -> (BGRA cut-out (transparent background) or BGR composite, whether the
     matte holds a person at all). ``opacity``: the picture's own alpha (float32 h×w in [0, 1]), if
-    it has one: what it had made transparent stays so (the cut-out's alpha is at most it)."""
-    alpha = engine.infer(image)
+    it has one: what it had made transparent stays so (the cut-out's alpha is at most it), and the
+    model sees the picture as shown, over a plain grey, not the colours stored under its transparency
+    (which differ from program to program)."""
+    seen = image if opacity is None else shown_over_grey(image, opacity)
+    alpha = engine.infer(seen)
     person = finds_person(alpha_to_numpy(alpha))
     if opacity is not None:
-        alpha = compositor.full_alpha(alpha, image) * opacity  # (refined along the picture's edges first)
+        alpha = compositor.full_alpha(alpha, seen) * opacity  # (refined along the picture's edges first)
     return compositor.composite(image, alpha, background, now=0.0, rgba=True), person
+
+
+def shown_over_grey(image: np.ndarray, opacity: np.ndarray) -> np.ndarray:
+    """A BGR picture with its own alpha (float32, [0, 1]) as a viewer shows it on mid-grey."""
+    weight = opacity[..., None]
+    return (image * weight + 128.0 * (1.0 - weight) + 0.5).astype(np.uint8)
 
 
 def check_output_name(path: Path, transparent: bool) -> None:

@@ -384,3 +384,22 @@ def test_a_closed_pipe_does_not_stop_a_photo_batch(small_args, tmp_path):
     code = run_with_closed_output("--image", folder, "--output", out, "-v", *small_args)
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == ["p0.png", "p1.png", "p2.png"]
+
+
+def test_colours_hidden_under_transparency_do_not_change_the_cut_out(small_args, tmp_path):
+    """Two pictures that look the same (what differs is under fully transparent pixels: black in
+    one, noise in the other, as different programs store it) gave different mattes."""
+    rng = np.random.default_rng(3)
+    image = np.zeros((48, 64, 4), np.uint8)
+    image[:, :, :3] = rng.integers(0, 256, (48, 64, 3))
+    image[8:44, 12:40, 3] = 255  # what is shown: a block; the rest is transparent
+    outputs = []
+    for name, hidden in (("black", 0), ("white", 255)):
+        variant = image.copy()
+        variant[image[..., 3] == 0, :3] = hidden
+        cv2.imwrite(str(tmp_path / f"{name}.png"), variant)
+        r = run_cli("--image", tmp_path / f"{name}.png", "--output", tmp_path / f"{name}-out.png", *small_args)
+        assert r.returncode == 0, r.stderr
+        outputs.append(cv2.imread(str(tmp_path / f"{name}-out.png"), cv2.IMREAD_UNCHANGED))
+    assert outputs[0][..., 3].max() > 0
+    assert np.array_equal(outputs[0][..., 3], outputs[1][..., 3])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import cv2
@@ -57,6 +59,16 @@ def get(url: str, headers: dict | None = None, timeout: float = 10):
         return exc.code, exc.read(), dict(exc.headers)
 
 
+def head(url: str):
+    connection = http.client.HTTPConnection(urllib.parse.urlsplit(url).netloc, timeout=10)
+    try:
+        connection.request("HEAD", urllib.parse.urlsplit(url).path)
+        r = connection.getresponse()
+        return r.status, r.read(), {k.lower(): v for k, v in r.getheaders()}
+    finally:
+        connection.close()
+
+
 class Server:
     def __init__(self, args: list[str], tmp_path, port: int | None = None):
         self.port = port or free_port()
@@ -101,6 +113,11 @@ def test_camera_that_cannot_open_leaves_the_studio_working_and_sigterm_stops_it(
         assert code == 200 and any(s["id"] == "passport" for s in json.loads(body))
         code, body, headers = get(server.base + "/")
         assert code == 200 and "text/html" in headers["content-type"]
+        for route in ("/api/v1/sizes", "/api/v1/live/status", "/api/v1/health", "/live"):  # curl -I: 405 before
+            code, body, headers = head(server.base + route)
+            assert code == 200 and body == b"" and int(headers["content-length"]) > 0, (route, code, headers)
+        code, _, headers = head(server.base + "/api/v1/live/stream.mjpg")  # endless: not answered as GET
+        assert code == 405 and headers["allow"] == "GET"
     finally:
         code, took = server.stop()
     assert code == 0 and took < 3, (code, took, server.output())

@@ -128,8 +128,24 @@ def create_app(maker: IdPhotoMaker, live: LiveHandle | None, options: WebOptions
         def root():
             return RedirectResponse("/api/docs")
 
+    app = HeadAsGet(app)
     gated = TokenGate(app, options.token) if options.token else SameSite(app, _own_names(options.host))
     return BodyLimit(gated, int(options.max_upload_mb * 1e6))
+
+
+class HeadAsGet:
+    """HEAD on the API's and the live page's GET routes (``curl -I``, uptime monitors) answered as
+    GET, whose body uvicorn then leaves out; the endless preview stream keeps its 405."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "HEAD":
+            path = scope["path"]
+            if (path.startswith("/api/") or path == "/live") and not path.endswith("/stream.mjpg"):
+                scope = {**scope, "method": "GET"}
+        await self.app(scope, receive, send)
 
 
 def validation_message(errors: list) -> str:
