@@ -407,3 +407,18 @@ def test_a_snapshot_that_cannot_be_saved_is_reported_as_such(run, tmp_path):
     run.pipeline.options.snapshot_dir = str(tmp_path / "shots")
     response = run.client.post("/api/v1/live/snapshot")
     assert response.status_code == 200 and Path(response.json()["saved"]).is_file()
+
+
+def test_status_asked_as_the_run_ends_says_it_ended(tmp_path):
+    """The status request waits for the render loop; when the run ended meanwhile, it answered
+    "running" with the error "the live view is not running"."""
+    class Ending:  # a pipeline whose render loop no longer takes commands: its source just ended
+        pass
+
+    live = LiveHandle("clip.mp4")
+    live.attach(Ending())
+    app = create_app(unused_maker(), live, WebOptions(backgrounds_dir=str(tmp_path), gradio=False), UploadFolder())
+    client = TestClient(app, base_url="http://127.0.0.1")
+    threading.Timer(0.3, live.detach, args=("ended",)).start()
+    s = client.get("/api/v1/live/status").json()
+    assert s["state"] == "ended" and s["error"] is None, s

@@ -176,9 +176,11 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
                     "view": None, "paused": None, "engine": None}
         try:
             return {**body, **call(lambda p: p.status())}
-        except Refused as exc:
+        except Refused as exc:  # the run ended while it was asked (the state has changed), or is stuck
+            ended = live.pipeline is None
             return {**body, "fps": None, "mattes_per_s": None, "latency_ms": None, "background": None,
-                    "view": None, "paused": None, "engine": None, "error": exc.message}
+                    "view": None, "paused": None, "engine": None, "state": live.state,
+                    "error": (live.error or None) if ended else exc.message}
 
     @router.post("/camera")
     def camera(payload: dict = Body(...)):
