@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from compositing import ImageBackground, MediaError, make_background, read_image
+from compositing.media import with_alpha
 from idphoto import IdPhotoError, PhotoRequest
 from matting.files import write_atomic
 from realtime import say
@@ -89,7 +90,7 @@ def run_id_mode(settings: Settings) -> int:
         for source, target in targets:
             try:
                 request.format = _format(target)
-                result = maker.photo(read_image(source), PhotoRequest(**vars(request)), background_image=picture)
+                result = maker.photo(with_alpha(*read_image(source, with_opacity=True)), PhotoRequest(**vars(request)), background_image=picture)
                 _write(target, result.data)
                 for note in result.warnings:
                     log.warning("%s: %s", source.name, note)
@@ -127,7 +128,7 @@ def _sheet(settings, maker, request: PhotoRequest, src: Path, dst: Path, picture
     pictures, names = [], []
     for source in inputs:
         try:
-            pictures.append(read_image(source))
+            pictures.append(with_alpha(*read_image(source, with_opacity=True)))
             names.append(source.name)
         except MediaError as exc:
             log.error("skipped %s: %s", source.name, exc)

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from compositing import IMAGE_EXTENSIONS, Background, Compositor, MediaError, read_image
-from compositing.media import VIDEO_EXTENSIONS
+from compositing.media import VIDEO_EXTENSIONS, shown_over_grey
 from matting import NO_PERSON, MattingEngine, alpha_to_numpy, finds_person
 from matting.files import write_atomic
 from realtime import say
@@ -54,12 +54,6 @@ def cut_out(engine: MattingEngine, image: np.ndarray, background: Background,
     if opacity is not None:
         alpha = compositor.full_alpha(alpha, seen) * opacity  # (refined along the picture's edges first)
     return compositor.composite(image, alpha, background, now=0.0, rgba=True), person
-
-
-def shown_over_grey(image: np.ndarray, opacity: np.ndarray) -> np.ndarray:
-    """A BGR picture with its own alpha (float32, [0, 1]) as a viewer shows it on mid-grey."""
-    weight = opacity[..., None]
-    return (image * weight + 128.0 * (1.0 - weight) + 0.5).astype(np.uint8)
 
 
 def check_output_name(path: Path, transparent: bool) -> None:

@@ -131,6 +131,27 @@ def opacity(image: np.ndarray) -> np.ndarray | None:
     return None if alpha.min() >= 1.0 else alpha
 
 
+def shown_over_grey(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """A BGR picture with its own alpha (float32 h×w in [0, 1]) as a viewer shows it, on mid-grey:
+    what a model should see (the colours stored under transparent pixels differ by program)."""
+    weight = alpha[..., None]
+    return (image * weight + 128.0 * (1.0 - weight) + 0.5).astype(np.uint8)
+
+
+def with_alpha(image: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """``read_image(..., with_opacity=True)``'s pair as one array: BGR, or BGRA uint8 when it has an alpha."""
+    if alpha is None:
+        return image
+    return np.dstack([image, np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)])
+
+
+def split_alpha(picture: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """BGR -> (it, None); BGRA uint8 -> (BGR, alpha float32 in [0, 1], or None when opaque everywhere)."""
+    if picture.ndim == 3 and picture.shape[2] == 4:
+        return np.ascontiguousarray(picture[:, :, :3]), opacity(picture)
+    return picture, None
+
+
 def read_image(path: str | os.PathLike, max_side: int | None = None, with_opacity: bool = False):
     """Decode a picture as BGR uint8, upright (EXIF), at most ``max_side`` px per side if given.
     ``with_opacity``: ``(image, its alpha channel or None)`` (see :func:`opacity`; pictures

@@ -23,6 +23,7 @@ import numpy as np
 from compositing import Compositor, make_background, parse_color
 from compositing.backgrounds import ImageBackground, canonical_name
 from compositing.errors import BackgroundError
+from compositing.media import shown_over_grey, split_alpha
 from compositing.refine import estimate_foreground
 from matting import NO_PERSON, MattingEngine, alpha_to_numpy, finds_person
 from matting.errors import DownloadError, ModelUnavailable, WeightsError
@@ -185,7 +186,7 @@ class IdPhotoMaker:
               background_image: np.ndarray | None = None) -> PhotoResult:
         """One ID photo (``request.size`` set) or a full-size cut-out / composite (no size).
 
-        ``image``: BGR uint8, or a function that decodes it (called in the picture's turn, so waiting
+        ``image``: BGR uint8 (BGRA for a picture with its own transparency), or a function that decodes it (called in the picture's turn, so waiting
         requests hold their compressed upload, not its pixels). ``background_image``: a picture (BGR)
         to put behind the person instead of ``request.background``."""
         if background_image is not None:
@@ -258,8 +259,13 @@ class IdPhotoMaker:
     def _render(self, worker: _Worker, image: np.ndarray, background, size: PhotoSize | None,
                 dpi: float) -> tuple[np.ndarray, Framing | None, list[str]]:
         engine, compositor, faces_model = worker.engine, worker.compositor, worker.faces
+        image, opacity = split_alpha(image)
+        if opacity is not None:  # a picture with transparency: used as shown, and what it hid stays hidden
+            image = shown_over_grey(image, opacity)
         small = engine.infer(image)
         alpha = compositor.full_alpha(small, image)
+        if opacity is not None:
+            alpha = alpha * opacity
         compositor.release()  # one-off photos: nothing to reuse, and a full-size alpha is big
         framing, warnings = None, []
         if size is None and not finds_person(alpha_to_numpy(small)):

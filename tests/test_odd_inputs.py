@@ -403,3 +403,35 @@ def test_colours_hidden_under_transparency_do_not_change_the_cut_out(small_args,
         outputs.append(cv2.imread(str(tmp_path / f"{name}-out.png"), cv2.IMREAD_UNCHANGED))
     assert outputs[0][..., 3].max() > 0
     assert np.array_equal(outputs[0][..., 3], outputs[1][..., 3])
+
+
+def test_id_photos_and_the_studio_keep_a_pictures_transparency(tmp_path):
+    """The ID-photo maker (command line, REST API, studio) dropped the alpha: a cut-out made
+    elsewhere came back with the colours stored under its transparent pixels as part of the person."""
+    from compositing import parse_color
+    from idphoto import IdPhotoMaker, PhotoRequest
+    from web import UploadFolder
+
+    image = np.full((48, 64, 4), 150, np.uint8)
+    image[:, :, :3] = (20, 200, 20)  # green, hidden on the right
+    image[:, :32, 3] = 255
+    image[:, 32:, 3] = 0
+    ok, png = cv2.imencode(".png", image)
+    uploads = UploadFolder()
+    maker = IdPhotoMaker(_WholeFrame, compositor_factory=lambda engine: Compositor())
+    try:
+        picture = uploads.read_picture(png.tobytes(), "cut.png")
+        assert picture.shape == (48, 64, 4)
+        for request in (PhotoRequest(background="blue", format="png"), PhotoRequest(format="png")):
+            out = maker.photo(picture, request).image
+            if out.shape[2] == 4:  # transparent: the hidden half stays hidden
+                assert out[:, 32:, 3].max() == 0 and out[:, :32, 3].min() == 255
+            else:  # on blue: the hidden half is blue, not the green stored there
+                blue = parse_color("blue")
+                assert np.abs(out[:, 40:].astype(int) - blue).max() <= 2, (out[:, 40:].mean((0, 1)), blue)
+                assert np.abs(out[:, :24].astype(int) - (20, 200, 20)).max() <= 2
+        opaque = uploads.read_picture(cv2.imencode(".png", image[:, :, :3])[1].tobytes(), "flat.png")
+        assert opaque.shape == (48, 64, 3)
+    finally:
+        maker.close()
+        uploads.cleanup()

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from compositing import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, MediaError, read_image
+from compositing.media import with_alpha
 from compositing.media import looks_readable, probe_image
 from matting.files import write_atomic
 
@@ -76,7 +77,7 @@ class UploadFolder:
             raise UploadError(f"picture too large: {width}x{height} is {round(width * height / 1e6, 1):g} megapixels, "
                               f"this server accepts up to {round(self.max_pixels / 1e6, 1):g}", 413)
         try:
-            return read_image(path)
+            return with_alpha(*read_image(path, with_opacity=True))  # BGR, or BGRA with transparency
         except MediaError:
             raise UploadError("not a picture that can be decoded (damaged or unsupported)", 415) from None
 
