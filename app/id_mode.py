@@ -90,7 +90,8 @@ def run_id_mode(settings: Settings) -> int:
         for source, target in targets:
             try:
                 request.format = _format(target)
-                result = maker.photo(with_alpha(*read_image(source, with_opacity=True)), PhotoRequest(**vars(request)), background_image=picture)
+                picture_in = with_alpha(*read_image(source, with_opacity=True))
+                result = maker.photo(picture_in, PhotoRequest(**vars(request)), background_image=picture)
                 _write(target, result.data)
                 for note in result.warnings:
                     log.warning("%s: %s", source.name, note)

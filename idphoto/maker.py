@@ -186,8 +186,9 @@ class IdPhotoMaker:
               background_image: np.ndarray | None = None) -> PhotoResult:
         """One ID photo (``request.size`` set) or a full-size cut-out / composite (no size).
 
-        ``image``: BGR uint8 (BGRA for a picture with its own transparency), or a function that decodes it (called in the picture's turn, so waiting
-        requests hold their compressed upload, not its pixels). ``background_image``: a picture (BGR)
+        ``image``: BGR uint8 (BGRA for a picture with its own transparency), or a function that
+        decodes it (called in the picture's turn, so waiting requests hold their compressed upload,
+        not its pixels). ``background_image``: a picture (BGR)
         to put behind the person instead of ``request.background``."""
         if background_image is not None:
             request.background = "picture"

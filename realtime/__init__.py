@@ -10,6 +10,6 @@ from .signals import has_display, install_signal_handlers
 from .sinks import NullSink, RecorderSink, Sink, VirtualCameraSink, WindowSink
 from .sources import FrameSource, make_source
 
-__all__ = ["ConsoleHandler", "say", "PipelineError", "SinkError", "SourceError", "Pipeline", "PipelineOptions", "has_display",
-           "install_signal_handlers", "NullSink", "RecorderSink", "Sink", "VirtualCameraSink", "WindowSink",
-           "FrameSource", "make_source"]
+__all__ = ["ConsoleHandler", "say", "PipelineError", "SinkError", "SourceError", "Pipeline", "PipelineOptions",
+           "has_display", "install_signal_handlers", "NullSink", "RecorderSink", "Sink", "VirtualCameraSink",
+           "WindowSink", "FrameSource", "make_source"]

@@ -184,7 +184,8 @@ def test_batch_log_lines_do_not_break_the_progress_bar(small_ckpt_args, tmp_path
     for name in ("a", "b", "d"):
         cv2.imwrite(str(folder / f"{name}.png"), np.full((40, 40, 3), 80, np.uint8))
     (folder / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    code, stderr = run_on_terminal("--image", folder, "--output", tmp_path / "out", *small_ckpt_args)  # the bar is drawn on a terminal only
+    # the bar is drawn on a terminal only
+    code, stderr = run_on_terminal("--image", folder, "--output", tmp_path / "out", *small_ckpt_args)
     assert code == 1
     assert "img/s]" in stderr, stderr
     assert "\nERROR: skipped c.png" in stderr.replace("\r", "\n"), stderr
