@@ -3,7 +3,8 @@
 Built-in choices come first (blur, then colours, key green, none), then every
 picture and video in ``backgrounds/`` whose header can be read. Files are
 loaded lazily on selection; one that still fails is skipped with a warning and
-never ends the run.
+never ends the run. At most :data:`MAX_LOADED_FILES` folder files stay loaded (the
+most recently shown): a big folder stepped through does not fill the memory.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 MEDIA_EXTENSIONS = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
 #: Colours in the cycle, after blur; "key green" is the chroma-key green OBS keys out.
 BUILTIN_COLORS = ("white", "gray", "blue", "key green")
+#: Folder backgrounds kept loaded, the shown one included (a 12-MP photo holds about 35 MB, a video
+#: its decoder and threads); stepping back to one dropped since loads it again.
+MAX_LOADED_FILES = 3
 
 
 @dataclass
@@ -173,8 +177,19 @@ class BackgroundLibrary:
                     self.index = self.names.index("blur")
                 continue
             self._loaded[entry.name], self._loaded_keys[entry.name] = background, entry.key
+            self._drop_least_recent()
             return background
         return NoBackground()
+
+    def _drop_least_recent(self) -> None:
+        """Close the folder files shown longest ago beyond :data:`MAX_LOADED_FILES` (``_loaded`` is
+        in the order they were last shown; the custom and kept backgrounds cannot be loaded again)."""
+        files = {e.name for e in self.entries if e.path is not None}
+        files.discard(self.current_name)
+        loaded = [name for name in self._loaded if name in files]
+        for name in loaded[:max(0, len(loaded) - (MAX_LOADED_FILES - 1))]:
+            self._loaded.pop(name).close()
+            self._loaded_keys.pop(name, None)
 
     @property
     def current_name(self) -> str:
@@ -182,6 +197,9 @@ class BackgroundLibrary:
 
     def step(self, delta: int) -> Background:
         self.index = (self.index + delta) % len(self.entries)
+        name = self.current_name
+        if name in self._loaded:  # the most recently shown last (see _drop_least_recent)
+            self._loaded[name] = self._loaded.pop(name)
         background = self.current()
         log.info("background: %s", background.name)
         return background

@@ -217,11 +217,13 @@ class TerminalKeys(threading.Thread):
                 keys = self._decoder.feed(data)
             else:
                 keys = self._decoder.flush() if waiting_esc else []
-            for key in keys:
-                try:
-                    self.keys.put_nowait(key)
-                except queue.Full:
-                    pass
+            for key in keys:  # a burst (pasted, scripted) waits for the render loop: no key is lost
+                while not self.stop_event.is_set():
+                    try:
+                        self.keys.put(key, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
 
     @staticmethod
     def _keep_cbreak(fd: int) -> None:

@@ -15,6 +15,7 @@ asks the owner to try again with another camera.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 STATES = ("starting", "running", "failed", "ended", "stopped")
 STATE_WORDS = {"starting": "it is starting", "running": "it is running", "failed": "it could not start",
                "ended": "the source has ended", "stopped": "it has stopped"}
+#: A preview stream that has taken no frame for this long (its viewer stopped reading, the
+#: connection left open: a half-open socket, a laptop gone to sleep) no longer holds a place.
+STALLED_VIEWER_S = 10.0
 
 
 class LiveUnavailable(RuntimeError):
@@ -56,7 +60,8 @@ class LiveHandle:
         self._raw: np.ndarray | None = None      # the camera frame behind the newest output
         self._restart = threading.Event()
         self._closed = threading.Event()
-        self.watchers = 0                        # open preview streams (for the figures)
+        self._viewers: dict[int, float] = {}     # open preview streams: ticket -> when it last took a frame
+        self._tickets = itertools.count(1)
         self._watch_lock = threading.Lock()
 
     # -- the owner (app) -------------------------------------------------
@@ -171,17 +176,37 @@ class LiveHandle:
                 self._frame_lock.wait(remaining)
             return self._frame_seq, self._frame
 
-    def watching(self, delta: int) -> None:
-        with self._watch_lock:
-            self.watchers += delta
+    @property
+    def watchers(self) -> int:
+        """Open preview streams whose viewers still read (for the figures)."""
+        now = time.monotonic()
+        return sum(now - at <= STALLED_VIEWER_S for at in list(self._viewers.values()))
 
-    def try_watch(self, limit: int) -> bool:
-        """Count one more viewer if fewer than ``limit`` watch (checked and counted at once)."""
+    def try_watch(self, limit: int) -> int | None:
+        """A ticket for one more viewer if fewer than ``limit`` watch (checked and counted at once),
+        else None. A viewer that has taken nothing for :data:`STALLED_VIEWER_S` (it stopped reading
+        but left its connection open) no longer counts: its place goes to a new one."""
         with self._watch_lock:
-            if self.watchers >= limit:
-                return False
-            self.watchers += 1
-            return True
+            now = time.monotonic()
+            for ticket, at in list(self._viewers.items()):
+                if now - at > STALLED_VIEWER_S:
+                    del self._viewers[ticket]
+                    log.info("a preview viewer has read nothing for %.0f s: its place is free", now - at)
+            if len(self._viewers) >= limit:
+                return None
+            ticket = next(self._tickets)
+            self._viewers[ticket] = now
+            return ticket
+
+    def watched(self, ticket: int) -> None:
+        """The viewer with ``ticket`` took a frame (it still reads)."""
+        with self._watch_lock:
+            if ticket in self._viewers:
+                self._viewers[ticket] = time.monotonic()
+
+    def unwatch(self, ticket: int) -> None:
+        with self._watch_lock:
+            self._viewers.pop(ticket, None)
 
     def _fail_pending(self, exc: Exception) -> None:
         while True:

@@ -512,3 +512,46 @@ def test_a_file_being_copied_in_is_checked_once_done(tmp_path, caplog):
     cv2.imwrite(str(partial), np.zeros((8, 8, 3), np.uint8))  # copied again, completely
     lib.rescan()
     assert "holiday" in lib.names
+
+
+def test_only_the_recently_shown_folder_backgrounds_stay_loaded(tmp_path):
+    """Every background ever shown stayed loaded: stepping through 20 phone photos and 6 videos
+    took a run from 0.4 to 1.3 GB, each video with its decoder's threads and file."""
+    from compositing import library
+
+    MAX_LOADED_FILES = getattr(library, "MAX_LOADED_FILES", 3)
+    folder = tmp_path / "bgs"
+    folder.mkdir()
+    for i in range(6):
+        cv2.imwrite(str(folder / f"p{i}.png"), np.full((20, 30, 3), 40 * i, np.uint8))
+    clip = folder / "v.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (32, 24))
+    for i in range(5):
+        writer.write(np.full((24, 32, 3), 50 * i, np.uint8))
+    writer.release()
+    lib = BackgroundLibrary(folder)
+    files = [n for n in lib.names if n.startswith(("p", "v"))]
+    closed = []
+    lib.select_name("v")
+    video = lib.current()
+    video.close = lambda: closed.append("v")
+    for _ in range(2):  # twice round the whole cycle
+        for _ in lib.names:
+            lib.step(1)
+            frame, alpha = np.zeros((24, 32, 3), np.uint8), np.ones((24, 32), np.float32)
+            assert lib.current().render(frame, alpha, 0).shape == (24, 32, 3)
+            loaded = [n for n in lib._loaded if n in files]
+            assert len(loaded) <= MAX_LOADED_FILES, loaded
+    assert closed == ["v"]  # the video's decoder was let go when it was shown longest ago
+    lib.select_name("p1")
+    lib.step(0)
+    lib.select_name("p2")
+    lib.step(0)
+    lib.select_name("p1")
+    lib.step(0)  # back and forth between two: both stay loaded
+    shown = lib._loaded["p1"], lib._loaded["p2"]
+    for name in ("p2", "p1", "p2"):
+        lib.select_name(name)
+        lib.step(0)
+    assert (lib._loaded["p1"], lib._loaded["p2"]) == shown
+    lib.close()

@@ -282,3 +282,19 @@ def test_the_key_reader_waits_in_the_background_and_survives_it(monkeypatch):
         keys.restore()
         os.close(master)
         os.close(slave)
+
+
+def test_a_burst_of_keys_is_carried_out_whole(reference_ckpt, vlog_path):
+    """Keys beyond 32 in one burst (pasted, or tmux send-keys) were dropped without a word."""
+    proc, master = live_in_terminal(reference_ckpt, vlog_path)
+    try:
+        read_until(master, "Keys:")
+        os.write(master, b"n" * 60)
+        seen, deadline = "", time.monotonic() + 60
+        while seen.count("background:") < 60 and time.monotonic() < deadline:
+            seen += read_until(master, "background:")
+        assert seen.count("background:") == 60, seen.count("background:")
+        os.write(master, b"q")
+        proc.wait(timeout=10)
+    finally:
+        finish(proc, master)

@@ -422,3 +422,26 @@ def test_status_asked_as_the_run_ends_says_it_ended(tmp_path):
     threading.Timer(0.3, live.detach, args=("ended",)).start()
     s = client.get("/api/v1/live/status").json()
     assert s["state"] == "ended" and s["error"] is None, s
+
+
+def test_a_viewer_that_stopped_reading_gives_up_its_place(monkeypatch):
+    """Eight clients that stopped reading without closing (half-open sockets, a laptop asleep)
+    held every preview place for good: the user's own browser got 503."""
+    from realtime import remote
+
+    now = [1000.0]
+    monkeypatch.setattr(remote.time, "monotonic", lambda: now[0])
+    live = LiveHandle("synthetic")
+    tickets = [live.try_watch(8) for _ in range(8)]
+    assert None not in tickets and live.try_watch(8) is None
+    now[0] += remote.STALLED_VIEWER_S / 2
+    live.watched(tickets[0])  # one still reads
+    now[0] += remote.STALLED_VIEWER_S / 2 + 1
+    assert live.watchers == 1  # the figures count only viewers that still read
+    newcomer = live.try_watch(8)
+    assert newcomer is not None and live.watchers == 2  # the seven stalled ones let go
+    for ticket in tickets:
+        live.unwatch(ticket)  # (when their connections finally close: nothing counted twice)
+    assert live.watchers == 1
+    live.unwatch(newcomer)
+    assert live.watchers == 0

@@ -240,7 +240,8 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
             return error(400, "fps must be between 1 and 30")
         if live.state != "running":
             return error(503, f"no live view to stream (it is {live.state})")
-        if not live.try_watch(MAX_STREAMS):  # counted now: streams opened at once all passed a plain check
+        ticket = live.try_watch(MAX_STREAMS)  # counted now: streams opened at once all passed a plain check
+        if ticket is None:
             return error(503, f"{MAX_STREAMS} previews are open already; close one")
         interval = 1.0 / fps
         released = threading.Event()
@@ -248,7 +249,7 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
         def release():  # once, from the stream's end or, should it never start, after the response
             if not released.is_set():
                 released.set()
-                live.watching(-1)
+                live.unwatch(ticket)
 
         async def frames():  # async: a viewer's leaving cancels it at once, and its finally runs then
             seq, next_at, part = 0, 0.0, b"\r\n"  # (before the first part: the preamble, ignored)
@@ -261,6 +262,7 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
                         # Paused, or between frames for long: the last part again (a stream that only
                         # waited never noticed its viewer had gone: some 40 of them hung the server)
                         yield part
+                        live.watched(ticket)  # (resumed: the part was taken)
                         continue
                     seq, image = got
                     flip = mirror if mirror is not None else _mirrored(live)
@@ -268,6 +270,7 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
                     part = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n"
                             .encode() + data + b"\r\n")
                     yield part
+                    live.watched(ticket)
                     next_at = max(next_at + interval, time.monotonic())
                     await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             finally:
