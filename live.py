@@ -17,7 +17,7 @@ if sys.version_info < (3, 11):  # tomllib (config files) and the typing the sett
 # OpenCV prints its own messages (a camera index that does not exist, a broken picture)
 # on top of our one-line errors; silence them unless asked (-v).
 _VERBOSE = bool({"-v", "--verbose"} & set(sys.argv))
-os.environ.setdefault("OPENCV_LOG_LEVEL", "DEBUG" if _VERBOSE else "OFF")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "INFO" if _VERBOSE else "OFF")  # (DEBUG: two lines per frame)
 # ... and FFmpeg under it its own ("moov atom not found" for a broken video): -8 is FFmpeg's quiet.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "32" if _VERBOSE else "-8")
 # OpenCV's pool threads spin for a while after each parallel call before they sleep; a live

@@ -183,15 +183,17 @@ def pipeline_options(settings: Settings, mode: str, workers: int, interactive: b
                            pause_unwatched=settings.pause_unwatched, device_alpha=device_alpha)
 
 
-def build_pipeline(settings: Settings, source: FrameSource, first_frame, interactive: bool = True) -> Pipeline:
+def build_pipeline(settings: Settings, source: FrameSource, first_frame, interactive: bool = True,
+                   library: BackgroundLibrary | None = None) -> Pipeline:
     """Engine, smoother, compositor, background cycle and sinks for the open ``source``.
 
     ``first_frame`` (BGR uint8) is the frame already read from it; it sizes the
     sinks. The engine is built first, so a bad model never leaves an empty recording.
-    ``interactive=False`` (benchmarks) reads no hotkeys from the terminal.
+    ``interactive=False`` (benchmarks) reads no hotkeys from the terminal. ``library``: the
+    background cycle if already built (closed here if the pipeline cannot be built).
     """
     workers = choose_workers(settings)
-    library = build_library(settings)  # a bad --background ends the run before a model loads
+    library = library or build_library(settings)  # a bad --background ends the run before a model loads
     engine, sinks, window = None, [], None
     try:
         engine = build_engine(settings, photo=False, source_fps=source.fps,

@@ -39,8 +39,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CHOICES = {"model": MODELS, "engine": RUNTIMES, "smoothing": SMOOTHING_CHOICES, "mode": MODES, "fit": FIT_MODES}
 #: Numeric options: (lowest allowed, highest allowed, lowest is exclusive).
 BOUNDS: dict[str, tuple[float, float, bool]] = {
-    "fps": (0, 240, True), "vcam_fps": (0, 240, True), "duration": (0, 1e7, True),
-    "stats_interval": (0, 3600, True), "blur_strength": (0, 500, True), "max_frames": (0, 1e9, True),
+    "fps": (0, 240, True), "vcam_fps": (0, 240, True), "duration": (0, 10_000_000, True),
+    "stats_interval": (0, 3600, True), "blur_strength": (0, 500, True), "max_frames": (0, 1_000_000_000, True),
     "threads": (0, 256, True), "inference_workers": (0, 32, True), "matte_every": (0, 1000, True),
     "max_matte_rate": (0.01, 1000, False), "port": (1, 65535, False), "max_upload_mb": (0, 10_000, True),
     "web_jobs": (1, 16, False), "inference_share": (0.01, 1, False), "dpi": (72, 1200, False), "max_kb": (0, 100_000, True),
@@ -158,7 +158,7 @@ class Settings:
                 raise UsageError(f"{flag(name)} must be {'positive' if low == 0 and exclusive else f'at least {low:g}'}"
                                  f", got {shown(value)}")
             if value > high:
-                raise UsageError(f"{flag(name)} must be at most {high:g}, got {shown(value)}")
+                raise UsageError(f"{flag(name)} must be at most {shown(high)}, got {shown(value)}")
         if self.vcam_device and not self.image and sys.platform.startswith("linux"):  # (elsewhere: a name)
             device = Path(self.vcam_device)
             if not device.exists():

@@ -6,7 +6,7 @@ import logging
 
 from realtime import SourceError, install_signal_handlers, make_source, say
 
-from .build import build_pipeline, check_display
+from .build import build_library, build_pipeline, check_display
 from .config import Settings
 
 log = logging.getLogger(__name__)
@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 def run_live(settings: Settings) -> int:
     """Run until the user stops it or the source ends; errors propagate to the CLI's exit-code table."""
     check_display(settings)
+    library = build_library(settings)  # a bad --background is refused before the camera turns on
     source = make_source(settings.camera, settings.source, settings.loop, settings.size, settings.fps,
                          settings.fourcc, pace=not settings.every_frame)
     try:
@@ -24,9 +25,10 @@ def run_live(settings: Settings) -> int:
             raise SourceError(f"{source.name} has no frames")
         height, width = first.shape[:2]
         log.info("source: %s, %dx%d at %.2f fps", source.name, width, height, source.fps)
-        pipeline = build_pipeline(settings, source, first)
+        pipeline = build_pipeline(settings, source, first, library=library)
     except BaseException:
         source.close()
+        library.close()
         raise
 
     restore = install_signal_handlers(pipeline)

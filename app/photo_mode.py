@@ -46,14 +46,15 @@ def cut_out(engine: MattingEngine, image: np.ndarray, background: Background,
     """BGR uint8 picture -> (BGRA cut-out (transparent background) or BGR composite, whether the
     matte holds a person at all). ``opacity``: the picture's own alpha (float32 h×w in [0, 1]), if
     it has one: what it had made transparent stays so (the cut-out's alpha is at most it), and the
-    model sees the picture as shown, over a plain grey, not the colours stored under its transparency
-    (which differ from program to program)."""
+    picture is used as shown, over a plain grey, never the colours stored under its transparency
+    (which differ from program to program: the model, the edge refinement and the colour
+    decontamination all looked at them)."""
     seen = image if opacity is None else shown_over_grey(image, opacity)
     alpha = engine.infer(seen)
     person = finds_person(alpha_to_numpy(alpha))
     if opacity is not None:
         alpha = compositor.full_alpha(alpha, seen) * opacity  # (refined along the picture's edges first)
-    return compositor.composite(image, alpha, background, now=0.0, rgba=True), person
+    return compositor.composite(seen, alpha, background, now=0.0, rgba=True), person
 
 
 def check_output_name(path: Path, transparent: bool) -> None:

@@ -463,3 +463,11 @@ def test_ctrl_c_while_the_libraries_load_is_quiet():
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+
+
+def test_a_bad_background_is_refused_before_the_source_opens(still):
+    """The camera was opened (its light on) before a bad --background was refused."""
+    for value in ("blur:99999999999999999999", "nosuchthing"):
+        r = run_cli("--source", still, "--no-window", "--max-frames", "1", "--background", value)
+        assert ("blur strength" if "blur" in value else "unknown background") in one_error_line(r)
+        assert "source:" not in r.stderr, r.stderr
