@@ -141,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print fps and latency every few seconds and at exit")
     g.add_argument("--stats-interval", type=float, help="seconds between --stats lines (default 5)")
     g.add_argument("--max-frames", type=int, help="stop after N output frames")
-    g.add_argument("--duration", type=float, help="stop after N seconds of running (counted once the model is loaded)")
+    g.add_argument("--duration", type=float, help="stop after N seconds of running (counted once the model is loaded; "
+                        "with --every-frame, N seconds of the file)")
     g.add_argument("--no-reconnect", dest="reconnect", action="store_false", default=None,
                    help="end the run when the camera is lost instead of reconnecting")
     g.add_argument("-v", "--verbose", action="store_true", default=None, help="debug logging")

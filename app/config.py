@@ -9,8 +9,6 @@ field's type and range in :meth:`Settings.validate`; problems are
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import math
 import os
@@ -22,13 +20,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from compositing import FIT_MODES, MediaError
+from compositing.backgrounds import find_background_file
 from compositing.media import opencv_path
 from matting import MODELS, RUNTIMES, SMOOTHING_CHOICES, checked_inference_size
 from realtime.pipeline import MODES
 from realtime.sinks import RECORD_FORMATS
 from realtime.sources import camera_problem, is_picture
 
-from .arguments import build_parser, parse_size
+from .arguments import build_parser
+from .config_file import read_config_file
 from .errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -46,8 +46,6 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
     "web_jobs": (1, 16, False), "inference_share": (0.01, 1, False), "dpi": (72, 1200, False), "max_kb": (0, 100_000, True),
 }
 MAX_CAMERA_SIDE = 8192
-#: Config-file keys that are the negated command-line flags (``no_window = true`` -> ``window = false``).
-NEGATED_KEYS = {"no_window": "window", "no_mirror": "mirror", "no_hud": "hud", "no_reconnect": "reconnect"}
 #: Live-mode options that photo mode (--image) would silently ignore.
 LIVE_ONLY = ("source", "record", "vcam", "every_frame", "loop", "max_frames", "duration", "size", "fps", "fourcc",
              "vcam_device", "vcam_backend", "vcam_fps")
@@ -183,7 +181,8 @@ class Settings:
         if self.record and self.source and _same_file(self.record, self.source):
             raise UsageError(f"--record {self.record} is the --source video: it would be overwritten; "
                              f"record to another file")
-        if self.record and self.background and _same_file(self.record, self.background):
+        background_file = find_background_file(self.background, [self.backgrounds_dir]) if self.background else None
+        if self.record and background_file is not None and _same_file(self.record, background_file):
             raise UsageError(f"--record {self.record} is the --background video: it would be overwritten; "
                              f"record to another file")
         if self.record and not Path(self.record).parent.is_dir():
@@ -211,6 +210,9 @@ class Settings:
             if is_picture(self.source):
                 raise UsageError(f"--every-frame converts video files, and {self.source} is a picture: "
                                  f"use --image {self.source} --output OUT for a photo")
+            if self.vcam:
+                raise UsageError("--vcam needs a real-time run: a virtual camera fed a file as fast as it converts "
+                                 "plays it at the wrong speed; drop --every-frame (--source FILE plays in real time)")
             if self.loop and self.max_frames is None and self.duration is None:
                 raise UsageError("--every-frame --loop would never end: add --max-frames N or --duration SECONDS")
             self.mode = "sync"
@@ -334,54 +336,13 @@ def _describe(hint: Any) -> str:
 _UnionType = type(int | None)
 
 
-def load_config_file(path: str) -> dict[str, Any]:
-    """The settings in a TOML or JSON file, keys normalised to field names (types checked later)."""
-    file = Path(path)
-    if not file.is_file():
-        raise UsageError(f"config file not found: {path}")
-    try:
-        text = file.read_text(encoding="utf-8")
-        if file.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            import tomllib
-
-            data = tomllib.loads(text)
-    except Exception as exc:
-        raise UsageError(f"cannot parse config file {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"config file {path} must hold a table of settings")
-    known = {f.name for f in fields(Settings)}
-    values: dict[str, Any] = {}
-    for key, value in data.items():
-        name = str(key).replace("-", "_")
-        if name in NEGATED_KEYS:
-            if not isinstance(value, bool):
-                raise UsageError(f"{key} = {value!r} in {path} is not valid: expected true or false")
-            name, value = NEGATED_KEYS[name], not value
-        if name not in known:
-            raise UsageError(f"unknown setting {key!r} in {path}; valid keys: "
-                             + ", ".join(sorted(known | set(NEGATED_KEYS))))
-        values[name] = value
-    if isinstance(values.get("size"), str):
-        try:
-            values["size"] = parse_size(values["size"])
-        except argparse.ArgumentTypeError as exc:
-            raise UsageError(f"size in {path}: {exc}") from None
-    elif isinstance(values.get("size"), list):
-        values["size"] = tuple(values["size"])
-    if isinstance(values.get("camera"), int) and not isinstance(values["camera"], bool):
-        values["camera"] = str(values["camera"])  # camera = 1 means webcam 1
-    return values
-
-
 def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
     """Parse ``argv`` (and ``--config``) into validated :class:`Settings`."""
     args = build_parser().parse_args(argv)
     values: dict[str, Any] = {}
     given = {key for key, value in vars(args).items() if key != "config" and value is not None}
     if args.config:
-        values.update(load_config_file(args.config))
+        values.update(read_config_file(args.config, {f.name for f in fields(Settings)}))
         if values.get("image") or args.image:
             # one config file serves both modes: its live-only settings do not apply to photos
             for name in (*LIVE_ONLY, *LIVE_TUNING):
@@ -392,4 +353,9 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
                 if name not in given and values.pop(name, None) is not None:
                     log.debug("--source: ignoring %s from %s", name, args.config)
     values.update({key: getattr(args, key) for key in given})
+    if args.export_onnx:  # it writes the file and exits: any other work asked for would silently not happen
+        other = [flag(name) for name in ("image", "web", "source", "record", "vcam", "every_frame") if values.get(name)]
+        if other:
+            raise UsageError(f"--export-onnx writes the ONNX file and exits, so {', '.join(other)} would not "
+                             f"run: give them in a command of their own")
     return Settings(**values).validate()

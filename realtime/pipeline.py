@@ -175,7 +175,7 @@ class Pipeline:
                     next_stats = now + options.stats_every
                 if options.max_frames and self.stats.outputs >= options.max_frames:
                     self.stop("frame limit reached")
-                if options.duration and now - self.stats.started >= options.duration:
+                if options.duration and self._played(now) >= options.duration:
                     self.stop("time limit reached")
         except KeyboardInterrupt:
             self.stop("interrupted (Ctrl-C)")
@@ -376,6 +376,13 @@ class Pipeline:
             except Exception as exc:  # closing one sink must not keep the others open
                 log.warning("closing %s failed: %s", sink.name, exc)
         self.library.close()
+
+    def _played(self, now: float) -> float:
+        """Seconds run: of the file's own time when converting every frame (so a conversion's
+        length never depends on the machine's speed), else of the clock."""
+        if self.options.lossless:
+            return self.stats.outputs / max(self.source.fps, 1e-3)
+        return now - self.stats.started
 
     def _raise_worker_error(self) -> None:
         for name, exc in (("capture thread", self.capture.error), ("inference thread", self.inference.error),

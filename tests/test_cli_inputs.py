@@ -471,3 +471,78 @@ def test_a_bad_background_is_refused_before_the_source_opens(still):
         r = run_cli("--source", still, "--no-window", "--max-frames", "1", "--background", value)
         assert ("blur strength" if "blur" in value else "unknown background") in one_error_line(r)
         assert "source:" not in r.stderr, r.stderr
+
+
+# --- what a conversion and config trial found ----------------------------------------
+
+def _clip(path, frames, fps=24.0):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (64, 48))
+    for i in range(frames):
+        writer.write(np.full((48, 64, 3), (20 * i) % 256, np.uint8))
+    writer.release()
+    return path
+
+
+def test_a_recording_never_replaces_the_background_video_named_from_the_folder(small_ckpt_args, tmp_path):
+    """The check compared --record with the text of --background only: a background named from
+    backgrounds/ (or given with ~) was overwritten, even as it played."""
+    folder = tmp_path / "bgs"
+    folder.mkdir()
+    background = _clip(folder / "clip.mp4", 10)
+    before = background.read_bytes()
+    source = _clip(tmp_path / "in.mp4", 4)
+    for value, home in (("clip", None), ("~/clip.mp4", folder)):
+        r = subprocess.run([sys.executable, str(ROOT / "live.py"), "--source", str(source), "--every-frame",
+                            "--no-window", "--backgrounds-dir", str(folder), "--background", value, "--record",
+                            str(background), "--overwrite", *map(str, small_ckpt_args)], capture_output=True,
+                           text=True, timeout=300,
+                           env={**os.environ, "MODNET_OFFLINE": "1", **({"HOME": str(home)} if home else {})})
+        assert "is the --background video" in one_error_line(r), value
+        assert background.read_bytes() == before
+
+
+@pytest.mark.parametrize("extra", [["--image", "in.jpg", "--output", "o.png"], ["--web"],
+                                   ["--source", "in.mp4", "--every-frame", "--record", "r.mp4", "--no-window"]])
+def test_export_onnx_with_other_work_is_refused_not_silently_dropped(small_ckpt_args, tmp_path, extra):
+    r = run_cli("--export-onnx", tmp_path / "m.onnx", *extra, *small_ckpt_args, cwd=tmp_path)
+    assert "--export-onnx writes the ONNX file and exits" in one_error_line(r)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_conversions_duration_is_the_files_own_time(small_ckpt_args, tmp_path):
+    """--every-frame --duration counted the clock: 16 frames of a 24-fps file for 0.5 s on one run,
+    1 with a bigger model, 162 for --loop --duration 3."""
+    source = _clip(tmp_path / "in.mp4", 48)
+    for options, frames in ((["--duration", "0.5"], 12), (["--loop", "--duration", "3"], 72)):
+        out = tmp_path / f"out{frames}.mp4"
+        r = run_cli("--source", source, "--every-frame", "--no-window", "--record", out, *options, *small_ckpt_args)
+        assert r.returncode == 0, r.stderr
+        assert cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT) == frames
+
+
+@pytest.mark.parametrize("text,words", [
+    ("inference-size = 256\ninference_size = 320\n", "sets inference_size a second time"),
+    ("no_window = true\nwindow = true\n", "sets window a second time"),
+])
+def test_a_setting_given_twice_in_a_config_file_is_refused(tmp_path, text, words):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(text)
+    assert words in one_error_line(run_cli("--config", cfg, "--image", "x.jpg"))
+
+
+def test_config_files_from_notepad_folders_and_huge_files(tmp_path):
+    cfg = tmp_path / "bom.toml"
+    cfg.write_bytes(b"\xef\xbb\xbfno_window = true\n")  # a byte-order mark, as Notepad saves
+    from app.config import settings_from_args
+
+    assert settings_from_args(["--config", str(cfg)]).window is False
+    assert "is a folder" in one_error_line(run_cli("--config", tmp_path))
+    big = tmp_path / "big.toml"
+    big.write_text("# " + "x" * 2_000_000 + "\n")
+    assert "a settings file is a few lines" in one_error_line(run_cli("--config", big))
+
+
+def test_vcam_with_every_frame_is_refused_before_a_model_loads(tmp_path):
+    source = _clip(tmp_path / "in.mp4", 2)
+    assert "--vcam needs a real-time run" in one_error_line(run_cli("--source", source, "--every-frame", "--vcam",
+                                                                   "--no-window"))
