@@ -181,8 +181,7 @@ class Settings:
         if self.record and self.source and _same_file(self.record, self.source):
             raise UsageError(f"--record {self.record} is the --source video: it would be overwritten; "
                              f"record to another file")
-        background_file = find_background_file(self.background, [self.backgrounds_dir]) if self.background else None
-        if self.record and background_file is not None and _same_file(self.record, background_file):
+        if self.record and self.background and _same_file(self.record, _background_file(self) or self.background):
             raise UsageError(f"--record {self.record} is the --background video: it would be overwritten; "
                              f"record to another file")
         if self.record and not Path(self.record).parent.is_dir():
@@ -284,6 +283,14 @@ class Settings:
                 raise UsageError(f"{', '.join(ignored)} cannot be used with --image (photo mode): "
                                  f"drop {'it' if len(ignored) == 1 else 'them'}, or drop --image for live mode")
         return self
+
+
+def _background_file(settings: Settings) -> Path | None:
+    """The file ``--background`` names, as the run finds it (a path, ``~``, a name in backgrounds/)."""
+    try:
+        return find_background_file(settings.background, [settings.backgrounds_dir])
+    except OSError:  # a backgrounds folder that cannot be listed: the run says so later
+        return None
 
 
 def _same_file(a: str, b: str) -> bool:
