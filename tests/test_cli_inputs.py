@@ -546,3 +546,21 @@ def test_vcam_with_every_frame_is_refused_before_a_model_loads(tmp_path):
     source = _clip(tmp_path / "in.mp4", 2)
     assert "--vcam needs a real-time run" in one_error_line(run_cli("--source", source, "--every-frame", "--vcam",
                                                                    "--no-window"))
+
+
+def test_verbose_shows_the_programs_own_messages_not_opencvs_per_frame_lines(small_ckpt_args, tmp_path):
+    """-v set OpenCV's DEBUG level: two lines per decoded frame (356 of 365 lines in a 20-s run)."""
+    source = _clip(tmp_path / "in.mp4", 12)
+    r = run_cli("--source", source, "--every-frame", "--no-window", "-v", *small_ckpt_args)
+    assert r.returncode == 0, r.stderr
+    assert "DEBUG: " in r.stderr  # the program's own debug lines
+    output = r.stdout + r.stderr  # (OpenCV writes its log to stdout)
+    assert "retrieveFrame" not in output and "[DEBUG:" not in output, output[-2000:]
+
+
+def test_limits_are_shown_in_full():
+    from app.config import Settings
+    from app.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"--max-frames must be at most 1000000000, got 99999999999"):
+        Settings(max_frames=99999999999).validate()
