@@ -481,3 +481,56 @@ def test_runs_restarted_from_the_panel_do_not_pile_up(reference_ckpt, tmp_path):
     finally:
         gc.enable()
     assert alive <= 1, f"{alive} pipelines still held after 4 runs"
+
+
+def test_viewers_that_keep_reading_keep_their_places(tmp_path, monkeypatch):
+    """The other side of giving a stalled viewer's place away: a stream that goes on taking frames
+    is never counted as stalled, however long it runs."""
+    import socket
+
+    from realtime import remote
+    from web import WebServer
+
+    monkeypatch.setattr(remote, "STALLED_VIEWER_S", 0.5)
+    live = LiveHandle("synthetic")
+    live.attach(object())
+    publishing = threading.Event()
+
+    def publish():
+        while not publishing.is_set():
+            live.publish(np.full((72, 128, 3), 90, np.uint8))
+            time.sleep(0.03)
+
+    threading.Thread(target=publish, daemon=True).start()
+    server = WebServer(unused_maker(), live, WebOptions(port=_free_port(), backgrounds_dir=str(tmp_path),
+                                                        gradio=False))
+    server.start()
+    socks, reading = [], threading.Event()
+
+    def read(sock):
+        while not reading.is_set():
+            try:
+                if not sock.recv(65536):
+                    return
+            except OSError:
+                return
+
+    try:
+        for _ in range(8):
+            sock = socket.create_connection(("127.0.0.1", server.options.port), timeout=10)
+            sock.sendall(b"GET /api/v1/live/stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert sock.recv(64).split(b" ")[1] == b"200"
+            socks.append(sock)
+            threading.Thread(target=read, args=(sock,), daemon=True).start()
+        time.sleep(2.0)  # four times the stalled limit
+        late = socket.create_connection(("127.0.0.1", server.options.port), timeout=10)
+        late.sendall(b"GET /api/v1/live/stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert late.recv(64).split(b" ")[1] == b"503"  # the eight still watch
+        late.close()
+        assert live.watchers == 8
+    finally:
+        reading.set()
+        publishing.set()
+        for sock in socks:
+            sock.close()
+        server.stop()
