@@ -101,3 +101,17 @@ def test_light_paths_do_not_import_torch(module):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
+
+
+def test_the_command_line_and_the_benchmarks_load_without_the_web_packages():
+    """Only ``--web`` needs FastAPI, Gradio and uvicorn: the CLI and ``bench/`` load without them
+    (a GPU box with only torch and OpenCV runs ``bench/gpu_check.py``), and do not import them."""
+    web = ("fastapi", "gradio", "uvicorn", "starlette")
+    code = (f"import sys; sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'bench')!r}]\n"
+            f"for name in {web!r}: sys.modules[name] = None  # importing one fails\n"
+            "import app, common\n"
+            "from app.cli import main\n"
+            "print(sorted(n for n in sys.modules if n.split('.')[0] in " + repr(web) + " and sys.modules[n]))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from fastapi.responses import JSONResponse
+if TYPE_CHECKING:  # fastapi is imported only when a request is answered: the CLI loads this module
+    from fastapi.responses import JSONResponse
 
 #: The longest message a refused request gets back (a request's own value is quoted in some).
 MAX_MESSAGE = 300
@@ -22,4 +24,6 @@ def one_line(message: str, limit: int = MAX_MESSAGE) -> str:
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """The answer to a refused request: ``{"error": "<one line>"}`` with ``status``."""
+    from fastapi.responses import JSONResponse
+
     return JSONResponse({"error": one_line(message)}, status_code=status, headers=headers)
