@@ -113,8 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "keep up with motion between mattes (default on)")
     g.add_argument("--matte-every", type=int, metavar="N",
                    help="infer every N-th frame only; the frames between reuse the newest matte, motion-"
-                        "compensated; a new scene (a cut) gets its own matte at once and the count restarts "
-                        "there (default 1: every frame the engine can take)")
+                        "compensated (with --every-frame, weighed with the next matte too); a new scene (a cut) "
+                        "gets its own matte at once and the count restarts there (default 1: every frame the "
+                        "engine can take)")
     g.add_argument("--skip-still", type=on_off, metavar="on|off",
                    help="live: while nothing moves (beyond sensor noise), keep the matte instead of running "
                         "the model again; re-checked every 2 s (default on)")

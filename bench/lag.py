@@ -8,7 +8,9 @@ The same engine on every frame is the reference. "Matte every N" is the
 product's ``--matte-every N`` cadence (``realtime.inference.MatteCadence``):
 every N-th frame gets a matte, and so does a frame of a new scene (a cut), the
 count starting again from it; each frame in between reuses the newest matte,
-as-is (without) or moved onto it by optical flow (with, ``matting.motion``).
+as-is (without) or moved onto it by optical flow (with, ``matting.motion``: what
+live mode does), and, as ``--every-frame`` conversions do, weighed with the next
+matte moved back onto it (both sides; not across a cut, nor after the last matte).
 ``--strict``: exactly every N-th frame, cuts or not (how this benchmark
 measured before the cadence knew cuts). Errors at inference
 size: mean |Δα| in the edge band (pixels within 4 px of the reference's
@@ -16,8 +18,9 @@ outline) and mask mismatch (share of all pixels on the other side of 0.5);
 the warp's time per frame (median wall clock; mean process CPU time, OpenCV's
 own threads included); and the flicker (``matting.metrics``, shared/NOTES.md) of the mattes as shown,
 every frame, without and with compensation (the reference on every frame has
-its own flicker, printed first). The last line is
-``lag_ratio=<edge error with / without>`` for the last N.
+its own flicker, printed first). The last two lines are
+``lag_ratio_both_sides=<edge error both sides / without>`` and
+``lag_ratio=<edge error with / without>`` (live) for the last N.
 
 The clip is read once, frame by frame, every N at once: memory does not grow
 with its length (``--frames`` caps the time: the reference runs the engine on
@@ -36,7 +39,7 @@ import numpy as np
 
 from common import SELFIE_TFLITE, VLOG, default_weights, engine_for, fail, iter_frames, positive  # noqa: E402  (sets up the project's imports)
 from matting.metrics import FlickerMeter  # noqa: E402
-from matting.motion import MotionCompensator  # noqa: E402
+from matting.motion import MotionCompensator, scene_thumbnail  # noqa: E402
 from realtime.capture import FramePacket  # noqa: E402
 from realtime.inference import MatteCadence  # noqa: E402
 
@@ -70,21 +73,24 @@ class Reuse:
         self.every = every
         self.cadence = MatteCadence(every, new_scenes=not strict)
         self.compensator = MotionCompensator()
-        self.key: tuple[np.ndarray, np.ndarray] | None = None  # (frame, its matte): the newest matte
+        self.key: tuple[int, np.ndarray, np.ndarray] | None = None  # (t, frame, its matte): the newest matte
         self.mattes = 0
-        self.rows: dict[str, list[tuple[float, float]]] = {"without": [], "with": []}
-        self.meters = {"without": FlickerMeter(), "with": FlickerMeter()}
+        self.rows: dict[str, list[tuple[float, float]]] = {"without": [], "with": [], "both": []}
+        self.meters = {"without": FlickerMeter(), "with": FlickerMeter(), "both": FlickerMeter()}
+        self.held: list[tuple[int, np.ndarray, np.ndarray]] = []  # (t, frame, reference) waiting for the next matte
         self.warp_ms: list[float] = []
         self.warp_cpu_ms: list[float] = []  # process CPU time over the warp (OpenCV's own threads too)
 
     def push(self, t: int, frame: np.ndarray, reference: np.ndarray) -> None:
         """Frame ``t`` and the engine's own matte of it (the reference)."""
         if self.cadence.due(FramePacket(t, frame, float(t)), float(t)):
-            self.key, self.mattes = (frame, reference), self.mattes + 1  # an inferred frame: no lag
+            self.release_held((t, frame, reference, scene_thumbnail(frame)))
+            self.key, self.mattes = (t, frame, reference), self.mattes + 1  # an inferred frame: no lag
             for meter in self.meters.values():
                 meter.push(frame, reference)
             return
-        key_frame, key_alpha = self.key
+        self.held.append((t, frame, reference))
+        _, key_frame, key_alpha = self.key
         self.rows["without"].append(errors(key_alpha, reference))
         start, cpu = time.perf_counter(), time.process_time()
         warped = self.compensator.warp(key_alpha, key_frame, frame)
@@ -94,7 +100,16 @@ class Reuse:
         self.meters["without"].push(frame, key_alpha)
         self.meters["with"].push(frame, warped)
 
+    def release_held(self, later: tuple | None) -> None:
+        """The frames since the newest matte, with the next one (``later``; None: the clip ended)."""
+        for t, frame, reference in self.held:
+            both = self.compensator.between(frame, t, self.key, later)
+            self.rows["both"].append(errors(both, reference))
+            self.meters["both"].push(frame, both)
+        self.held = []
+
     def result(self) -> dict:
+        self.release_held(None)
         out = {name: tuple(float(np.mean(col)) for col in zip(*values)) if values else (float("nan"),) * 2
                for name, values in self.rows.items()}
         out["warp_ms"] = float(np.median(self.warp_ms)) if self.warp_ms else float("nan")
@@ -141,18 +156,24 @@ def main() -> None:
     print(f"{Path(args.clip).name}: {count} frames {first.shape[1]}x{first.shape[0]}, "
           f"reference = {engine.describe()} on every frame, alpha {alpha.shape[1]}x{alpha.shape[0]}, "
           f"its flicker {meter_value(reference_flicker):.4f}")
-    print(f"{'every N':>7s} {'mattes':>6s} {'edge |Δα| without':>18s} {'with':>8s} {'mask mismatch without':>22s} "
-          f"{'with':>8s} {'ratio':>6s} {'warp ms':>8s} {'cpu ms':>7s} {'flicker without':>16s} {'with':>7s}")
-    ratio = float("nan")
+    print("(with: the newest matte moved onto the frame, as live mode does; both: weighed with the next "
+          "matte moved back, as --every-frame conversions do)")
+    print(f"{'every N':>7s} {'mattes':>6s} {'edge |Δα| without':>18s} {'with':>8s} {'both':>8s} "
+          f"{'mask mismatch without':>22s} {'with':>8s} {'both':>8s} {'ratio':>6s} {'both':>6s} {'warp ms':>8s} "
+          f"{'cpu ms':>7s} {'flicker without':>16s} {'with':>7s} {'both':>7s}")
+    ratio = both = float("nan")
     for run in runs:
         r = run.result()
         ratio = r["with"][0] / r["without"][0] if r["without"][0] else float("nan")
-        print(f"{run.every:7d} {r['mattes']:6d} {r['without'][0]:18.4f} {r['with'][0]:8.4f} {r['without'][1]:22.4f} "
-              f"{r['with'][1]:8.4f} {ratio:6.2f} {r['warp_ms']:8.2f} {r['warp_cpu_ms']:7.2f} {r['flicker']['without']:16.4f} "
-              f"{r['flicker']['with']:7.4f}")
+        both = r["both"][0] / r["without"][0] if r["without"][0] else float("nan")
+        print(f"{run.every:7d} {r['mattes']:6d} {r['without'][0]:18.4f} {r['with'][0]:8.4f} {r['both'][0]:8.4f} "
+              f"{r['without'][1]:22.4f} {r['with'][1]:8.4f} {r['both'][1]:8.4f} {ratio:6.2f} {both:6.2f} "
+              f"{r['warp_ms']:8.2f} {r['warp_cpu_ms']:7.2f} {r['flicker']['without']:16.4f} "
+              f"{r['flicker']['with']:7.4f} {r['flicker']['both']:7.4f}")
     if ratio != ratio:
         print("(no ratio: the reused mattes had no error to compare, e.g. no outline in the reference, "
               "or every frame got its own matte)")
+    print(f"lag_ratio_both_sides={both:.2f}")
     print(f"lag_ratio={ratio:.2f}")
 
 

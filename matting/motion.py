@@ -197,6 +197,20 @@ class MotionCompensator:
         cv2.copyTo(alpha, keep, warped)  # where the flow is unreliable the matte stays where it is
         return warped.astype(alpha.dtype, copy=False)
 
+    def between(self, frame: np.ndarray, index: int, earlier: tuple[int, np.ndarray, np.ndarray],
+                later: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """The matte of ``frame`` (number ``index``) from the mattes before and after it:
+        ``earlier`` = (its frame's number, that frame, its matte), moved onto ``frame``; with
+        ``later`` (the same, and that frame's :func:`scene_thumbnail`) of the same scene, that one
+        moved back onto it too, the two weighed by how near each is in frames (a conversion can wait
+        for the next matte; live cannot)."""
+        before = self.warp(earlier[2], earlier[1], frame)
+        if later is None or new_scene(scene_thumbnail(frame), later[3]):
+            return before
+        after = self.warp(later[2], later[1], frame)
+        share = (index - earlier[0]) / max(1, later[0] - earlier[0])
+        return cv2.addWeighted(before, 1.0 - share, after, share, 0.0)
+
 
 #: Same scene while at most SCENE_SHARE of a thumbnail's values moved by more than SCENE_LEVELS grey levels
 #: (area-averaged thumbnails: sensor noise of σ ≈ 2 and MJPEG ringing stay far below; a lamp, a door,

@@ -16,6 +16,11 @@ from .slots import LatestSlot, SlotClosed
 from .stats import RunStats
 
 
+#: At most this much of frames waits for the next matte in a conversion (``lookahead``): 94 frames
+#: of 720p, 10 of 4K.
+HOLD_BYTES = 256 * 1024 * 1024
+
+
 @dataclass
 class MatteResult:
     packet: FramePacket     # the frame this alpha belongs to
@@ -115,6 +120,13 @@ class InferenceWorkers:
     still gets a matte, the newest one moved onto it by ``motion`` (in capture
     order, so the result does not depend on timing); in async mode it is simply
     not inferred (the render loop moves the newest matte onto every frame).
+
+    With ``lookahead`` (file conversions, where waiting costs no latency anyone sees) a skipped
+    frame waits for the next matte too and gets both, each moved onto it, weighed by how near
+    each is in frames: the matte after it gets the frames just before it right. Not across a new
+    scene (the frames before a cut keep the earlier matte alone), nor at the end of the file;
+    at most :data:`HOLD_BYTES` of frames wait (a long ``--matte-every`` on 4K frames), the
+    oldest going on with the earlier matte alone beyond that.
     """
 
     name = "inference"
@@ -122,10 +134,12 @@ class InferenceWorkers:
     def __init__(self, engine: MattingEngine, smoother: Smoother, frames: LatestSlot[FramePacket],
                  mattes: LatestSlot[MatteResult], stop: threading.Event, stats: RunStats, count: int = 1,
                  cadence: MatteCadence | None = None, reuse: bool = False, motion: MotionCompensator | None = None,
-                 on_device: bool = False):
+                 on_device: bool = False, lookahead: bool = False):
         self.engine, self.smoother = engine, smoother
         self.cadence = cadence if cadence is not None and cadence.limited else None
         self.reuse, self.motion = reuse, motion
+        self.lookahead = lookahead and reuse and motion is not None
+        self._held: list[FramePacket] = []  # skipped frames waiting for the next matte (lookahead)
         self.on_device = on_device  # the engine returns device tensors (the smoother takes them there)
         self.frames, self.mattes, self.stop_event, self.stats = frames, mattes, stop, stats
         self.error: BaseException | None = None
@@ -199,6 +213,8 @@ class InferenceWorkers:
             if last:
                 try:
                     if self.error is None:
+                        while self._held and not self.mattes.closed:  # the file ended: no later matte
+                            self._push(self._held.pop(0), None, 0.0)
                         for packet, alpha, _ in self.smoother.flush():
                             self.mattes.put(MatteResult(packet, alpha, 0.0))
                 finally:
@@ -214,24 +230,40 @@ class InferenceWorkers:
                     return  # an earlier frame is still being inferred
                 self._pending.remove(first)
                 packet, alpha, infer_s = self._done.pop(first)
-            if alpha is None:
-                alpha = self._reused(packet)
-            else:
+            if alpha is None and self.lookahead:
+                self._held.append(packet)
+                if len(self._held) * packet.image.nbytes > HOLD_BYTES:
+                    self._push(self._held.pop(0), None, 0.0)
+                continue
+            if alpha is not None:
+                if self._held:
+                    later = (packet, alpha_to_numpy(alpha), scene_thumbnail(packet.image))
+                    while self._held:
+                        self._push(self._held.pop(0), None, 0.0, later)
                 self._last_inferred = (packet, alpha)
-            start = time.perf_counter()
-            smoothed_items = self.smoother.push(packet, alpha, packet.image)
-            self.stats.stage("smoothing", time.perf_counter() - start)
-            for tagged, smoothed, _ in smoothed_items:
-                self.mattes.put(MatteResult(tagged, smoothed, infer_s))
+            self._push(packet, alpha, infer_s)
 
-    def _reused(self, packet: FramePacket) -> np.ndarray:
-        """The newest matte (earlier in capture order), moved onto ``packet``'s frame."""
+    def _push(self, packet: FramePacket, alpha, infer_s: float, later=None) -> None:
+        """Smooth ``packet``'s matte (None: the newest one reused, see :meth:`_reused`) and publish it."""
+        if alpha is None:
+            alpha = self._reused(packet, later)
+        start = time.perf_counter()
+        smoothed_items = self.smoother.push(packet, alpha, packet.image)
+        self.stats.stage("smoothing", time.perf_counter() - start)
+        for tagged, smoothed, _ in smoothed_items:
+            self.mattes.put(MatteResult(tagged, smoothed, infer_s))
+
+    def _reused(self, packet: FramePacket, later: tuple[FramePacket, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """The newest matte (earlier in capture order), moved onto ``packet``'s frame; with
+        ``later`` (the next matte's frame, that matte on the host and the frame's scene thumbnail),
+        that matte moved back onto it too, the two weighed by how near each is in frames."""
         last_packet, last_alpha = self._last_inferred  # the cadence infers the first frame it sees
         if self.motion is None:
             return last_alpha
         start = time.perf_counter()
         if self._last_host is None or self._last_host[0] is not last_alpha:  # a device tensor: one copy
             self._last_host = (last_alpha, alpha_to_numpy(last_alpha))
-        alpha = self.motion.warp(self._last_host[1], last_packet.image, packet.image)
+        alpha = self.motion.between(packet.image, packet.index, (last_packet.index, last_packet.image, self._last_host[1]),
+                                    None if later is None else (later[0].index, later[0].image, *later[1:]))
         self.stats.stage("motion", time.perf_counter() - start)
         return alpha

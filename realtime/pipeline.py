@@ -121,7 +121,7 @@ class Pipeline:
                                           cadence=MatteCadence(options.matte_every, options.max_matte_rate,
                                                                options.skip_still, options.inference_share),
                                           reuse=options.mode == "sync", motion=motion if options.mode == "sync" else None,
-                                          on_device=options.device_alpha)
+                                          on_device=options.device_alpha, lookahead=options.lossless)
         self.terminal = TerminalKeys(self.stop_event, banner=keys_banner()) \
             if (options.terminal_keys and window is None) else None
         only = sinks[0] if len(sinks) == 1 and window is None else None

@@ -25,8 +25,9 @@ def test_gpu_check_runs_on_a_cpu_as_a_smoke_test():
 def test_lag_benchmark_runs_and_compensation_beats_the_stale_matte():
     """``bench/lag.py`` on the first 40 frames of the vlog clip (its cut at frame 34 included):
     the table, the matte count of ``--matte-every 5`` (the cut gets its own matte: 0, 5, ..., 30,
-    34, 39; ``--strict``: 0, 5, ..., 35) and the ratio line; compensation beats the stale matte
-    on real footage, and the matte the cut gets lowers the error."""
+    34, 39; ``--strict``: 0, 5, ..., 35) and the ratio lines; compensation beats the stale matte
+    on real footage, weighing in the next matte too (conversions) beats it further, and the
+    matte the cut gets lowers the error."""
     need(SHARED / "models" / "selfie_segmentation_landscape.tflite")
     need(SHARED / "media" / "vlog_720p.mp4")
     rows = {}
@@ -36,10 +37,12 @@ def test_lag_benchmark_runs_and_compensation_beats_the_stale_matte():
                                 env={**os.environ, "MODNET_OFFLINE": "1"})
         assert result.returncode == 0, result.stderr[-2000:]
         lines = result.stdout.strip().splitlines()
-        row = lines[-2].split()
-        without, with_ = float(row[2]), float(row[3])
+        row = lines[-3].split()
+        without, with_, both = float(row[2]), float(row[3]), float(row[4])
         ratio = float(lines[-1].removeprefix("lag_ratio="))
+        both_ratio = float(lines[-2].removeprefix("lag_ratio_both_sides="))
         assert 0 < with_ < without and abs(ratio - with_ / without) < 0.01, lines
+        assert 0 < both < with_ and abs(both_ratio - both / without) < 0.01, lines  # the next matte helps
         rows[bool(strict)] = row
     assert rows[False][:2] == ["5", "9"] and rows[True][:2] == ["5", "8"], rows
     assert float(rows[False][3]) < float(rows[True][3]), rows

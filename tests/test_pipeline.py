@@ -1,6 +1,7 @@
 """The live pipeline, headless: modes, latency, recording, hotkeys, lifecycle, failures."""
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -283,19 +284,20 @@ def test_several_workers_need_a_thread_safe_engine():
         make_pipeline(SyntheticSource(frames=3), IndexEngine(), mode="sync", inference_workers=2)
 
 
+class JitteryEngine(IndexEngine):
+    """Thread-safe, and finishes after a random short while: later frames often finish first."""
+
+    thread_safe = True
+
+    def infer(self, frame):
+        time.sleep(random.uniform(0.0, 0.02))
+        return super().infer(frame)
+
+
 @pytest.mark.parametrize("workers", [1, 3])
 def test_matte_every_n_in_every_frame_mode_is_deterministic(workers):
     """--every-frame --matte-every 3: frames 0, 3, 6, ... are inferred; every other frame gets the
     newest earlier matte, in capture order, whatever the workers' timing."""
-    import random
-
-    class JitteryEngine(IndexEngine):
-        thread_safe = True
-
-        def infer(self, frame):
-            time.sleep(random.uniform(0.0, 0.02))
-            return super().infer(frame)
-
     engine = JitteryEngine()
     pipeline = make_pipeline(SyntheticSource(frames=31, fps=1000), engine, mode="sync", lossless=True,
                              inference_workers=workers, matte_every=3, motion_comp=False)
@@ -327,6 +329,62 @@ def test_matte_every_n_infers_a_cut_at_once_in_every_frame_mode(workers):
     pipeline.run()
     keys = [0, 0, 0, 3, 3, 3, 6, 7, 7, 7, 10, 10, 10, 13, 13, 13, 16, 16, 16, 19]
     assert pairs == list(enumerate(keys)) and engine.calls == 8
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_a_conversion_weighs_the_mattes_on_both_sides_of_a_skipped_frame(workers):
+    """--every-frame --matte-every 3 with motion compensation: a frame between two mattes gets
+    both, weighed by nearness (the frames here do not move, so the warps leave the mattes as they
+    are, and the weighed value names the frame itself); the frames after the last matte keep it
+    alone. In capture order, whatever the workers' timing."""
+    engine = JitteryEngine()
+    pipeline = make_pipeline(SyntheticSource(frames=32, fps=1000), engine, mode="sync", lossless=True,
+                             inference_workers=workers, matte_every=3)
+    pairs = spy_emit(pipeline)
+    pipeline.run()
+    assert pairs == [(t, t) for t in range(31)] + [(31, 30)]
+    assert engine.calls == 11
+
+
+def test_a_conversion_does_not_weigh_in_the_matte_of_a_new_scene():
+    """A cut before frame 8 (--matte-every 3): frame 8 gets its own matte at once, and frame 7,
+    before the cut, keeps frame 6's alone: a matte of another scene is no use on it."""
+
+    class Cut(SyntheticSource):
+        def read(self):
+            frame = super().read()
+            if frame is not None and frame[0, 0, 0] >= 8:
+                frame[:, :, 1:] = 250
+            return frame
+
+    pipeline = make_pipeline(Cut(frames=15, fps=1000), IndexEngine(), mode="sync", lossless=True, matte_every=3)
+    pairs = spy_emit(pipeline)
+    pipeline.run()
+    assert pairs == [(t, t) for t in range(7)] + [(7, 6)] + [(t, t) for t in range(8, 15)]
+
+
+def test_a_conversion_holds_a_bounded_number_of_frames_for_the_next_matte(monkeypatch):
+    """At most HOLD_BYTES of frames wait for the next matte: beyond that the oldest goes on with
+    the earlier matte alone (a long --matte-every on big frames must not fill the memory)."""
+    import realtime.inference as inference
+
+    monkeypatch.setattr(inference, "HOLD_BYTES", 2 * 64 * 96 * 3)  # two of these frames
+    pipeline = make_pipeline(SyntheticSource(frames=13, fps=1000), IndexEngine(), mode="sync", lossless=True,
+                             matte_every=6)
+    pairs = spy_emit(pipeline)
+    pipeline.run()
+    assert pairs == [(0, 0), (1, 0), (2, 0), (3, 0), (4, 4), (5, 5), (6, 6), (7, 6), (8, 6), (9, 6),
+                     (10, 10), (11, 11), (12, 12)]
+
+
+def test_a_live_sync_run_never_waits_for_a_later_matte():
+    """Live (not a conversion), sync mode with --matte-every: a skipped frame goes out with the
+    earlier matte at once; waiting for the next one would add latency."""
+    pipeline = make_pipeline(SyntheticSource(frames=20, fps=1000, live=False), IndexEngine(), mode="sync",
+                             matte_every=4)
+    pairs = spy_emit(pipeline)
+    pipeline.run()
+    assert all(matte <= frame for frame, matte in pairs) and any(matte < frame for frame, matte in pairs)
 
 
 def test_the_status_lines_capture_rate_is_recent_like_the_output_rate_beside_it():
