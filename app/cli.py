@@ -18,7 +18,7 @@ from realtime import ConsoleHandler, PipelineError, SinkError, SourceError, say
 
 from web.errors import WebError
 
-from .errors import MissingPackage, PhotoError, UsageError
+from .errors import MissingPackage, PhotoError, UsageError, WriteError
 
 log = logging.getLogger("modnet-live")
 
@@ -29,7 +29,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (UsageError, EXIT_USAGE),
     (MediaError, EXIT_USAGE),        # unreadable picture, video or background
-    (PhotoError, EXIT_USAGE),        # photo output that cannot be written or would replace an input
+    (WriteError, EXIT_FAILED),       # a photo the disk could not hold (a PhotoError: before it)
+    (PhotoError, EXIT_USAGE),        # photo output that cannot be used or would replace an input
     (IdPhotoError, EXIT_USAGE),      # no face, several faces, a size limit that cannot be met
     (SourceError, EXIT_USAGE),       # camera or video that cannot be opened
     (ModelUnavailable, EXIT_FAILED),  # default model missing and not downloadable (network)

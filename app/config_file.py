@@ -20,6 +20,17 @@ MAX_CONFIG_BYTES = 1_000_000
 NEGATED_KEYS = {"no_window": "window", "no_mirror": "mirror", "no_hud": "hud", "no_reconnect": "reconnect"}
 
 
+def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different (JSON allows repeats and keeps the last; TOML
+    refuses them, and so does this)."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"{key!r} is given twice")
+        seen[key] = value
+    return seen
+
+
 def read_config_file(path: str, known: set[str]) -> dict[str, Any]:
     """The settings in a TOML or JSON file, keys normalised to the names in ``known`` (the
     settings' fields; types are checked later)."""
@@ -34,7 +45,7 @@ def read_config_file(path: str, known: set[str]) -> dict[str, Any]:
     try:
         text = file.read_text(encoding="utf-8-sig")  # (a byte-order mark, as Notepad saves files, is fine)
         if file.suffix.lower() == ".json":
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_no_repeats)
         else:
             import tomllib
 

@@ -9,5 +9,9 @@ class PhotoError(RuntimeError):
     """A photo-mode input or output that cannot be used (a folder, a clash with an input, ...)."""
 
 
+class WriteError(PhotoError):
+    """A photo output that could not be written when it came to it (a full disk): the run failed."""
+
+
 class MissingPackage(RuntimeError):
     """A required package is not installed."""

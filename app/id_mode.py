@@ -24,7 +24,7 @@ from realtime import say
 
 from .build import build_id_maker
 from .config import Settings
-from .errors import PhotoError
+from .errors import PhotoError, WriteError
 from .photo_mode import list_images, plan_outputs, refuse_existing
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def _write(path: Path, data: bytes) -> None:
     try:
         write_atomic(path, data)
     except OSError as exc:
-        raise PhotoError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _picture_behind(settings: Settings, value: str) -> tuple[np.ndarray | None, Path | None]:
@@ -97,7 +97,7 @@ def run_id_mode(settings: Settings) -> int:
                     log.warning("%s: %s", source.name, note)
                 say(str(target), sys.stdout)
             except (IdPhotoError, MediaError, PhotoError) as exc:
-                if len(targets) == 1:
+                if not src.is_dir():  # one picture: its error is the run's (a folder goes on)
                     raise
                 failed += 1
                 log.error("skipped %s: %s", source.name, exc)

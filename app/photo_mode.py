@@ -27,7 +27,7 @@ from realtime import say
 
 from .build import build_background, build_compositor, build_engine
 from .config import Settings
-from .errors import PhotoError
+from .errors import PhotoError, WriteError
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def write_image_atomic(path: Path, image: np.ndarray) -> None:
     try:
         write_atomic(path, encoded.tobytes())
     except OSError as exc:
-        raise PhotoError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 #: What a folder of pictures is made of: a single ``--image`` takes a GIF (its first frame) too.
@@ -217,8 +217,8 @@ def run_photo(engine: MattingEngine, input_path: str, output_path: str, backgrou
                     report.written.append(target)
                     log.debug("wrote %s (%dx%d)", target, result.shape[1], result.shape[0])
                 except (MediaError, PhotoError) as exc:
-                    if len(targets) == 1:
-                        raise PhotoError(str(exc)) from None
+                    if not src.is_dir():  # one picture: its error is the run's (a folder goes on)
+                        raise
                     log.error("skipped %s: %s", source.name, exc)
                     report.failed.append((source, str(exc)))
                 if bar is not None:

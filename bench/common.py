@@ -7,13 +7,14 @@ figure is the figure of the command users run.
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+SHARED = Path(os.environ.get("MODNET_SHARED") or ROOT.parent / "shared").expanduser()  # (as the tests find it)
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 

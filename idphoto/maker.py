@@ -42,8 +42,8 @@ DPI_RANGE = (72, 1200)
 MAX_PHOTO_PIXELS = 20_000_000
 #: What ``background`` accepts here (never a file path: requests must not name server files).
 BACKGROUND_WORDS = "transparent, blur, white, blue, red, green, gray, black or #RRGGBB"
-NO_FACE_MODEL = ("no face model available, so the head was placed from the person's outline alone: "
-                 "check the framing")
+#: Said once, when the face model cannot be had (each photo's own warnings then say how it was framed).
+NO_FACE_MODEL = "no face model available, so ID photos are framed from the person's outline alone"
 
 
 @dataclass
@@ -133,7 +133,6 @@ class IdPhotoMaker:
         # Each job has its own models: engines, compositors and face models keep per-call buffers.
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._workers: list[_Worker] = []
-        self._face_warning = ""
         self._setup = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.jobs)
         self.waiting = 0                  # requests waiting for their turn (shown by the UI)
@@ -143,16 +142,13 @@ class IdPhotoMaker:
     def _new_worker(self) -> _Worker:
         engine = self._engine_factory()
         faces = None
-        if self._face_factory is None:
-            self._face_warning = NO_FACE_MODEL
-        else:
+        if self._face_factory is not None:
             try:
                 faces = self._face_factory()
             except (ModelUnavailable, WeightsError, DownloadError) as exc:  # offline, no runtime for the file
                 if self.face_required:
                     raise
-                self._face_warning = f"{NO_FACE_MODEL} ({exc})"
-                log.warning("%s", self._face_warning)
+                log.warning("%s (%s)", NO_FACE_MODEL, exc)
         return _Worker(engine, self._compositor_factory(engine), faces)
 
     @contextmanager
@@ -273,8 +269,6 @@ class IdPhotoMaker:
             warnings.append(NO_PERSON)  # (an ID photo without a person is refused by its framing)
         if size is not None:
             faces = faces_model.detect(image) if faces_model is not None else None
-            if faces is None:
-                warnings.append(self._face_warning or NO_FACE_MODEL)
             framing = plan_framing(alpha, faces, size, dpi)
             warnings += framing.warnings
             # Crop and scale first: the colours are then estimated on the photo's few hundred

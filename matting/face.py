@@ -53,6 +53,7 @@ CHIN, FOREHEAD_TOP = 152, 10
 SUBJECT_RIGHT_EYE = (33, 133)      # outer and inner corner; on the image's left in an unmirrored photo
 SUBJECT_LEFT_EYE = (263, 362)
 TILE_PARTS = (2, 3)                # no face in the whole picture: squares of 1/2, then 1/3 of its longer side
+MIN_TILE = 16                      # ... of at least this many pixels
 MAX_REFINE = 2                     # extra landmark passes for a tilted face ...
 REFINE_DEGREES = 8.0               # ... while the mesh's eye line differs from the crop's by more than this
 
@@ -200,6 +201,8 @@ class FaceDetector:
         if not len(found[0][2]):
             for parts in TILE_PARTS:
                 side = max(h, w) / parts
+                if side < MIN_TILE:  # a tiny picture: nothing to find in squares this small
+                    break
                 for y0 in _starts(h, side):
                     for x0 in _starts(w, side):
                         found.append(self._candidates(image, x0, y0, min(w, round(side)), min(h, round(side))))

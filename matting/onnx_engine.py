@@ -64,6 +64,9 @@ class OnnxModnetEngine(MattingEngine):
         except Exception as exc:
             raise WeightsError(f"not a loadable ONNX model: {path} ({str(exc).splitlines()[0][:200]})") from None
         self._check_signature(path)
+        if self.fixed_shape is not None:
+            log.info("%s takes only %dx%d input: frames are resized to that (--inference-size does not apply)",
+                     path.name, self.fixed_shape[1], self.fixed_shape[0])
         dims = self.session.get_inputs()[0].shape
         # names of the batch, height and width dimensions when the export leaves them dynamic
         self._dynamic_dims = (dims[0], dims[2], dims[3]) if all(isinstance(dims[i], str) for i in (0, 2, 3)) \
@@ -110,19 +113,29 @@ class OnnxModnetEngine(MattingEngine):
         return session
 
     def _check_signature(self, path: Path) -> None:
+        """Refuse what is not a MODNet export (one N×3×H×W float input, an N×1×H×W matte of the
+        input's size last); note a fixed input size (an export without dynamic axes), which the
+        engine then runs at."""
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         ok = (len(inputs) == 1 and len(inputs[0].shape) == 4 and inputs[0].shape[1] == 3
               and inputs[0].type == "tensor(float)" and len(outputs) >= 1 and len(outputs[-1].shape) == 4
               and outputs[-1].shape[1] == 1)
+        fixed = list(inputs[0].shape[2:]) if ok else []
+        self.fixed_shape = tuple(fixed) if all(isinstance(d, int) and d > 0 for d in fixed) and fixed else None
+        if ok:  # a matte the size of its input: where both are fixed, the same sizes
+            out = list(outputs[-1].shape[2:])
+            ok = all(not isinstance(o, int) or not isinstance(i, int) or o == i for o, i in zip(out, fixed))
         if not ok:
             got = ", ".join(f"{i.name}{list(i.shape)}" for i in inputs) + " -> " + \
                 ", ".join(f"{o.name}{list(o.shape)}" for o in outputs)
-            raise WeightsError(f"{path} is not a MODNet ONNX model (expected input N×3×H×W float and output "
-                               f"N×1×H×W; it has {got})")
+            raise WeightsError(f"{path} is not a MODNet ONNX model (expected input N×3×H×W float and an "
+                               f"N×1×H×W matte of the input's size; it has {got})")
         self._input = inputs[0].name
         self._output = outputs[-1].name
 
     def output_shape(self, frame_hw: Sequence[int]) -> tuple[int, int]:
+        if self.fixed_shape is not None:  # an export of one size takes only that (the frame is stretched to it)
+            return self.fixed_shape
         return inference_shape(frame_hw, self.inference_size)
 
     def preprocess(self, frame_bgr: np.ndarray) -> np.ndarray:

@@ -173,7 +173,8 @@ class RecorderSink(Sink):
 
     def _unplayable(self) -> SinkError | None:
         """Why the finished file does not hold what was written (OpenCV's writer reports no write
-        errors: on a full disk it drops data silently and leaves a file without its index), or None."""
+        errors: on a full disk it drops data silently and leaves a file without its index), or None.
+        A file of which nothing plays is removed."""
         if not self.frames_written:
             return None
         cap = cv2.VideoCapture(str(self.path))
@@ -185,6 +186,12 @@ class RecorderSink(Sink):
             return None
         free = shutil.disk_usage(self.path.parent).free if self.path.parent.exists() else 0
         hint = " (the disk is full)" if free < 16 * 2**20 else ""
+        if not readable:  # nothing in it plays: not kept, as a run stopped before its first frame
+            try:
+                self.path.unlink(missing_ok=True)
+                hint += f"; {self.path.name} is not kept"
+            except OSError:
+                pass
         return SinkError(f"the file is incomplete{hint}: {readable} of {self.frames_written} frames can be played back")
 
     def close(self):

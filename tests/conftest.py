@@ -1,7 +1,8 @@
-"""Shared fixtures. Tests that need ../shared skip with a reason when it is absent."""
+"""Shared fixtures. Tests that need ../shared (or $MODNET_SHARED) skip with a reason when it is absent."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -11,13 +12,23 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared"
+#: The shared test data (reference vectors, real footage, small real models): beside the checkout,
+#: or where MODNET_SHARED points.
+SHARED = Path(os.environ.get("MODNET_SHARED") or ROOT.parent / "shared").expanduser()
 REFERENCE_CKPT = SHARED / "reference" / "modnet_reference.ckpt"
 VLOG = SHARED / "media" / "vlog_720p.mp4"
 PORTRAIT = SHARED / "media" / "portrait_720p.jpg"
 TWO_PEOPLE = SHARED / "media" / "two_people.jpg"
 NIGHT_SKY = SHARED / "media" / "background_night_sky.jpg"
 MODELS = SHARED / "models"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say it loudly when the shared test data is missing: the tests that need it were skipped."""
+    if not SHARED.is_dir():
+        terminalreporter.write_line(f"the shared test data is not at {SHARED}: the tests that need it were skipped "
+                                    f"(put it beside the checkout, or set MODNET_SHARED=/path/to/shared)",
+                                    yellow=True, bold=True)
 
 
 def need(path: Path) -> Path:

@@ -448,18 +448,35 @@ def test_a_broken_video_is_one_line_without_ffmpegs_own_messages(tmp_path):
     assert "moov" not in r.stderr and "@ 0x" not in r.stderr, r.stderr
 
 
-def test_ctrl_c_while_the_libraries_load_is_quiet():
-    """Ctrl-C half a second in (torch and OpenCV still loading) printed a 30-line traceback."""
+def test_ctrl_c_while_the_libraries_load_is_quiet(tmp_path):
+    """Ctrl-C while torch and OpenCV still load printed a 30-line traceback. (The child is held
+    inside its import of OpenCV until the Ctrl-C comes: a fixed delay raced a faster start.)"""
     import signal
     import time
 
+    marker = tmp_path / "loading"
+    (tmp_path / "sitecustomize.py").write_text(
+        "import pathlib, sys, time\n"
+        "class Slow:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'cv2':\n"
+        "            sys.meta_path.remove(self)\n"
+        f"            pathlib.Path({str(marker)!r}).touch()\n"
+        "            time.sleep(60)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Slow())\n")
+    env = {**os.environ, "MODNET_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])}
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # the child gets Ctrl-C's default
     try:
         proc = subprocess.Popen([sys.executable, str(ROOT / "live.py"), "--no-window"], stderr=subprocess.PIPE,
-                                text=True, env={**os.environ, "MODNET_OFFLINE": "1"})
+                                text=True, env=env)
     finally:
         signal.signal(signal.SIGINT, previous)
-    time.sleep(0.4)
+    deadline = time.monotonic() + 60
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert marker.exists(), "the child never started importing OpenCV"
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in stderr, stderr
@@ -520,12 +537,13 @@ def test_a_conversions_duration_is_the_files_own_time(small_ckpt_args, tmp_path)
         assert cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT) == frames
 
 
-@pytest.mark.parametrize("text,words", [
-    ("inference-size = 256\ninference_size = 320\n", "sets inference_size a second time"),
-    ("no_window = true\nwindow = true\n", "sets window a second time"),
+@pytest.mark.parametrize("text,words,suffix", [
+    ("inference-size = 256\ninference_size = 320\n", "sets inference_size a second time", ".toml"),
+    ("no_window = true\nwindow = true\n", "sets window a second time", ".toml"),
+    ('{"background": "blue", "background": "red"}', "'background' is given twice", ".json"),  # JSON allows it
 ])
-def test_a_setting_given_twice_in_a_config_file_is_refused(tmp_path, text, words):
-    cfg = tmp_path / "c.toml"
+def test_a_setting_given_twice_in_a_config_file_is_refused(tmp_path, text, words, suffix):
+    cfg = tmp_path / f"c{suffix}"
     cfg.write_text(text)
     assert words in one_error_line(run_cli("--config", cfg, "--image", "x.jpg"))
 

@@ -75,6 +75,13 @@ def test_no_face(detector):
     assert detector.detect(np.zeros((0, 10, 3), np.uint8)) == []
 
 
+@pytest.mark.parametrize("hw", [(1, 1), (1, 2), (2, 3), (40, 3), (3, 40), (31, 31)])
+def test_a_tiny_picture_has_no_face_and_no_error(detector, hw):
+    """A picture a few pixels wide is searched whole only (its half and third squares would be
+    empty): no face, and no error (a 1×1 picture used to divide by zero)."""
+    assert detector.detect(np.full((*hw, 3), (50, 100, 200), np.uint8)) == []
+
+
 def test_onnx_and_tflite_agree(portrait):
     pytest.importorskip("ai_edge_litert")
     from matting.face import FaceDetector

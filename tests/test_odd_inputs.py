@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT
+from conftest import MODELS, PORTRAIT, ROOT, need
 from app.photo_mode import cut_out, list_images
 from compositing import Compositor, MediaError, read_image
 from compositing.backgrounds import TransparentBackground
@@ -93,6 +93,11 @@ def _small_file_limit():  # (in the child) writes past 60 kB fail with EFBIG, as
     resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))
 
 
+def _tiny_file_limit():  # (in the child) writes past 2 kB fail with EFBIG
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2_000, 2_000))
+
+
 @pytest.mark.parametrize("live", [False, True])
 def test_a_recording_the_disk_could_not_hold_is_an_error(small_args, tmp_path, live):
     """OpenCV's writer reports no write errors: the run said "recording saved" and exited 0, the
@@ -110,6 +115,22 @@ def test_a_recording_the_disk_could_not_hold_is_an_error(small_args, tmp_path, l
     assert "incomplete" in one_line_error(r, code=1)
     assert "recording saved" not in r.stderr
     assert r.stderr.count("incomplete") == 1, r.stderr  # said once (it was logged, then printed again)
+    assert "0 of " in r.stderr and "out.mp4 is not kept" in r.stderr  # nothing of it plays: not left behind
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("id_photo", [False, True])
+def test_a_photo_the_disk_could_not_hold_is_a_failed_run(small_args, tmp_path, id_photo):
+    """Exit 1, as for a recording or a batch the disk could not hold (it was 2, "bad input")."""
+    picture = tmp_path / "person.png"
+    cv2.imwrite(str(picture), np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8))
+    out = tmp_path / ("id.jpg" if id_photo else "cut.png")
+    extra = ["--id-size", "passport", "--face-weights", str(need(MODELS / "face_detection_short_range.onnx"))] \
+        if id_photo else []
+    if id_photo:
+        picture = need(PORTRAIT)
+    r = run_cli("--image", picture, "--output", out, *extra, *small_args, preexec_fn=_tiny_file_limit)
+    assert "cannot write" in one_line_error(r, code=1)
 
 
 def test_a_whole_recording_still_passes_its_check(tmp_path):
@@ -272,7 +293,6 @@ def test_a_face_model_given_that_cannot_be_used_is_an_error(small_args, tmp_path
     """It was a warning (exit 0): the ID photo was made without face detection, two people too."""
     face = tmp_path / "face.onnx"
     if content is None:  # another real model: the shared selfie segmenter, if there
-        from conftest import MODELS, need
         face.write_bytes(need(MODELS / "selfie_segmentation.onnx").read_bytes())
     else:
         face.write_bytes(content)

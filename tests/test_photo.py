@@ -126,6 +126,24 @@ def test_batch_folder_with_one_corrupt_file(small_ckpt_args, tmp_path):
     assert not list(dst.glob("*.part"))
 
 
+def test_a_folder_run_again_reports_its_one_broken_picture_as_the_first_run_did(small_ckpt_args, tmp_path, capsys):
+    """Run again, a folder whose other pictures are done has only the broken one left: it was then
+    reported as a single picture's error (exit 2) instead of as one failed picture of the folder."""
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    cv2.imwrite(str(src / "good.jpg"), np.full((64, 96, 3), 90, np.uint8))
+    (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    for run in range(2):
+        assert main(["--image", str(src), "--output", str(dst), *small_ckpt_args]) == 1, run
+        assert "1 of " in capsys.readouterr().err
+    # ID photos of a folder holding only the broken picture: a folder's failure too
+    (src / "good.jpg").unlink()
+    ids = tmp_path / "ids"
+    assert main(["--image", str(src), "--output", str(ids), "--id-size", "passport", "--offline",
+                 "--weights-dir", str(tmp_path / "none"), *small_ckpt_args]) == 1
+    assert "1 of 1 pictures failed" in capsys.readouterr().err
+
+
 def test_jpeg_cannot_hold_transparency(small_ckpt_args, tmp_path):
     src = tmp_path / "a.png"
     cv2.imwrite(str(src), np.zeros((64, 64, 3), np.uint8))

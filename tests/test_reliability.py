@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import MODELS, ROOT, need
 from fakes import FakeVirtualCamera, IndexEngine, SyntheticSource, make_pipeline
 from realtime.pipeline import LOST_NOTICE
 from realtime.sinks import NullSink, VirtualCameraSink, vcam_help
@@ -191,11 +191,24 @@ def test_inference_size_not_multiple_of_32_is_rounded_with_warning(reference_ckp
     assert r.returncode == 0 and "using 64" in r.stderr
 
 
-@pytest.mark.parametrize("kind", ["missing", "empty", "text", "truncated", "wrong-model", "onnx-not-modnet"])
+def export_onnx(path, forward, shape):
+    """A tiny model of one fixed input size exported to ONNX (as a user's own export might be)."""
+    import torch
+
+    class Model(torch.nn.Module):
+        def forward(self, x):
+            return forward(x)
+
+    torch.onnx.export(Model(), torch.zeros(*shape), str(path), input_names=["input"], output_names=["out"],
+                      dynamo=False)
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "text", "truncated", "wrong-model", "onnx-not-modnet",
+                                  "onnx-not-a-matte"])
 def test_bad_checkpoints(tmp_path, reference_ckpt, kind):
     import torch
 
-    path = tmp_path / ("model.onnx" if kind == "onnx-not-modnet" else "model.ckpt")
+    path = tmp_path / ("model.onnx" if kind.startswith("onnx") else "model.ckpt")
     if kind == "empty":
         path.write_bytes(b"")
     elif kind == "text":
@@ -205,7 +218,9 @@ def test_bad_checkpoints(tmp_path, reference_ckpt, kind):
     elif kind == "wrong-model":
         torch.save({"conv.weight": torch.zeros(4, 3, 3, 3)}, path)
     elif kind == "onnx-not-modnet":
-        path.write_bytes((ROOT.parent / "shared" / "models" / "selfie_segmentation.onnx").read_bytes())
+        path.write_bytes((need(MODELS / "selfie_segmentation.onnx")).read_bytes())
+    elif kind == "onnx-not-a-matte":  # one score per picture, shaped N×1×1×1 (as a face-landmark model's flag)
+        export_onnx(path, lambda x: x.mean((1, 2, 3), keepdim=True), (1, 3, 64, 64))
     img = tmp_path / "a.png"
     cv2.imwrite(str(img), np.zeros((64, 64, 3), np.uint8))
     r = run_cli("--image", img, "--output", tmp_path / "o.png", "--weights", path)
@@ -213,7 +228,29 @@ def test_bad_checkpoints(tmp_path, reference_ckpt, kind):
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert {"missing": "not found", "empty": "empty", "text": "not a PyTorch checkpoint",
             "truncated": "truncated", "wrong-model": "does not fit MODNet",
-            "onnx-not-modnet": "not a MODNet ONNX model"}[kind] in r.stderr
+            "onnx-not-modnet": "not a MODNet ONNX model", "onnx-not-a-matte": "not a MODNet ONNX model"}[kind] in r.stderr
+
+
+def test_an_onnx_export_of_one_fixed_size_runs_at_that_size(tmp_path):
+    """An export without dynamic axes (here 96×160) takes only that size: frames of any size are
+    resized to it, and the matte comes back at the picture's size, instead of a runtime error."""
+    import torch
+
+    from matting.onnx_engine import OnnxModnetEngine
+
+    path = tmp_path / "fixed.onnx"
+    export_onnx(path, lambda x: torch.sigmoid(8 * x.mean(1, keepdim=True)), (1, 3, 96, 160))
+    engine = OnnxModnetEngine(path)
+    picture = np.zeros((300, 200, 3), np.uint8)
+    picture[:, 100:] = 255  # the model's matte: bright is the person
+    alpha = engine.infer(picture)
+    assert alpha.shape == (96, 160) and alpha[:, :70].max() < 0.01 and alpha[:, 90:].min() > 0.99
+    img = tmp_path / "a.png"
+    cv2.imwrite(str(img), picture)
+    r = run_cli("--image", img, "--output", tmp_path / "o.png", "--weights", path)
+    assert r.returncode == 0, r.stderr
+    cut = cv2.imread(str(tmp_path / "o.png"), cv2.IMREAD_UNCHANGED)
+    assert cut.shape == (300, 200, 4) and cut[:, :90, 3].max() == 0 and cut[:, 110:, 3].min() == 255
 
 
 @pytest.mark.parametrize("kind", ["missing", "empty", "text", "truncated", "unknown-colour"])
