@@ -121,9 +121,9 @@ def run_live_loop(settings: Settings, live: LiveHandle, stopping: threading.Even
         # collector's own pace, which a server's many long-lived objects make rare, every run
         # restarted from the panel kept its model and buffers (about 25 MB each).
         del pipeline, source
-        gc.collect()
         if reason.startswith(USER_STOPS) or stopping.is_set():
-            return
+            return  # (the process ends: nothing to collect)
+        gc.collect()
         if not live.wait_for_restart():
             return
 

@@ -34,6 +34,8 @@ STATE_WORDS = {"starting": "it is starting", "running": "it is running", "failed
 #: A preview stream that has taken no frame for this long (its viewer stopped reading, the
 #: connection left open: a half-open socket, a laptop gone to sleep) no longer holds a place.
 STALLED_VIEWER_S = 10.0
+#: How long a control request waits for the first frame that shows its change.
+SHOWN_TIMEOUT_S = 1.0
 
 
 class LiveUnavailable(RuntimeError):
@@ -121,15 +123,27 @@ class LiveHandle:
                 future.set_exception(LiveUnavailable("too many commands at once; try again"))
         return future
 
-    def call(self, command: Callable[[Any], Any], timeout: float | None = None) -> Any:
+    def call(self, command: Callable[[Any], Any], timeout: float | None = None, shown: bool = False) -> Any:
         """:meth:`submit` and wait for the result (raises the command's exception, or TimeoutError;
-        a command that timed out before it ran is cancelled, so it never runs late)."""
-        future = self.submit(command)
+        a command that timed out before it ran is cancelled, so it never runs late). ``shown``: also
+        wait (at most :data:`SHOWN_TIMEOUT_S`) for the first output frame made after the command ran,
+        so the next frame a caller reads shows the change (a background switched, a view changed)."""
+        ran_after: list[int] = []
+
+        def counted(pipeline):
+            with self._frame_lock:
+                ran_after.append(self._frame_seq)
+            return command(pipeline)
+
+        future = self.submit(counted if shown else command)
         try:
-            return future.result(timeout or self.COMMAND_TIMEOUT_S)
+            result = future.result(timeout or self.COMMAND_TIMEOUT_S)
         except TimeoutError:
             future.cancel()
             raise
+        if ran_after:
+            self.wait_frame(ran_after[0], SHOWN_TIMEOUT_S)  # (none may come: a paused view; then go on)
+        return result
 
     # -- the render loop -------------------------------------------------
     def run_pending(self, pipeline) -> None:

@@ -280,6 +280,39 @@ def test_live_tab_embeds_the_live_page(page, server):
     page.frame_locator('iframe[src="/live"]').locator("#gallery .thumb").first.wait_for()
 
 
+def test_live_page_without_a_camera_says_why_and_shows_no_broken_picture(page, tmp_path):
+    """No camera: the preview showed a broken-image icon and the gallery was blank."""
+    port = free_port()
+    log = tmp_path / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "live.py", "--web", "--port", str(port), "--no-window", "--camera",
+                                 "97", "--model", "selfie", "--weights", str(need(MODELS / "selfie_segmentation.onnx"))],
+                                cwd=ROOT, env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}, stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+
+        def failed():
+            try:
+                return get_json(url + "/api/v1/live/status").get("state") == "failed"
+            except OSError:
+                return False
+
+        poll(failed, 60, 0.25, "the camera to fail")
+        page.goto(url + "/live", wait_until="load")
+        page.locator("#camera-box").wait_for(state="visible")
+        assert "camera 97" in page.locator("#camera-why").inner_text()
+        page.wait_for_function("document.getElementById('gallery').textContent.length > 0")
+        assert "while the live view runs" in page.locator("#gallery").inner_text()
+        preview = page.locator("#preview")
+        assert preview.get_attribute("src") is None and preview.get_attribute("alt") == ""  # (no broken icon)
+        page.screenshot(path=str(tmp_path / "live_no_camera.png"))
+        assert not page.js_errors
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+
+
 def test_live_page_switches_background_and_view(page, server, tmp_path):
     before = server.api("/api/v1/live/status")
     assert before["state"] == "running"

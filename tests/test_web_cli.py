@@ -120,7 +120,7 @@ def test_camera_that_cannot_open_leaves_the_studio_working_and_sigterm_stops_it(
         assert code == 405 and headers["allow"] == "GET"
     finally:
         code, took = server.stop()
-    assert code == 0 and took < 3, (code, took, server.output())
+    assert code == 0 and took < 2, (code, took, server.output())  # the README: within 2 s
     assert "studio and live panel: http://127.0.0.1:" in server.output()
     assert "Traceback" not in server.output()
 

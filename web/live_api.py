@@ -156,9 +156,9 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
     thumbs = Thumbnails()
     jpegs = PreviewJpegs()
 
-    def call(command, timeout: float = 3.0):
+    def call(command, timeout: float = 3.0, shown: bool = False):
         try:
-            return live.call(command, timeout)
+            return live.call(command, timeout, shown)
         except LiveUnavailable as exc:
             raise Refused(503, f"the live view is not running: {exc}") from None
         except (TimeoutError, FutureTimeout):
@@ -328,7 +328,7 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
 
         if any(ch in value for ch in "/\\") or ".." in value or "\x00" in value:
             return error(400, "backgrounds are chosen by name from /api/v1/live/backgrounds, not by path")
-        chosen = call(switch)
+        chosen = call(switch, shown=True)
         if chosen is None:
             return error(404, f"unknown background {value!r}: use a name from /api/v1/live/backgrounds, "
                               "a colour (#RRGGBB or a name), blur or none")
@@ -363,7 +363,7 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
             p.state.view = value
             return value
 
-        return {"view": call(set_view)}
+        return {"view": call(set_view, shown=True)}
 
     @router.post("/pause")
     def pause(payload: dict = Body(default={})):
@@ -375,7 +375,7 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
             p.state.paused = (not p.state.paused) if wanted is None else wanted
             return p.state.paused
 
-        return {"paused": call(set_pause)}
+        return {"paused": call(set_pause, shown=True)}
 
     return router
 
