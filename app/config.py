@@ -157,6 +157,9 @@ class Settings:
                                  f", got {shown(value)}")
             if value > high:
                 raise UsageError(f"{flag(name)} must be at most {shown(high)}, got {shown(value)}")
+        for name in ("background", "source", "record", "output", "image"):  # "" was taken as left out
+            if getattr(self, name) is not None and not str(getattr(self, name)).strip():
+                raise UsageError(f"{flag(name)} is empty: give a value, or leave the option out")
         if self.vcam_device and not self.image and sys.platform.startswith("linux"):  # (elsewhere: a name)
             device = Path(self.vcam_device)
             if not device.exists():

@@ -182,6 +182,8 @@ def read_image(path: str | os.PathLike, max_side: int | None = None, with_opacit
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
         raise MediaError(f"cannot read {path}: {(exc.strerror or str(exc)).lower()}") from None
+    if _truncated_png(data):  # (libpng would print its own line about it on top of ours)
+        raise MediaError(f"not a readable image (unknown format, or truncated): {path}")
     if reduce > 1:  # IMREAD_REDUCED_* applies the EXIF orientation itself
         image = cv2.imdecode(data, _REDUCED[reduce])
     else:
@@ -203,6 +205,14 @@ def read_image(path: str | os.PathLike, max_side: int | None = None, with_opacit
                            interpolation=cv2.INTER_AREA)
         alpha = None
     return (image, alpha) if with_opacity else image
+
+
+def _truncated_png(data: np.ndarray) -> bool:
+    """A PNG file cut short: every whole PNG has an IEND chunk (looked for near the end first;
+    anything a program appended after it is no reason to refuse the picture)."""
+    if data[:8].tobytes() != b"\x89PNG\r\n\x1a\n":
+        return False
+    return b"IEND" not in data[-(1 << 20):].tobytes() and b"IEND" not in data.tobytes()
 
 
 def looks_readable(path: str | os.PathLike) -> bool:

@@ -90,6 +90,8 @@ def test_config_accepts_the_negated_flag_names(tmp_path):
     (["--inference-share", "1e-320"], "--inference-share must be at least 0.01"),
     (["--vcam", "--vcam-device", "/nonexistent/video9"], "--vcam-device /nonexistent/video9 does not exist"),
     (["--vcam", "--vcam-device", "/dev"], "--vcam-device /dev is a folder"),
+    (["--background", " "], "--background is empty"),  # (it was taken as left out)
+    (["--record", ""], "--record is empty"),
 ])
 def test_numbers_out_of_range_are_refused_with_one_line(still, args, text):
     error = one_error_line(run_cli("--source", still, "--no-window", "--max-frames", "1", *args))
@@ -446,6 +448,22 @@ def test_a_broken_video_is_one_line_without_ffmpegs_own_messages(tmp_path):
     r = run_cli("--source", broken, "--no-window", "--max-frames", "1")
     assert one_error_line(r).startswith(f"error: cannot open video {broken}")
     assert "moov" not in r.stderr and "@ 0x" not in r.stderr, r.stderr
+
+
+def test_a_truncated_png_is_one_line_without_libpngs_own(tmp_path, small_ckpt_args):
+    """libpng printed "libpng error: PNG input buffer is incomplete" above the one-line error; a
+    whole PNG with bytes appended after its end still reads."""
+    ok, png = cv2.imencode(".png", np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8))
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(png.tobytes()[: len(png) // 2])
+    r = run_cli("--image", cut, "--output", tmp_path / "o.png", *small_ckpt_args)
+    assert one_error_line(r) == f"error: not a readable image (unknown format, or truncated): {cut}"
+    assert "libpng" not in r.stderr, r.stderr
+    from compositing import read_image
+
+    extra = tmp_path / "extra.png"
+    extra.write_bytes(png.tobytes() + b"appended by some program" * 100_000)
+    assert read_image(extra).shape == (120, 160, 3)
 
 
 def test_ctrl_c_while_the_libraries_load_is_quiet(tmp_path):

@@ -248,6 +248,13 @@ def test_studio_actions_batch_zip_and_guides_toggle(tmp_path):
         [str(portrait)], None, MODES[0], "white", "", None, "passport", "", 300, "jpg", 0, "4x6in")
     assert "Sheet:" in message and sheet_file.endswith(".jpg")
     assert actions.show_guides(False, sheet_previews) is sheet  # the guides box keeps showing the sheet
+    # a DPI of 0 is refused, as the REST API refuses it (it was taken as 300); an empty field is 300
+    _, _, message, _ = actions.make([str(portrait)], None, MODES[0], "blue", "#000000", None, "passport", "", 0,
+                                    "jpg", 0, True)
+    assert "dpi must be between" in message, message
+    _, download, message, _ = actions.make([str(portrait)], None, MODES[0], "blue", "#000000", None, "passport", "",
+                                           None, "jpg", 0, True)
+    assert download and "300 DPI" in message, message
     _, _, message, _ = actions.make([str(PORTRAIT)], None, MODES[0], "blue", "", None, "passport", "", 300, "jpg",
                                     0, True)
     assert "not uploaded to this server" in message  # a path outside the upload folder is never read

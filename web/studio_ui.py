@@ -59,6 +59,11 @@ def _file_name(value) -> str:
     return Path(_file_path(value)).name
 
 
+def _dpi(value) -> float:
+    """The DPI field: empty means 300; anything else is checked by :class:`PhotoRequest` (0 was taken as 300)."""
+    return 300.0 if value is None or value == "" else float(value)
+
+
 class StudioActions:
     """What the studio's buttons do; plain methods, so tests can call them without a browser."""
 
@@ -98,7 +103,7 @@ class StudioActions:
 
     def _request(self, mode, background, color, size, custom, dpi, fmt, max_kb) -> PhotoRequest:
         if mode == MODES[1]:
-            return PhotoRequest(background="transparent", size=None, dpi=float(dpi or 300), format="png",
+            return PhotoRequest(background="transparent", size=None, dpi=_dpi(dpi), format="png",
                                 max_kb=float(max_kb) if max_kb else None)
         chosen = color if background == "custom colour" else background
         if background == "picture":
@@ -106,7 +111,7 @@ class StudioActions:
         size_value = (custom or "").strip() if size == CUSTOM else size
         if size == CUSTOM and not size_value:
             raise IdPhotoError("type a custom size such as 35x45mm or 600x800px")
-        return PhotoRequest(background=chosen or "white", size=size_value or None, dpi=float(dpi or 300),
+        return PhotoRequest(background=chosen or "white", size=size_value or None, dpi=_dpi(dpi),
                             format=fmt, max_kb=float(max_kb) if max_kb else None)
 
     def _folder(self) -> Path:

@@ -71,7 +71,8 @@ class UploadFolder:
             raise UploadError(f"picture too large: far over the {self.max_pixels / 1e6:.0f} megapixels this server "
                               f"accepts", 413) from None
         if header is None:
-            raise UploadError("not a picture (or a damaged one): upload a JPEG, PNG or WebP photo", 415)
+            raise UploadError("not a picture this server can check (damaged, or a rare kind such as a 32-bit float "
+                              "TIFF): upload a JPEG, PNG or WebP photo", 415)
         width, height, _ = header
         if width * height > self.max_pixels:
             raise UploadError(f"picture too large: {width}x{height} is {round(width * height / 1e6, 1):g} megapixels, "
