@@ -222,10 +222,13 @@ def test_frame_memo_keeps_values_while_the_frame_lives():
     assert key not in memo.entries  # gone with its frame
 
 
-def test_pipeline_with_device_prep_uploads_each_frame_once_and_matches_the_host_path(reference_ckpt, vlog_path):
+@pytest.mark.parametrize("matte_every", [1, 3])
+def test_pipeline_with_device_prep_uploads_each_frame_once_and_matches_the_host_path(reference_ckpt, vlog_path,
+                                                                                      matte_every):
     """The whole GPU path as CUDA runs it (frames resized on the device, the engine's guide in the
     smoother, the engine's copy of the frame in the compositor) on a CPU device: no frame is uploaded
-    twice, and the output is the host path's but for the resize's one-level rounding ties."""
+    twice, and the output is the host path's but for the resize's one-level rounding ties. With
+    --matte-every 3 the frames between mattes take the mattes on both sides (device tensors) too."""
     from compositing import BackgroundLibrary, ColorBackground, Compositor
     from compositing.gpu_compositor import TorchCompositor
     from matting import make_smoother
@@ -251,13 +254,16 @@ def test_pipeline_with_device_prep_uploads_each_frame_once_and_matches_the_host_
         library = BackgroundLibrary(None, initial=ColorBackground((40, 200, 90)))
         pipeline = Pipeline(source, engine, make_smoother("ema", device="cpu" if on_device else None), compositor,
                             library, [sink], options=PipelineOptions(mode="sync", lossless=True, terminal_keys=False,
-                                                                     max_frames=8, device_alpha=on_device),
+                                                                     max_frames=8, device_alpha=on_device,
+                                                                     matte_every=matte_every),
                             first_frame=first)
         pipeline.run()
         outputs.append(sink.frames)
     host, device = outputs
     assert len(device) == len(host) >= 7
-    assert len(Counted.uploads) == 1, Counted.uploads  # the colour background, once; never a frame
+    # the colour background, once; never a frame the engine had (a frame between mattes never went up)
+    between = sum(1 for i in range(len(device)) if i % matte_every)
+    assert len(Counted.uploads) == 1 + between, Counted.uploads
     for a, b in zip(host, device):
         diff = np.abs(a.astype(int) - b)
         assert diff.mean() < 0.5 and np.percentile(diff, 99.9) <= 8, (diff.mean(), np.percentile(diff, 99.9))
