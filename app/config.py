@@ -157,7 +157,8 @@ class Settings:
                                  f", got {shown(value)}")
             if value > high:
                 raise UsageError(f"{flag(name)} must be at most {shown(high)}, got {shown(value)}")
-        for name in ("background", "source", "record", "output", "image"):  # "" was taken as left out
+        for name in ("background", "source", "record", "output", "image", "camera", "weights", "face_weights",
+                     "snapshot_dir", "vcam_device"):  # "" was taken as left out
             if getattr(self, name) is not None and not str(getattr(self, name)).strip():
                 raise UsageError(f"{flag(name)} is empty: give a value, or leave the option out")
         if self.vcam_device and not self.image and sys.platform.startswith("linux"):  # (elsewhere: a name)

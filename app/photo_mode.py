@@ -108,6 +108,13 @@ def plan_outputs(src: Path, dst: Path, transparent: bool, protected: tuple[Path,
     (or one of the ``protected`` files, such as the background picture), and, unless
     ``overwrite``, an output file that exists already; of a folder, the pictures whose results
     are there already are left out (with a warning), all of them refused: before anything is written."""
+    try:
+        return _plan(src, dst, transparent, protected, overwrite)
+    except OSError as exc:  # a name too long for the file system, a path through a file, ...
+        raise PhotoError(f"cannot use {exc.filename or dst}: {(exc.strerror or str(exc)).lower()}") from None
+
+
+def _plan(src: Path, dst: Path, transparent: bool, protected: tuple[Path, ...], overwrite: bool):
     ext = ".png" if transparent else ".jpg"
     if not src.exists():
         raise PhotoError(f"input not found: {src}")

@@ -221,7 +221,10 @@ def pipeline_1080p_in_memory(device: str, clip: Path, background: str) -> dict:
     frames = read_frames(clip)
     run = settings(source=str(clip), weights=str(default_weights()), device=device, every_frame=True,
                    background=background, inference_workers=1)
-    source = MemorySource(frames, 23.976)
+    cap = cv2.VideoCapture(str(clip))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0  # (a background video follows it; every frame is shown anyway)
+    cap.release()
+    source = MemorySource(frames, fps)
     source.open()
     pipeline = build_pipeline(run, source, source.read(), interactive=False)
     stats = pipeline.run()

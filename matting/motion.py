@@ -205,8 +205,8 @@ class MotionCompensator:
         moved back onto it too, the two weighed by how near each is in frames (a conversion can wait
         for the next matte; live cannot)."""
         before = self.warp(earlier[2], earlier[1], frame)
-        if later is None or new_scene(scene_thumbnail(frame), later[3]):
-            return before
+        if later is None or later[2].shape != before.shape or new_scene(scene_thumbnail(frame), later[3]):
+            return before  # (mattes of two sizes: the picture changed size between them)
         after = self.warp(later[2], later[1], frame)
         share = (index - earlier[0]) / max(1, later[0] - earlier[0])
         return cv2.addWeighted(before, 1.0 - share, after, share, 0.0)

@@ -217,6 +217,9 @@ class InferenceWorkers:
                             self._push(self._held.pop(0), None, 0.0)
                         for packet, alpha, _ in self.smoother.flush():
                             self.mattes.put(MatteResult(packet, alpha, 0.0))
+                except BaseException as exc:  # the run's error, as any other (not a file cut short in silence)
+                    self.error = exc
+                    self.stop_event.set()
                 finally:
                     self.mattes.close()
 
@@ -238,8 +241,10 @@ class InferenceWorkers:
             if alpha is not None:
                 if self._held:
                     later = (packet, alpha_to_numpy(alpha), scene_thumbnail(packet.image))
-                    while self._held:
+                    while self._held and not self.stop_event.is_set():
                         self._push(self._held.pop(0), None, 0.0, later)
+                    self._held.clear()  # (stopped: nobody takes them)
+                    self._last_host = (alpha, later[1])  # the next frames warp it: no second copy from the device
                 self._last_inferred = (packet, alpha)
             self._push(packet, alpha, infer_s)
 

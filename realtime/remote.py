@@ -141,7 +141,7 @@ class LiveHandle:
         except TimeoutError:
             future.cancel()
             raise
-        if ran_after:
+        if ran_after and result is not None:  # (None: nothing changed, such as an unknown name)
             self.wait_frame(ran_after[0], SHOWN_TIMEOUT_S)  # (none may come: a paused view; then go on)
         return result
 

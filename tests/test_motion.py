@@ -516,3 +516,18 @@ def test_the_vlog_clips_one_cut_is_its_only_new_scene(vlog_path):
         t += 1
     cap.release()
     assert t == 122 and inferred == [0, 24, 34, 58, 82, 106] and cadence.early == 1
+
+
+def test_between_two_mattes_of_different_sizes_keeps_the_earlier_one():
+    """The picture changed size between two mattes (the same aspect, so not a new scene by shape
+    alone): the later matte cannot be weighed in; the earlier one, moved, is the answer."""
+    from matting.motion import MotionCompensator, scene_thumbnail
+
+    frame = np.full((72, 128, 3), 100, np.uint8)
+    earlier = np.full((36, 64), 0.25, np.float32)
+    later = np.full((72, 128), 0.75, np.float32)
+    out = MotionCompensator().between(frame, 1, (0, frame, earlier), (2, frame, later, scene_thumbnail(frame)))
+    assert out.shape == (36, 64) and np.allclose(out, 0.25)
+    same = MotionCompensator().between(frame, 1, (0, frame, earlier),
+                                       (2, frame, np.full((36, 64), 0.75, np.float32), scene_thumbnail(frame)))
+    assert np.allclose(same, 0.5)  # halfway between two mattes of one size

@@ -156,16 +156,17 @@ def test_missing_input_is_one_line(small_ckpt_args, tmp_path):
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("where", ["missing-folder", "under-a-file"])
+@pytest.mark.parametrize("where", ["missing-folder", "under-a-file", "name-too-long"])
 def test_unwritable_output_path_is_one_line(small_ckpt_args, tmp_path, where):
     src = tmp_path / "a.png"
     cv2.imwrite(str(src), np.zeros((64, 64, 3), np.uint8))
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
-    target = tmp_path / "no" / "such" / "o.png" if where == "missing-folder" else blocker / "o.png"
+    target = {"missing-folder": tmp_path / "no" / "such" / "o.png", "under-a-file": blocker / "o.png",
+              "name-too-long": tmp_path / ("o" * 300 + ".png")}[where]  # (a traceback, before)
     r = run_cli("--image", src, "--output", target, *small_ckpt_args)
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert "does not exist" in r.stderr or "cannot write" in r.stderr
+    assert "does not exist" in r.stderr or "cannot write" in r.stderr or "file name too long" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
 
