@@ -14,7 +14,9 @@
 3. The full pipeline on 1080p frames (the vlog clip upscaled), every frame,
    with the device compositor: output fps and latency, on a colour and on the
    blurred room, beside the rate at which the clip decodes alone (the ceiling), and
-   on a colour with the frames decoded ahead into memory (the pipeline's own rate);
+   on a colour with the frames decoded ahead into memory (the pipeline's own rate),
+   then handed out from memory at 120 and 60 fps as a camera sends them (the latency a
+   frame gets with no queue behind it; not with --quick);
    and the threaded run's frames against the same stages run one after another
    (a missing synchronisation between the threads' device work shows there).
    On CUDA the alpha stays on the GPU from the model through the temporal
@@ -198,23 +200,29 @@ def pipeline_1080p(device: str, clip: Path, background: str) -> dict:
             "engine": pipeline.engine.describe()}
 
 
-def pipeline_1080p_in_memory(device: str, clip: Path, background: str) -> dict:
+def pipeline_1080p_in_memory(device: str, clip: Path, background: str, pace: float | None = None) -> dict:
     """The same run with the clip's frames decoded ahead into memory: the pipeline's own rate,
-    with the decoder (one CPU thread, the ceiling of :func:`pipeline_1080p`) taken out."""
+    with the decoder (one CPU thread, the ceiling of :func:`pipeline_1080p`) taken out. With
+    ``pace`` the frames are handed out at that rate, each at its due time, as a camera sends them:
+    the latency is then a frame's own work plus what it waits, with no queue of frames behind it."""
     from realtime.sources import FrameSource
 
     class MemorySource(FrameSource):
         name = "frames in memory"
 
         def __init__(self, frames: list[np.ndarray], fps: float):
-            self.frames, self.fps, self.index = frames, fps, 0
+            self.frames, self.fps, self.index, self.started = frames, fps, 0, 0.0
 
         def open(self) -> None:
-            self.index = 0
+            self.index, self.started = 0, time.perf_counter()
 
         def read(self):
             if self.index >= len(self.frames):
                 return None
+            if pace and self.index == 1:  # the pipeline's first read: the clock starts here, after the build
+                self.started = time.perf_counter() - 1 / pace
+            elif pace:
+                time.sleep(max(0.0, self.started + self.index / pace - time.perf_counter()))
             self.index += 1
             return self.frames[self.index - 1]
 
@@ -228,8 +236,9 @@ def pipeline_1080p_in_memory(device: str, clip: Path, background: str) -> dict:
     source.open()
     pipeline = build_pipeline(run, source, source.read(), interactive=False)
     stats = pipeline.run()
-    return {"fps": stats.steady_fps(), "p50": stats.percentile(stats.latency_ms, 50),
-            "p95": stats.percentile(stats.latency_ms, 95), "frames": len(frames)}
+    latency = list(stats.latency_ms)[30 if pace else 0:]  # paced: after the first (warm-up) second's worth
+    return {"fps": stats.steady_fps(), "p50": stats.percentile(latency, 50),
+            "p95": stats.percentile(latency, 95), "frames": len(frames)}
 
 
 def pipelined_vs_serial(device: str, clip: Path, background: str, frames: int) -> tuple[int, float]:
@@ -356,6 +365,11 @@ def main() -> None:
             ahead = pipeline_1080p_in_memory(device, clip, background)
             print(f"  {background}, the {ahead['frames']} frames decoded ahead into memory (no decoder in the "
                   f"way): {ahead['fps']:.1f} fps, latency p50 {ahead['p50']:.0f} ms p95 {ahead['p95']:.0f} ms")
+            for pace in (() if args.quick else (120.0, 60.0)):
+                paced = pipeline_1080p_in_memory(device, clip, background, pace)
+                print(f"  {background}, the same frames handed out at {pace:.0f} fps as a camera sends them "
+                      f"(a frame every {1000 / pace:.1f} ms): {paced['fps']:.1f} fps, latency p50 "
+                      f"{paced['p50']:.1f} ms p95 {paced['p95']:.1f} ms")
         count, worst = pipelined_vs_serial(device, clip, background, 8 if args.quick else 60)
         print(f"    the threaded run's first {count} frames against the same stages run serially: "
               f"max abs difference {worst:.0f}")
