@@ -154,9 +154,16 @@ class ImageBackground(Background):
         return self._cache[1]
 
 
+#: A background video whose decoded frames take at most this many bytes is kept in memory once
+#: played through (a 1-frame "video", a short loop: rewinding a file costs 5-50 ms a time, and
+#: some cannot seek and are opened again each time round). 32 MB: 11 frames of 720p.
+MEMORY_CLIP_BYTES = 32 * 2**20
+
+
 class VideoBackground(Background):
     """A looping video that advances with the time it is rendered at (``now``: the wall clock live,
-    the file's own time when converting), whatever the output rate."""
+    the file's own time when converting), whatever the output rate; a short one plays from memory
+    after its first time through (:data:`MEMORY_CLIP_BYTES`)."""
 
     def __init__(self, path: str | os.PathLike, fit: str = "cover", name: str | None = None):
         path = Path(path)
@@ -175,6 +182,8 @@ class VideoBackground(Background):
         self._frame = to_bgr8(first)
         self._t0: float | None = None
         self._fitted: tuple[tuple, int, np.ndarray] | None = None
+        self._frames: list[np.ndarray] | None = None  # the whole clip, once known to be short
+        self._fitted_all: dict[tuple, list] = {}      # from memory: each frame fitted, by output size
 
     def frame_index_at(self, now: float) -> int:
         if self._t0 is None:
@@ -182,6 +191,10 @@ class VideoBackground(Background):
         return int((now - self._t0) * self.fps + 1e-6)  # (0.6 - 0.5) * 10 is 0.999...: frame 1, not 0
 
     def _advance_to(self, target: int) -> None:
+        if self._frames is not None:
+            self._index = target % len(self._frames)
+            self._frame = self._frames[self._index]
+            return
         if target < self._index:  # only after a loop wrapped around: rewind
             self._rewind()
         while self._index < target:
@@ -190,6 +203,9 @@ class VideoBackground(Background):
                 length = self._index + 1
                 self._t0 = (self._t0 or 0.0) + (target // length) * length / self.fps
                 target %= length
+                if length * self._frame.nbytes <= MEMORY_CLIP_BYTES and self._keep_in_memory(length):
+                    self._advance_to(target)
+                    return
                 self._rewind()
                 continue
             self._index += 1
@@ -197,6 +213,24 @@ class VideoBackground(Background):
                 ok, frame = self._cap.retrieve()
                 if ok and frame is not None:
                     self._frame = to_bgr8(frame)
+
+    def _keep_in_memory(self, length: int) -> bool:
+        """Decode the whole (short) clip once more, into memory, and play it from there; False
+        (playing on from the file) if it no longer reads the same."""
+        self._cap.release()
+        cap = cv2.VideoCapture(opencv_path(self.path, BackgroundError))
+        frames = []
+        while len(frames) < length:
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                break
+            frames.append(to_bgr8(frame))
+        if len(frames) != length:
+            self._cap = cap
+            return False
+        cap.release()
+        self._frames = frames
+        return True
 
     def _rewind(self) -> None:
         self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -212,6 +246,13 @@ class VideoBackground(Background):
     def render(self, frame, alpha, now):
         self._advance_to(self.frame_index_at(now))
         key = frame.shape[:2]
+        if self._frames is not None:  # from memory: each frame fitted once
+            fitted = self._fitted_all.get(key)
+            if fitted is None:
+                self._fitted_all = {key: (fitted := [None] * len(self._frames))}
+            if fitted[self._index] is None:
+                fitted[self._index] = fit_image(self._frame, key, self.fit)
+            return fitted[self._index]
         if self._fitted is None or self._fitted[0] != key or self._fitted[1] != self._index:
             self._fitted = (key, self._index, fit_image(self._frame, key, self.fit))
         return self._fitted[2]

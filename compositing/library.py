@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .backgrounds import Background, BlurBackground, ColorBackground, NoBackground, load_background_file, parse_color
+from .backgrounds import (Background, BlurBackground, ColorBackground, NoBackground, canonical_name, load_background_file,
+                          parse_color)
 from .errors import MediaError
 from .media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, looks_readable
 
@@ -216,6 +217,24 @@ class BackgroundLibrary:
                 self.index = i
                 return True
         return False
+
+    def choose(self, value: str) -> str | None:
+        """Select ``value``: a name as listed, a built-in's other spelling (``grey``, ``Key-Green``)
+        or a colour (a name or ``#RRGGBB``, kept outside the cycle); live, ``transparent`` is the
+        key green a call app or OBS keys out (unless a picture is named so: ``key.jpg``). The name
+        selected, or None, changing nothing, when ``value`` is none of these."""
+        name = value if value in self.names else canonical_name(value)
+        if name == "transparent" and name not in self.names:
+            name = "key green"
+        if name in self.names:
+            self.select_name(name)
+            self.step(0)
+        else:
+            color = parse_color(value)
+            if color is None:
+                return None
+            self.use(ColorBackground(color, name=value.lower()))
+        return self.current_name
 
     def use(self, background: Background) -> None:
         """Select a background that is not in the cycle (a colour picked in the web panel); it stays

@@ -38,6 +38,25 @@ STALLED_VIEWER_S = 10.0
 SHOWN_TIMEOUT_S = 1.0
 
 
+#: What a run's user chose (hotkeys, the live panel) that the next run of the same server keeps
+CARRIED_VIEW = ("view", "paused", "mirror", "hud")
+
+
+def _choices(pipeline) -> dict[str, Any]:
+    return {"view": {name: getattr(pipeline.state, name) for name in CARRIED_VIEW},
+            "background": pipeline.library.current_name, "blur_strength": pipeline.library.blur_strength}
+
+
+def _restore(pipeline, chosen: dict[str, Any]) -> None:
+    for name, value in chosen["view"].items():
+        setattr(pipeline.state, name, value)
+    library = pipeline.library
+    if library.blur_strength != chosen["blur_strength"]:
+        library.set_blur_strength(chosen["blur_strength"])
+    if library.current_name != chosen["background"] and library.choose(chosen["background"]) is None:
+        log.info("the background chosen before, %s, is gone: %s instead", chosen["background"], library.current_name)
+
+
 class LiveUnavailable(RuntimeError):
     """No pipeline runs now (the camera failed, or the run ended)."""
 
@@ -65,9 +84,14 @@ class LiveHandle:
         self._viewers: dict[int, float] = {}     # open preview streams: ticket -> when it last took a frame
         self._tickets = itertools.count(1)
         self._watch_lock = threading.Lock()
+        self._chosen: dict[str, Any] | None = None  # the last run's view and background: a retry keeps them
 
     # -- the owner (app) -------------------------------------------------
     def attach(self, pipeline) -> None:
+        """``pipeline`` runs from now on (not yet started), with the view and background chosen
+        in the run before it, if any (a camera retried, a file played again)."""
+        if self._chosen is not None:
+            _restore(pipeline, self._chosen)
         with self._command_lock:
             self.pipeline, self.state, self.error = pipeline, "running", ""
         self._restart.clear()
@@ -76,6 +100,8 @@ class LiveHandle:
         """The pipeline ended (``state`` ended/stopped) or never started (failed, with ``error``)."""
         assert state in STATES
         with self._command_lock:
+            if self.pipeline is not None:
+                self._chosen = _choices(self.pipeline)
             self.pipeline, self.state, self.error = None, state, error
             self._fail_pending(LiveUnavailable(error or STATE_WORDS.get(state, state)))
 

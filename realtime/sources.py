@@ -96,7 +96,7 @@ class CameraSource(_OpenCVSource):
                  fps: float | None = None, fourcc: str | None = None):
         text = str(camera)
         self.problem = camera_problem(text)  # (raised by open: no camera has that name)
-        self.device: int | str = int(text) if text.isdigit() and self.problem is None else text
+        self.device: int | str = int(text) if is_camera_index(text) and self.problem is None else text
         self.requested = (size, fps, fourcc)
         self.name = f"camera {text}"
         self.fps = fps or 30.0
@@ -260,12 +260,17 @@ def is_picture(source: str) -> bool:
 MAX_CAMERA_INDEX = 9999
 
 
+def is_camera_index(text: str) -> bool:
+    """``0``, ``12``: a webcam index (ASCII digits only: ``"²".isdigit()`` is true too, and int() refuses it)."""
+    return text.isascii() and text.isdigit()
+
+
 def camera_problem(camera: str) -> str | None:
     """Why ``camera`` (an index such as ``0``, or a device path) cannot name a webcam; None if it can."""
     text = camera.strip()
     if not text:
         return "empty camera name: use an index such as 0, or a device such as /dev/video2"
-    if text.isdigit() and int(text) > MAX_CAMERA_INDEX:
+    if is_camera_index(text) and int(text) > MAX_CAMERA_INDEX:
         return f"no camera has index {text[:20]}{'...' if len(text) > 20 else ''} (they go up to {MAX_CAMERA_INDEX})"
     return None
 

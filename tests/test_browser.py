@@ -306,6 +306,9 @@ def test_live_page_without_a_camera_says_why_and_shows_no_broken_picture(page, t
         assert "while the live view runs" in page.locator("#gallery").inner_text()
         preview = page.locator("#preview")
         assert preview.get_attribute("src") is None and not preview.is_visible()  # (no broken-image icon)
+        page.locator("#snapshot").click()  # a link to the 503 gave a "canceled" download and no word why
+        page.wait_for_function("document.getElementById('notice').textContent.includes('No snapshot')")
+        assert "no frame yet" in page.locator("#notice").inner_text()
         page.screenshot(path=str(tmp_path / "live_no_camera.png"))
         assert not page.js_errors
     finally:
@@ -357,6 +360,28 @@ def test_live_page_switches_background_and_view(page, server, tmp_path):
         page.locator(f'button.view.on[data-view="{view}"]').wait_for(timeout=5_000)
     assert not page.js_errors, page.js_errors
     assert page.locator("#notice").inner_text() == ""
+
+
+def test_a_preview_refused_says_why_and_comes_back(page, server, tmp_path):
+    """With 8 previews open a 9th page showed a broken-image icon, said nothing, and never asked
+    again once the others had closed."""
+    streams = []
+    try:
+        for _ in range(8):
+            streams.append(urllib.request.urlopen(server.url + "/api/v1/live/stream.mjpg", timeout=10))
+            assert streams[-1].read(64).startswith(b"--frame")
+        poll(lambda: server.api("/api/v1/live/status")["watchers"] == 8, 5, what="8 viewers")
+        page.goto(server.url + "/live", wait_until="load")
+        page.wait_for_function("document.getElementById('preview-note').textContent.includes('at most 8')",
+                               timeout=15_000)
+        assert not page.locator("#preview").is_visible()  # (no broken-image icon)
+        page.screenshot(path=str(screenshot_path(tmp_path, "live_ninth.png")))
+    finally:
+        for stream in streams:
+            stream.close()
+    page.wait_for_function("() => document.getElementById('preview').naturalWidth > 0", timeout=20_000)
+    assert page.locator("#preview").is_visible() and page.locator("#preview-note").inner_text() == ""
+    assert not page.js_errors, page.js_errors
 
 
 # ---------------------------------------------------------------------------------------------

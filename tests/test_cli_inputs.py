@@ -416,6 +416,15 @@ def test_options_the_run_would_ignore_are_refused(args, text):
         settings_from_args(args)
 
 
+@pytest.mark.parametrize("camera", ["²", "１"])
+def test_a_camera_of_other_digits_is_a_device_name_not_a_crash(camera):
+    """``"²".isdigit()`` is true and int() refuses it: ``--camera ²`` ended in a ValueError traceback."""
+    from realtime.sources import CameraSource, SourceError
+
+    with pytest.raises(SourceError, match=f"cannot open camera {camera}"):
+        CameraSource(camera).open()
+
+
 def test_options_that_do_apply_are_kept():
     from app.config import settings_from_args
 

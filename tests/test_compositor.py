@@ -118,6 +118,48 @@ def test_video_background_advances_with_wall_clock(tmp_path):
     bg.close()
 
 
+@pytest.mark.parametrize("frames, budget", [(1, None), (3, None), (3, 1000)])
+def test_a_short_video_background_plays_from_memory(tmp_path, monkeypatch, frames, budget):
+    """A 1-frame "video" (a picture named .mp4) was opened again or rewound on every frame: 9-53 ms
+    a frame, the live output down to 4 fps. A clip whose frames fit in MEMORY_CLIP_BYTES is now
+    read once more into memory at its end and never touched again; a longer one plays on from
+    the file (``budget``: a limit it does not fit in). Either way each time shows its frame."""
+    import compositing.backgrounds as backgrounds
+
+    if budget is not None:
+        monkeypatch.setattr(backgrounds, "MEMORY_CLIP_BYTES", budget)
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(frames):
+        writer.write(np.full((48, 64, 3), 40 * i + 20, np.uint8))
+    writer.release()
+    calls = []
+    real = cv2.VideoCapture
+
+    class Counted:
+        def __init__(self, *args):
+            self._cap = real(*args)
+            calls.append("open")
+
+        def __getattr__(self, name):
+            method = getattr(self._cap, name)
+            if name in ("grab", "read", "retrieve", "set"):
+                return lambda *a: (calls.append(name), method(*a))[1]
+            return method
+
+    monkeypatch.setattr(cv2, "VideoCapture", Counted)
+    bg = VideoBackground(path)
+    frame = np.zeros((30, 40, 3), np.uint8)
+    level = lambda t: int(round((bg.render(frame, None, t).mean() - 20) / 40))
+    shown = [level(i / 10) for i in range(3 * frames + 2)]
+    assert shown == [i % frames for i in range(3 * frames + 2)]
+    before = len(calls)
+    later = [level(i / 10) for i in range(100, 130)]
+    assert later == [i % frames for i in range(100, 130)]
+    assert (len(calls) == before) == (budget is None), calls[before:][:10]
+    bg.close()
+
+
 def test_video_file_as_background_in_photo_mode(reference_ckpt, tmp_path):
     path = tmp_path / "bgclip.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 90))

@@ -551,3 +551,59 @@ def test_viewers_that_keep_reading_keep_their_places(tmp_path, monkeypatch):
         for sock in socks:
             sock.close()
         server.stop()
+
+
+def test_a_picture_named_like_an_alias_is_chosen_by_its_name(run):
+    """Uploads named key, alpha or transparent were listed by those names, but choosing one (by the
+    API, or a click on its thumbnail) gave the key green that transparent means live."""
+    for name, color in (("key", (0, 0, 200)), ("alpha", (200, 0, 0))):
+        ok, png = cv2.imencode(".png", np.full((90, 160, 3), color, np.uint8))
+        r = run.client.post("/api/v1/live/backgrounds", files={"file": (f"{name}.png", png.tobytes(), "image/png")})
+        assert r.status_code == 200 and r.json()["saved"] == f"{name}.png", r.text
+        assert run.client.post("/api/v1/live/background", json={"background": name}).json() == {"background": name}
+        assert np.allclose(output_color(run), color, atol=40)
+    r = run.client.post("/api/v1/live/background", json={"background": "transparent"})
+    assert r.json() == {"background": "key green"}  # no picture of that name: the key green, as before
+
+
+def test_a_picture_uploaded_as_a_video_is_refused(run):
+    """A JPEG named .mp4 was saved, and choosing it cut the output to about 4 fps: the 1-frame
+    "video" was opened again on every frame."""
+    ok, jpeg = cv2.imencode(".jpg", np.full((90, 160, 3), 90, np.uint8))
+    r = run.client.post("/api/v1/live/backgrounds", files={"file": ("still.mp4", jpeg.tobytes(), "video/mp4")})
+    assert r.status_code == 415 and "this is a picture (JPEG), not a video" in r.json()["error"], r.text
+    assert not (run.folder / "still.mp4").exists()
+
+
+def test_a_camera_of_other_digits_is_a_400(tmp_path):
+    """"²".isdigit() is true and int() refuses it: the API answered 500."""
+    live = LiveHandle("7")
+    live.detach("failed", "cannot open camera 7")
+    app = create_app(unused_maker(), live, WebOptions(backgrounds_dir=str(tmp_path), gradio=False), UploadFolder())
+    client = TestClient(app, base_url="http://127.0.0.1")
+    for bad in ("²", "１", "٣"):
+        r = client.post("/api/v1/live/camera", json={"camera": bad})
+        assert r.status_code == 400 and "webcam index" in r.json()["error"], (bad, r.text)
+
+
+def test_a_retried_run_keeps_the_view_and_background_chosen(tmp_path):
+    """Retrying after the source ended (or a camera failed) reset the background and the view
+    chosen in the panel to the command line's."""
+    folder = tmp_path / "backgrounds"
+    folder.mkdir()
+    with LiveRun(folder) as first:
+        live = first.live
+        live.call(lambda p: p.library.use(ColorBackground((48, 32, 16), name="#102030")))
+        live.call(lambda p: setattr(p.state, "view", "matte"))
+        live.call(lambda p: p.library.set_blur_strength(30.0))
+        live.call(lambda p: setattr(p.state, "mirror", False))
+    assert live.state == "stopped"
+    second = LiveRun(folder)
+    second.live = live  # the server's one handle
+    second.pipeline.remote = live
+    live.attach(second.pipeline)
+    state, library = second.pipeline.state, second.pipeline.library
+    assert (state.view, state.mirror, library.current_name, library.blur_strength) == ("matte", False, "#102030", 30.0)
+    live.detach("ended")
+    live.attach(LiveRun(folder).pipeline)  # and again: the choice is kept across several retries
+    assert live.pipeline.library.current_name == "#102030" and live.pipeline.state.view == "matte"

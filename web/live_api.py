@@ -24,12 +24,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from compositing import ColorBackground, parse_color
+from compositing import parse_color
 from compositing.backgrounds import MAX_BLUR, canonical_name
 from compositing.media import IMAGE_EXTENSIONS, read_image
 from realtime import SinkError
 from realtime.remote import LiveHandle, LiveUnavailable
-from realtime.sources import camera_problem
+from realtime.sources import camera_problem, is_camera_index
 
 from .errors import error
 from .uploads import UploadError, UploadFolder, save_background
@@ -170,7 +170,8 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
 
     @router.get("/status")
     def status():
-        body = {"state": live.state, "error": live.error or None, "camera": live.camera, "watchers": live.watchers}
+        body = {"state": live.state, "error": live.error or None, "camera": live.camera, "watchers": live.watchers,
+                "max_watchers": MAX_STREAMS}
         if live.pipeline is None:
             return {**body, "fps": None, "mattes_per_s": None, "latency_ms": None, "background": None,
                     "view": None, "paused": None, "engine": None}
@@ -190,7 +191,7 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
             value = str(value)  # {"camera": 1} as {"camera": "1"}
         value = value.strip() if isinstance(value, str) else ""
         # A webcam, never any file on the server: an index, a device under /dev, or the --source again
-        if not (value.isdigit() or (value.startswith("/dev/") and ".." not in value) or
+        if not (is_camera_index(value) or (value.startswith("/dev/") and ".." not in value) or
                 (live.source is not None and value == live.source)) or len(value) > 200:
             return error(400, "camera must be a webcam index such as 0, or a device path such as /dev/video2"
                               + (" (or the --source file the server started with)" if live.source else ""))
@@ -305,26 +306,15 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
             except ValueError:
                 return error(400, f"bad blur strength in {value!r}: use blur or blur:SIGMA")
             strength, value = (typed if strength is None else strength), "blur"
-        if canonical_name(value) == "transparent":
-            value = "key green"  # what transparent is live: the green a call app or OBS keys out
         if strength is not None and (isinstance(strength, bool) or not isinstance(strength, (int, float))
                                      or not 0 < strength <= MAX_BLUR):
             return error(400, f"blur_strength must be a number in (0, {MAX_BLUR:g}]")
 
         def switch(p):
-            library = p.library
-            name = value if value in library.names else canonical_name(value)
-            color = None if name in library.names else parse_color(value)
-            if name not in library.names and color is None:
-                return None  # unknown: nothing changes, the blur strength neither
-            if strength is not None:
-                library.set_blur_strength(float(strength))
-            if color is not None:
-                library.use(ColorBackground(color, name=value.lower()))
-            else:
-                library.select_name(name)
-                library.step(0)
-            return library.current_name
+            chosen = p.library.choose(value)
+            if chosen is not None and strength is not None:  # (unknown: the blur strength stays too)
+                p.library.set_blur_strength(float(strength))
+            return chosen
 
         if any(ch in value for ch in "/\\") or ".." in value or "\x00" in value:
             return error(400, "backgrounds are chosen by name from /api/v1/live/backgrounds, not by path")

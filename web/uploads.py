@@ -15,6 +15,7 @@ import secrets
 import shutil
 import tempfile
 import unicodedata
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,22 @@ class UploadFolder:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+def picture_format(path: str | os.PathLike) -> str | None:
+    """The picture format Pillow finds in a file by its content (``"JPEG"``, ``"PNG"``, ``"GIF"``),
+    whatever its name says; None for anything else (a video)."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return im.format or "unknown"
+    except Image.DecompressionBombError:  # a picture, far too large to open
+        return "huge"
+    except Exception:  # not a picture Pillow knows: a video, or something else
+        return None
+
+
 def safe_stem(filename: str) -> str:
     """A file name's stem reduced to letters, digits, ``-`` and ``_`` (never empty, never hidden)."""
     stem = Path(unicodedata.normalize("NFKD", Path(filename or "").name).encode("ascii", "ignore").decode()).stem
@@ -105,8 +122,13 @@ def save_background(data: bytes, filename: str, folder: str | os.PathLike, uploa
     try:
         if ext in IMAGE_EXTENSIONS:
             uploads.read_picture_file(staged)  # header, pixel count and a full decode
-        elif not looks_readable(staged):
-            raise UploadError("not a video that can be read (damaged or unsupported)", 415)
+        else:
+            picture = picture_format(staged)
+            if picture is not None and not (picture == "GIF" and ext == ".gif"):
+                raise UploadError(f"this is a picture ({picture}), not a video: upload it with a picture's "
+                                  f"extension, such as .jpg or .png", 415)
+            if not looks_readable(staged):
+                raise UploadError("not a video that can be read (damaged or unsupported)", 415)
     finally:
         staged.unlink(missing_ok=True)
     target_dir = Path(folder)
