@@ -150,7 +150,10 @@ class CaptureThread(threading.Thread):
         if not self.source.live and self._attempts >= FILE_ATTEMPTS:  # a file damaged or gone for good
             raise SourceError(f"{self.source.name} cannot be read any more ({exc})")
         if not self.lost.is_set():
-            log.warning("camera lost (%s); reconnecting", exc)
+            if self.source.live:
+                log.warning("camera lost (%s); reconnecting", exc)
+            else:
+                log.warning("%s; trying to read it again", exc)
         self.lost.set()
         try:
             self.source.close()

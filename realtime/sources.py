@@ -8,6 +8,7 @@ still picture repeated at a fixed rate.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -138,8 +139,19 @@ class CameraSource(_OpenCVSource):
         return to_bgr8(frame)
 
 
+#: Further reads tried past a frame that cannot be decoded, before a file that its header says
+#: goes on counts as ending there (one damaged frame ended a conversion, the rest of it lost).
+SKIP_DAMAGED = 48
+
+
 class VideoSource(_OpenCVSource):
-    """A video file, paced at its own frame rate (optionally looping), or a stream URL."""
+    """A video file, paced at its own frame rate (optionally looping), or a stream URL.
+
+    A frame that cannot be decoded is skipped (said once in the log). A file that ends well
+    before the length its header gives was damaged before it played: it ends (or loops) there,
+    with a warning. One that was changed on disk while it played (cut short, being rewritten)
+    raises :class:`SourceError` instead, so the capture thread reopens it and reads on from the
+    same frame, and the run ends with that error if it cannot (about 12 s)."""
 
     def __init__(self, path: str, loop: bool = False, pace: bool = True,
                  clock: Callable[[], float] = time.monotonic):
@@ -152,6 +164,18 @@ class VideoSource(_OpenCVSource):
         self.name = Path(self.path).name if not self.live else self.path
         self._cap: cv2.VideoCapture | None = None
         self.pacer = Pacer(self.fps, clock)
+        self._position = 0       # frames taken from the file since it was opened or rewound
+        self._resume_at = 0      # reopened after a failure: read on from this frame
+        self._stat: tuple[int, int] | None = None  # (size, mtime) when the run first opened the file
+        self._short_told = False
+        self._skips_told: set[int] = set()  # frames where damage was skipped, said in the log
+
+    def _file_stat(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_size, st.st_mtime_ns
 
     def open(self) -> None:
         if not self.live:
@@ -173,6 +197,11 @@ class VideoSource(_OpenCVSource):
             self.live, self.pace = False, self._want_pace
         self._cap = cap
         self.pacer.restart(self.fps)
+        if not self.live and self._stat is None:
+            self._stat = self._file_stat()
+        self._position, resume, self._resume_at = 0, self._resume_at, 0
+        while self._position < resume and cap.grab():  # (a reopen after a failure: on from there)
+            self._position += 1
 
     def wait(self, stop: threading.Event) -> None:
         if not self.pace:
@@ -187,6 +216,7 @@ class VideoSource(_OpenCVSource):
                 if not self._cap.grab():
                     break
                 self.pacer.count += 1
+                self._position += 1
 
     def resync(self) -> None:
         self.pacer.resync()
@@ -195,11 +225,14 @@ class VideoSource(_OpenCVSource):
         if self._cap is None:
             raise SourceError(f"{self.name} is not open")
         ok, frame = self._cap.read()
+        if (not ok or frame is None) and not self.live:
+            frame = self._past_damage()
+            ok = frame is not None
         if not ok or frame is None:
             if self.live:
                 raise SourceError(f"stream {self.name} stopped delivering frames")
+            self._ended_early()
             if not self.loop:
-                self._check_complete()
                 return None
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, frame = self._cap.read()
@@ -209,16 +242,47 @@ class VideoSource(_OpenCVSource):
                 ok, frame = self._cap.read()
                 if not ok or frame is None:
                     raise SourceError(f"cannot restart video {self.name} for looping")
+            self._position = 0
         self.pacer.count += 1
+        self._position += 1
         return to_bgr8(frame)
 
-
-    def _check_complete(self) -> None:
-        """Warn when the file ended well before the length its header gives (a damaged file)."""
+    def _missing(self) -> int:
+        """Frames the header promises beyond those taken (0 when the file is about done)."""
         expected = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self._cap is not None else 0
-        if expected - self.pacer.count > max(2, 0.02 * expected):
+        missing = expected - self._position
+        return missing if missing > max(2, 0.02 * expected) else 0
+
+    def _past_damage(self) -> np.ndarray | None:
+        """After a frame that failed to decode, well before the end: the next one that decodes
+        (the failed ones count as played: the clock stays the file's), or None."""
+        for skipped in range(1, min(self._missing(), SKIP_DAMAGED) + 1):
+            ok, frame = self._cap.read()
+            if ok and frame is not None:
+                if self._position not in self._skips_told:  # (once: a looping file meets it every time)
+                    self._skips_told.add(self._position)
+                    log.warning("%s: %d frame%s at frame %d could not be decoded (a damaged file?): skipped",
+                                self.name, skipped, "s" if skipped > 1 else "", self._position)
+                self.pacer.count += skipped
+                self._position += skipped
+                return frame
+        return None
+
+    def _ended_early(self) -> None:
+        """The file gave no more frames: fine at its end. Well before it, a file changed on disk
+        while it played raises SourceError (to be reopened at this frame: see the class); one
+        damaged before is said once, and ends (or loops) here."""
+        missing = self._missing()
+        if not missing:
+            return
+        if self._stat is not None and self._file_stat() != self._stat:
+            self._resume_at = self._position
+            raise SourceError(f"{self.name} changed on disk while it played: no frame after {self._position} "
+                              f"of {self._position + missing}")
+        if not self._short_told:
             log.warning("%s ended after %d of its %d frames: the rest could not be decoded (a damaged or "
-                        "cut-off file?)", self.name, self.pacer.count, expected)
+                        "cut-off file?)", self.name, self._position, self._position + missing)
+            self._short_told = True
 
 
 class ImageSource(FrameSource):

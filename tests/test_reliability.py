@@ -460,7 +460,78 @@ def test_a_file_that_opens_but_cannot_be_read_any_more_ends_the_run(caplog):
     with caplog.at_level(logging.INFO), pytest.raises(PipelineError, match="cannot be read any more"):
         pipeline.run()
     assert time.monotonic() - started < 10
-    assert "is back" not in caplog.text and caplog.text.count("camera lost") == 1
+    assert "is back" not in caplog.text and caplog.text.count("trying to read it again") == 1
+    assert "camera lost" not in caplog.text  # (a file, not a camera)
+
+
+def _mjpg_clip(path, frames: int, damaged=()) -> bytes:
+    """An MJPG AVI of ``frames`` 160x120 frames, frame i at mean brightness 5 i + 30 (noisy, so the
+    file is far larger than the decoder's read-ahead), with the JPEG data of the ``damaged`` frames
+    wiped (OpenCV decodes all the others). Returns the file's bytes."""
+    import re
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 24, (160, 120))
+    rng = np.random.default_rng(0)
+    for i in range(frames):
+        writer.write((5 * i + 30 + rng.integers(-15, 16, (120, 160, 3))).astype(np.uint8))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    starts = [m.start() for m in re.finditer(b"\xff\xd8\xff", data)]
+    assert len(starts) == frames
+    for k in damaged:  # (the whole JPEG, up to the next frame's 8-byte chunk header)
+        data[starts[k]:starts[k + 1] - 8] = bytes(starts[k + 1] - 8 - starts[k])
+    path.write_bytes(bytes(data))
+    return bytes(data)
+
+
+def _levels(source, limit=1000) -> list[int]:
+    out = []
+    while len(out) < limit and (frame := source.read()) is not None:
+        out.append(int(round((frame.mean() - 30) / 5)))
+    return out
+
+
+@pytest.mark.parametrize("damaged", [[10], [0], [5, 6, 7, 20]])
+def test_a_damaged_frame_is_skipped_not_the_end_of_the_file(tmp_path, caplog, damaged):
+    """One frame that could not be decoded ended the file there: a conversion lost the rest (37
+    of 48 frames), and one with frame 0 damaged was refused as having no frames."""
+    from realtime.sources import VideoSource
+
+    _mjpg_clip(tmp_path / "clip.avi", 24, damaged)
+    source = VideoSource(str(tmp_path / "clip.avi"), pace=False)
+    source.open()
+    assert _levels(source) == [i for i in range(24) if i not in damaged]
+    assert "could not be decoded" in caplog.text and "ended after" not in caplog.text
+    source.close()
+
+
+def test_a_file_cut_short_while_it_plays_is_read_on_from_where_it_was_or_fails(tmp_path):
+    """A file truncated while it played ended the run at once as if it had ended (exit 0), or with
+    --loop replayed what was left of it forever, silently; the README promises a retry, then an
+    error. Reopened, it reads on from the frame it had reached (not from the start)."""
+    from realtime.errors import SourceError
+    from realtime.sources import VideoSource
+
+    path = tmp_path / "clip.avi"
+    whole = _mjpg_clip(path, 40)
+    for loop in (False, True):
+        path.write_bytes(whole)
+        source = VideoSource(str(path), pace=False, loop=loop)
+        source.open()
+        assert _levels(source, 5) == [0, 1, 2, 3, 4]
+        path.write_bytes(whole[:len(whole) * 6 // 10])  # cut short while it plays
+        with pytest.raises(SourceError, match="changed on disk while it played"):
+            _levels(source)
+        source.close()
+        source.open()  # the capture thread reopens it: still short, still an error
+        with pytest.raises(SourceError, match="changed on disk"):
+            _levels(source)
+        source.close()
+        path.write_bytes(whole)  # back: on from where it was, to the end
+        source.open()
+        played = _levels(source, 60)
+        assert 10 < played[0] < 30 and played[:40 - played[0]] == list(range(played[0], 40)), played
+        source.close()
 
 
 def test_two_opens_at_once_count_as_two_watchers(tmp_path):
