@@ -35,34 +35,63 @@ def hud_lines(stats: RunStats, background: str, state: ViewState, now: float) ->
     ]
 
 
-def draw_panel(image: np.ndarray, lines: list[str], origin=(10, 10), scale: float | None = None) -> None:
-    """Text lines on a translucent dark box, in place (BGR uint8); a tab in a line starts a second,
-    aligned column (the font is proportional, so spaces cannot align it)."""
-    if not lines:
-        return
-    h = image.shape[0]
-    scale = scale or max(0.4, h / 1400)
-    thickness = 1 if scale < 0.8 else 2
+#: The smallest font scale a panel shrinks to (Hershey simplex: about 6 px tall)
+MIN_SCALE = 0.25
+
+
+def _measure(rows: list[list[str]], scale: float, thickness: int) -> tuple[int, int, int, int]:
+    """(box width, box height, line height, second column's offset) of ``rows`` at ``scale``."""
     font = cv2.FONT_HERSHEY_SIMPLEX
-    rows = [line.split("\t", 1) for line in lines]
     width = lambda text: cv2.getTextSize(text, font, scale, thickness)[0]  # noqa: E731
     gap = width("  ")[0]
     column = max((width(r[0])[0] for r in rows if len(r) == 2), default=0) + gap
     sizes = [(width(r[0])[0] + (column - width(r[0])[0] + width(r[1])[0] if len(r) == 2 else 0),
               max(width(part)[1] for part in r)) for r in rows]
     line_h = int(max(s[1] for s in sizes) * 1.8) + 2
-    box_w = max(s[0] for s in sizes) + 16
-    box_h = line_h * len(lines) + 10
+    return max(s[0] for s in sizes) + 16, line_h * len(rows) + 10, line_h, column
+
+
+def draw_panel(image: np.ndarray, lines: list[str], origin=(10, 10), scale: float | None = None,
+               top: int = 10) -> int:
+    """Text lines on a translucent dark box, in place (BGR uint8); a tab in a line starts a second,
+    aligned column (the font is proportional, so spaces cannot align it). A panel taller than
+    the room below ``origin`` moves up (to ``top`` at most: below the HUD), then splits into two
+    boxes side by side, then shrinks (to :data:`MIN_SCALE`): on a small frame the last lines
+    (the help's "q quit") were cut off. Returns the y below the panel (0 when nothing was drawn)."""
+    if not lines:
+        return 0
+    h, w = image.shape[:2]
+    scale = scale or max(0.4, h / 1400)
+    thickness = 1 if scale < 0.8 else 2
+    rows = [line.split("\t", 1) for line in lines]
     x0, y0 = origin
-    x1, y1 = min(image.shape[1], x0 + box_w), min(h, y0 + box_h)
-    if x1 <= x0 or y1 <= y0:
-        return
-    roi = image[y0:y1, x0:x1]
-    roi[:] = (roi.astype(np.uint16) * 2 // 5).astype(np.uint8)
-    for i, row in enumerate(rows):
-        y = y0 + 6 + line_h * (i + 1) - line_h // 4
-        for text, x in zip(row, (x0 + 8, x0 + 8 + column)):
-            cv2.putText(image, text, (x, y), font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    groups = [rows]
+    box_w, box_h, _, _ = _measure(rows, scale, thickness)
+    if box_h > h - y0:
+        y0 = max(min(top, y0), h - box_h)
+    if box_h > h - y0 and len(rows) > 1:
+        half = (len(rows) + 1) // 2
+        groups = [rows[:half], rows[half:]]
+        box_w, box_h = _measure(groups[0], scale, thickness)[0] * 2 + 10, _measure(groups[0], scale, thickness)[1]
+    room = min((h - y0) / box_h, (w - x0) / box_w)
+    if room < 1:
+        scale = max(MIN_SCALE, scale * room)
+        thickness = 1
+    font, bottom = cv2.FONT_HERSHEY_SIMPLEX, 0
+    for group in groups:
+        box_w, box_h, line_h, column = _measure(group, scale, thickness)
+        x1, y1 = min(w, x0 + box_w), min(h, y0 + box_h)
+        if x1 <= x0 or y1 <= y0:
+            return bottom
+        bottom = max(bottom, y1)
+        roi = image[y0:y1, x0:x1]
+        roi[:] = (roi.astype(np.uint16) * 2 // 5).astype(np.uint8)
+        for i, row in enumerate(group):
+            y = y0 + 6 + line_h * (i + 1) - line_h // 4
+            for text, x in zip(row, (x0 + 8, x0 + 8 + column)):
+                cv2.putText(image, text, (x, y), font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+        x0 = x1 + 10
+    return bottom
 
 
 def draw_notice(image: np.ndarray, text: str) -> np.ndarray:

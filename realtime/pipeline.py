@@ -320,10 +320,11 @@ class Pipeline:
             sink.send(shown, captured_at)
         if self.window is not None:
             preview = cv2.flip(shown, 1) if self.state.mirror else shown.copy()
+            below = 0
             if self.state.hud:
-                draw_panel(preview, hud_lines(self.stats, self.library.current_name, self.state, self.clock()))
+                below = draw_panel(preview, hud_lines(self.stats, self.library.current_name, self.state, self.clock()))
             if self.state.show_help:
-                draw_panel(preview, ["Hotkeys:"] + help_lines(), origin=(10, preview.shape[0] // 3))
+                draw_panel(preview, ["Hotkeys:"] + help_lines(), origin=(10, preview.shape[0] // 3), top=below + 6)
             self.window.send(preview, captured_at)
 
     def _keep_alive(self) -> None:
