@@ -172,6 +172,8 @@ class BackgroundLibrary:
             except (MediaError, OSError, ValueError) as exc:
                 log.warning("skipping background %s: %s", entry.name, exc)
                 entry.failed = True
+                if entry.key is not None:  # this version of the file: not listed again by a rescan
+                    self._readable[entry.key] = False
                 del self.entries[self.index]
                 self.index %= len(self.entries)
                 if self.entries[self.index].name == "none":  # skipping must never show the room

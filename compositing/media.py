@@ -216,8 +216,28 @@ def _truncated_png(data: np.ndarray) -> bool:
     return end not in data[-(1 << 20):].tobytes() and end not in data.tobytes()
 
 
+def _cut_short(path: Path) -> bool:
+    """A JPEG or PNG file that does not reach its end marker: JPEG's EOI (FF D9; a file with
+    data appended after it, a phone's motion photo, is decoded to tell), PNG's IEND chunk."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            f.seek(max(0, size - 64))
+            tail = f.read()
+        if head[:3] == b"\xff\xd8\xff":
+            return b"\xff\xd9" not in tail and cv2.imdecode(np.fromfile(str(path), dtype=np.uint8),
+                                                             cv2.IMREAD_REDUCED_GRAYSCALE_8) is None
+        if head == b"\x89PNG\r\n\x1a\n":
+            return b"IEND" not in tail and _truncated_png(np.fromfile(str(path), dtype=np.uint8))
+        return False
+    except OSError:
+        return True
+
+
 def looks_readable(path: str | os.PathLike) -> bool:
-    """A cheap check that a picture's header (or a video's first frame) can be decoded."""
+    """A cheap check that a picture's header (or a video's first frame) can be decoded, and that
+    a JPEG or PNG is whole (one cut short was counted among the backgrounds until first shown)."""
     path = Path(path)
     try:
         if path.stat().st_size == 0:
@@ -234,6 +254,7 @@ def looks_readable(path: str | os.PathLike) -> bool:
         finally:
             cap.release()
     try:
-        return probe_image(path) is not None or cv2.haveImageReader(str(path))
+        readable = probe_image(path) is not None or cv2.haveImageReader(str(path))
     except MediaError:  # too large: read_image refuses it too
         return False
+    return readable and not _cut_short(path)

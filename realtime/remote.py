@@ -42,12 +42,17 @@ SHOWN_TIMEOUT_S = 1.0
 CARRIED_VIEW = ("view", "paused", "mirror", "hud")
 
 
-def _choices(pipeline) -> dict[str, Any]:
-    return {"view": {name: getattr(pipeline.state, name) for name in CARRIED_VIEW},
-            "background": pipeline.library.current_name, "blur_strength": pipeline.library.blur_strength}
+def _choices(pipeline) -> dict[str, Any] | None:
+    state, library = getattr(pipeline, "state", None), getattr(pipeline, "library", None)
+    if state is None or library is None or not library.entries:  # (a stand-in, or nothing to choose from)
+        return None
+    return {"view": {name: getattr(state, name) for name in CARRIED_VIEW},
+            "background": library.current_name, "blur_strength": library.blur_strength}
 
 
 def _restore(pipeline, chosen: dict[str, Any]) -> None:
+    if _choices(pipeline) is None:
+        return
     for name, value in chosen["view"].items():
         setattr(pipeline.state, name, value)
     library = pipeline.library
@@ -101,7 +106,7 @@ class LiveHandle:
         assert state in STATES
         with self._command_lock:
             if self.pipeline is not None:
-                self._chosen = _choices(self.pipeline)
+                self._chosen = _choices(self.pipeline) or self._chosen
             self.pipeline, self.state, self.error = None, state, error
             self._fail_pending(LiveUnavailable(error or STATE_WORDS.get(state, state)))
 

@@ -471,7 +471,9 @@ def test_library_skips_unreadable_file(tmp_path, caplog):
     folder.mkdir()
     (folder / "broken.jpg").write_bytes(b"\xff\xd8 nope")  # no readable header: never listed nor counted
     ok, enc = cv2.imencode(".png", np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8))
-    (folder / "cut.png").write_bytes(enc.tobytes()[:200])  # a good header, then truncated: fails on load
+    data = bytearray(enc.tobytes())
+    data[100:300] = bytes(200)  # a good header and end, damaged pixel data: fails on load
+    (folder / "cut.png").write_bytes(bytes(data))
     cv2.imwrite(str(folder / "good.png"), np.zeros((8, 8, 3), np.uint8))
     for path in folder.iterdir():  # written a minute ago, not being copied in right now
         os.utime(path, (time.time() - 60, time.time() - 60))
@@ -482,6 +484,30 @@ def test_library_skips_unreadable_file(tmp_path, caplog):
     background = lib.current()
     assert background.name == "good" and "skipping background cut" in caplog.text
     assert "cut" not in lib.names
+    lib.rescan(force=True)  # (an upload, a colour picked in the panel): the failed file stays out
+    assert "cut" not in lib.names
+
+
+def test_a_jpeg_cut_short_is_not_counted_and_one_with_data_after_its_end_is(tmp_path):
+    """A JPEG (or PNG) whose data is cut off has a good header: it was listed and counted (the keys 1-9,
+    "there are 8") until it was first shown. One with data appended after its end (a phone's
+    motion photo) decodes: it stays."""
+    folder = tmp_path / "bgs"
+    folder.mkdir()
+    whole = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (90, 160, 3), np.uint8))[1].tobytes()
+    (folder / "cut.jpg").write_bytes(whole[:len(whole) // 2])
+    (folder / "noeoi.jpg").write_bytes(whole[:-2])
+    png = cv2.imencode(".png", np.random.default_rng(0).integers(0, 255, (90, 160, 3), np.uint8))[1].tobytes()
+    (folder / "cutpng.png").write_bytes(png[:len(png) // 2])
+    (folder / "motion.jpg").write_bytes(whole + bytes(range(256)) * 40)  # no FF D9 in its last bytes
+    (folder / "whole.jpg").write_bytes(whole)
+    for path in folder.iterdir():
+        os.utime(path, (time.time() - 60, time.time() - 60))
+    lib = BackgroundLibrary(folder)
+    assert [n for n in lib.names if n in ("cut", "noeoi", "cutpng", "motion", "whole")] == ["motion", "whole"]
+    for name in ("motion", "whole"):
+        lib.select_name(name)
+        assert lib.current().name == name
 
 
 def test_reload_count_leaves_out_unreadable_files(tmp_path, caplog):
