@@ -52,6 +52,8 @@ def exit_code_for(exc: BaseException) -> int | None:
 def setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s: %(message)s",
                         handlers=[ConsoleHandler(sys.stderr)], force=True)
+    # PyTorch's own INFO lines (its FakeTensor cache figures when the run stops early) are not ours
+    logging.getLogger("torch").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -158,9 +158,12 @@ class Settings:
             if value > high:
                 raise UsageError(f"{flag(name)} must be at most {shown(high)}, got {shown(value)}")
         for name in ("background", "source", "record", "output", "image", "camera", "weights", "face_weights",
-                     "snapshot_dir", "vcam_device"):  # "" was taken as left out
+                     "snapshot_dir", "vcam_device", "backgrounds_dir"):  # "" was taken as left out
             if getattr(self, name) is not None and not str(getattr(self, name)).strip():
                 raise UsageError(f"{flag(name)} is empty: give a value, or leave the option out")
+        if Path(self.backgrounds_dir).exists() and not Path(self.backgrounds_dir).is_dir():
+            raise UsageError(f"--backgrounds-dir {self.backgrounds_dir} is a file: give a folder (of pictures "
+                             f"and videos; a missing one is made when a picture is uploaded into it)")
         if self.vcam_device and not self.image and sys.platform.startswith("linux"):  # (elsewhere: a name)
             device = Path(self.vcam_device)
             if not device.exists():

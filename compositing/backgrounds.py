@@ -141,7 +141,10 @@ class ImageBackground(Background):
             self.image = to_bgr8(source)
             self.name = name or "image"
         else:
-            self.image = read_image(source, max_side=MAX_BACKGROUND_SIDE)
+            image, opacity = read_image(source, max_side=MAX_BACKGROUND_SIDE, with_opacity=True)
+            if opacity is not None:  # over black where it is see-through (not the colours stored there)
+                image = cv2.multiply(image, cv2.merge([opacity] * 3), dtype=cv2.CV_8U)
+            self.image = image
             self.name = name or Path(source).stem
             self.path = Path(source)
         self.fit = fit

@@ -201,9 +201,9 @@ def read_image(path: str | os.PathLike, max_side: int | None = None, with_opacit
         if header and header[2] in (5, 6, 7, 8):  # shown turned a quarter: the size as it is seen
             width, height = height, width
         log.info("%s is %dx%d; using it at most %d px per side", path.name, width, height, max_side)
-        image = cv2.resize(image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
-                           interpolation=cv2.INTER_AREA)
-        alpha = None
+        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA) if alpha is not None else None
     return (image, alpha) if with_opacity else image
 
 

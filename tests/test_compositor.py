@@ -623,3 +623,28 @@ def test_only_the_recently_shown_folder_backgrounds_stay_loaded(tmp_path):
         lib.step(0)
     assert (lib._loaded["p1"], lib._loaded["p2"]) == shown
     lib.close()
+
+
+def test_a_background_picture_with_transparency_is_over_black(tmp_path):
+    """A PNG's see-through part showed whatever colour the program that made it stored there
+    (solid red in a user's file) behind the person; now it is black, half see-through half dark."""
+    picture = np.zeros((40, 60, 4), np.uint8)
+    picture[..., 2] = 255                           # red stored under alpha 0
+    picture[10:30, 15:45] = (255, 0, 0, 255)        # an opaque blue box
+    picture[0:5, 0:5] = (0, 0, 255, 128)            # half see-through red
+    cv2.imwrite(str(tmp_path / "frame.png"), picture)
+    for background in (ImageBackground(tmp_path / "frame.png"), make_background(str(tmp_path / "frame.png"))):
+        shown = background.render(np.zeros((40, 60, 3), np.uint8), None, 0.0)
+        assert tuple(shown[20, 30]) == (255, 0, 0) and tuple(shown[35, 5]) == (0, 0, 0)
+        assert abs(int(shown[2, 2, 2]) - 128) <= 1 and shown[2, 2, :2].max() == 0
+
+
+def test_pytorch_info_lines_are_not_the_cli_s():
+    """Ctrl-C while the torch engine loaded printed "INFO: FakeTensor cache stats" and two more lines."""
+    import logging
+
+    from app.cli import setup_logging
+
+    setup_logging(False)
+    assert logging.getLogger("modnet").isEnabledFor(logging.INFO)
+    assert not logging.getLogger("torch._subclasses.fake_tensor").isEnabledFor(logging.INFO)
