@@ -19,6 +19,7 @@ import numpy as np
 
 from matting.motion import same_scene, thumbnail
 
+from .colors import BACKGROUND_CHOICES, KEY_COLOR_BGR, canonical_name, parse_color
 from .errors import BackgroundError
 from .media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, opencv_path, read_image, sane_fps, to_bgr8
 
@@ -27,45 +28,6 @@ FIT_MODES = ("cover", "contain", "stretch")
 MAX_BLUR = 500.0
 #: Largest background image side kept in memory; bigger pictures are shrunk once on load.
 MAX_BACKGROUND_SIDE = 3840
-
-# Colours by name, RGB. red/blue/green/white are the ID-photo presets; key green is what
-# OBS's chroma key expects by default.
-NAMED_COLORS_RGB = {
-    "red": (208, 0, 0),
-    "blue": (0, 143, 213),
-    "green": (0, 134, 134),
-    "white": (255, 255, 255),
-    "black": (0, 0, 0),
-    "gray": (128, 128, 128),
-    "key green": (0, 255, 0),
-}
-KEY_COLOR_BGR = (0, 255, 0)
-#: Other spellings users type, mapped to the names above (after lower-casing and turning
-#: runs of spaces, '-' and '_' into one space).
-NAME_ALIASES = {"grey": "gray", "keygreen": "key green", "key": "transparent", "alpha": "transparent",
-                "original": "none", "off": "none"}
-#: What ``--background`` accepts besides a file, for help texts and error messages.
-BACKGROUND_CHOICES = "blur (or blur:SIGMA), none, transparent, " + ", ".join(NAMED_COLORS_RGB) + ", #RRGGBB"
-
-
-def canonical_name(value: str) -> str:
-    """``"Key_Green "`` -> ``"key green"``: the one spelling of a built-in name."""
-    text = re.sub(r"[\s_-]+", " ", (value or "").strip().lower())
-    return NAME_ALIASES.get(text, text)
-
-
-def parse_color(value: str) -> tuple[int, int, int] | None:
-    """Return BGR for a colour name or ``#RRGGBB``; ``None`` if ``value`` is not a colour."""
-    text = canonical_name(value)
-    if text in NAMED_COLORS_RGB:
-        r, g, b = NAMED_COLORS_RGB[text]
-        return (b, g, r)
-    match = re.fullmatch(r"#([0-9a-f]{6})", text)
-    if match:
-        r, g, b = (int(match.group(1)[i:i + 2], 16) for i in (0, 2, 4))
-        return (b, g, r)
-    return None
-
 
 def fit_image(image: np.ndarray, frame_hw: Sequence[int], mode: str = "cover") -> np.ndarray:
     """Resize a BGR picture to ``frame_hw``: cover (centre crop), contain (letterbox) or stretch."""
@@ -218,22 +180,16 @@ class VideoBackground(Background):
                     self._frame = to_bgr8(frame)
 
     def _keep_in_memory(self, length: int) -> bool:
-        """Decode the whole (short) clip once more, into memory, and play it from there; False
+        """Decode the whole (short) clip once more, into memory, to play it from there; False
         (playing on from the file) if it no longer reads the same."""
         self._cap.release()
-        cap = cv2.VideoCapture(opencv_path(self.path, BackgroundError))
-        frames = []
-        while len(frames) < length:
-            ok, frame = cap.read()
-            if not ok or frame is None:
-                break
-            frames.append(to_bgr8(frame))
-        if len(frames) != length:
-            self._cap = cap
-            return False
-        cap.release()
-        self._frames = frames
-        return True
+        self._cap, frames = cv2.VideoCapture(opencv_path(self.path, BackgroundError)), []
+        while len(frames) < length and (got := self._cap.read())[0] and got[1] is not None:
+            frames.append(to_bgr8(got[1]))
+        if len(frames) == length:
+            self._cap.release()
+            self._frames = frames
+        return self._frames is not None
 
     def _rewind(self) -> None:
         self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -249,13 +205,14 @@ class VideoBackground(Background):
     def render(self, frame, alpha, now):
         self._advance_to(self.frame_index_at(now))
         key = frame.shape[:2]
-        if self._frames is not None:  # from memory: each frame fitted once
-            fitted = self._fitted_all.get(key)
-            if fitted is None:
-                self._fitted_all = {key: (fitted := [None] * len(self._frames))}
+        if self._frames is not None and len(self._frames) * frame.nbytes <= MEMORY_CLIP_BYTES:
+            fitted = self._fitted_all.get(key)  # from memory, and fitted to the output within the limit too:
+            if fitted is None:                  # each frame fitted once (a low-resolution clip of many
+                self._fitted_all = {key: (fitted := [None] * len(self._frames))}  # frames is fitted as shown)
             if fitted[self._index] is None:
                 fitted[self._index] = fit_image(self._frame, key, self.fit)
             return fitted[self._index]
+        self._fitted_all = {}
         if self._fitted is None or self._fitted[0] != key or self._fitted[1] != self._index:
             self._fitted = (key, self._index, fit_image(self._frame, key, self.fit))
         return self._fitted[2]
@@ -373,7 +330,7 @@ def make_background(value: str, fit: str = "cover", blur_strength: float = 12.0,
     """Build a background from a user value.
 
     ``none``, ``blur`` (or ``blur:SIGMA``), ``transparent``, a colour name
-    (:data:`NAMED_COLORS_RGB`, any case, ``key green`` also as ``keygreen``) or
+    (:data:`compositing.colors.NAMED_COLORS_RGB`, any case, ``key green`` also as ``keygreen``) or
     ``#RRGGBB``, or the path of a picture or video (also looked up by name in
     ``search_dirs``).
     """

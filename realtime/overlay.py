@@ -55,28 +55,32 @@ def draw_panel(image: np.ndarray, lines: list[str], origin=(10, 10), scale: floa
                top: int = 10) -> int:
     """Text lines on a translucent dark box, in place (BGR uint8); a tab in a line starts a second,
     aligned column (the font is proportional, so spaces cannot align it). A panel taller than
-    the room below ``origin`` moves up (to ``top`` at most: below the HUD), then splits into two
-    boxes side by side, then shrinks (to :data:`MIN_SCALE`): on a small frame the last lines
-    (the help's "q quit") were cut off. Returns the y below the panel (0 when nothing was drawn)."""
+    the room below ``origin`` moves up (to ``top`` at most: below the HUD); it is laid out in one
+    column or in two boxes side by side, whichever has to shrink less to fit (to :data:`MIN_SCALE`
+    at most): on a small frame the last lines (the help's "q quit") were cut off. Returns the y
+    below the panel (0 when nothing was drawn)."""
     if not lines:
         return 0
     h, w = image.shape[:2]
     scale = scale or max(0.4, h / 1400)
     thickness = 1 if scale < 0.8 else 2
     rows = [line.split("\t", 1) for line in lines]
-    x0, y0 = origin
-    groups = [rows]
-    box_w, box_h, _, _ = _measure(rows, scale, thickness)
-    if box_h > h - y0:
-        y0 = max(min(top, y0), h - box_h)
-    if box_h > h - y0 and len(rows) > 1:
-        half = (len(rows) + 1) // 2
-        groups = [rows[:half], rows[half:]]
-        box_w, box_h = _measure(groups[0], scale, thickness)[0] * 2 + 10, _measure(groups[0], scale, thickness)[1]
-    room = min((h - y0) / box_h, (w - x0) / box_w)
-    if room < 1:
-        scale = max(MIN_SCALE, scale * room)
-        thickness = 1
+    x0, y0 = origin[0], max(origin[1], top)
+
+    def fitted(groups: list) -> tuple[float, int]:  # (how much it must shrink to fit, its top)
+        sizes = [_measure(group, scale, thickness)[:2] for group in groups]
+        box_w, box_h = sum(s[0] for s in sizes) + 10 * (len(groups) - 1), max(s[1] for s in sizes)
+        y = max(min(y0, h - box_h), top)  # moved up if need be, never over what is above
+        return min(1.0, (h - y) / box_h, (w - x0) / box_w), y
+
+    half = (len(rows) + 1) // 2
+    layouts = [[rows]] + ([[rows[:half], rows[half:]]] if len(rows) > 1 else [])
+    groups = max(layouts, key=lambda layout: fitted(layout)[0])  # the least shrunk; one column if the same
+    room, top_y = fitted(groups)
+    while room < 1 and scale > MIN_SCALE:  # (line heights and margins do not scale exactly: again)
+        scale, thickness = max(MIN_SCALE, scale * room * 0.98), 1
+        room, top_y = fitted(groups)
+    y0 = top_y
     font, bottom = cv2.FONT_HERSHEY_SIMPLEX, 0
     for group in groups:
         box_w, box_h, line_h, column = _measure(group, scale, thickness)

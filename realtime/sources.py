@@ -148,10 +148,10 @@ class VideoSource(_OpenCVSource):
     """A video file, paced at its own frame rate (optionally looping), or a stream URL.
 
     A frame that cannot be decoded is skipped (said once in the log). A file that ends well
-    before the length its header gives was damaged before it played: it ends (or loops) there,
-    with a warning. One that was changed on disk while it played (cut short, being rewritten)
-    raises :class:`SourceError` instead, so the capture thread reopens it and reads on from the
-    same frame, and the run ends with that error if it cannot (about 12 s)."""
+    before the length its header gives ends (or loops) there, with a warning; if it changed on
+    disk since it was opened (cut short, being rewritten, copied over) it raises
+    :class:`SourceError` first, so the capture thread opens it again and reads on from the same
+    frame (and the run ends with an error if it cannot be opened for about 12 s)."""
 
     def __init__(self, path: str, loop: bool = False, pace: bool = True,
                  clock: Callable[[], float] = time.monotonic):
@@ -166,7 +166,7 @@ class VideoSource(_OpenCVSource):
         self.pacer = Pacer(self.fps, clock)
         self._position = 0       # frames taken from the file since it was opened or rewound
         self._resume_at = 0      # reopened after a failure: read on from this frame
-        self._stat: tuple[int, int] | None = None  # (size, mtime) when the run first opened the file
+        self._stat: tuple[int, int] | None = None  # (size, mtime) when the file was last opened
         self._short_told = False
         self._skips_told: set[int] = set()  # frames where damage was skipped, said in the log
 
@@ -197,11 +197,16 @@ class VideoSource(_OpenCVSource):
             self.live, self.pace = False, self._want_pace
         self._cap = cap
         self.pacer.restart(self.fps)
-        if not self.live and self._stat is None:
-            self._stat = self._file_stat()
+        self._stat = self._file_stat() if not self.live else None  # (changed since: see _ended_early)
         self._position, resume, self._resume_at = 0, self._resume_at, 0
-        while self._position < resume and cap.grab():  # (a reopen after a failure: on from there)
-            self._position += 1
+        if resume:  # a reopen after the file changed: on from the frame it had reached
+            if cap.set(cv2.CAP_PROP_POS_FRAMES, resume) and int(cap.get(cv2.CAP_PROP_POS_FRAMES)) == resume:
+                self._position = resume
+            else:  # (a file that cannot seek: frame by frame from the start)
+                cap.release()
+                self._cap = cap = cv2.VideoCapture(opencv_path(self.path, SourceError))
+                while self._position < resume and cap.grab():
+                    self._position += 1
 
     def wait(self, stop: threading.Event) -> None:
         if not self.pace:

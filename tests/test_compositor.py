@@ -160,6 +160,27 @@ def test_a_short_video_background_plays_from_memory(tmp_path, monkeypatch, frame
     bg.close()
 
 
+def test_a_short_video_background_keeps_its_fitted_frames_within_the_limit(tmp_path, monkeypatch):
+    """The frames fitted to the output were kept for every frame of a clip in memory, whatever the
+    output size: a 160x120 clip of 500 frames shown at 720p held 1.3 GB."""
+    import compositing.backgrounds as backgrounds
+
+    monkeypatch.setattr(backgrounds, "MEMORY_CLIP_BYTES", 100_000)
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(10):  # 10 x 9 KB decoded: in memory
+        writer.write(np.full((48, 64, 3), 20 * i + 10, np.uint8))
+    writer.release()
+    bg = VideoBackground(path)
+    for start, size in ((0, (30, 40)), (5, (100, 120))):  # fitted: 10 x 3.6 KB (kept), 10 x 36 KB (not kept)
+        frame = np.zeros((*size, 3), np.uint8)
+        shown = [int(round((bg.render(frame, None, start + i / 10).mean() - 10) / 20)) for i in range(25)]
+        assert shown == [(shown[0] + i) % 10 for i in range(25)] and bg._frames is not None, shown
+        kept = sum(f.nbytes for fitted in bg._fitted_all.values() for f in fitted if f is not None)
+        assert kept == (10 * frame.nbytes if size == (30, 40) else 0), kept
+    bg.close()
+
+
 def test_video_file_as_background_in_photo_mode(reference_ckpt, tmp_path):
     path = tmp_path / "bgclip.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 90))

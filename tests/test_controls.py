@@ -142,23 +142,24 @@ def test_a_folder_file_never_takes_the_name_of_the_picture_from_elsewhere(tmp_pa
     assert library.select_name("white-2.jpg") and library.current().render(frame, None, 0).mean() > 150
 
 
-@pytest.mark.parametrize("size", [(320, 240), (640, 360), (1280, 720)])
+@pytest.mark.parametrize("size", [(320, 240), (640, 360), (1280, 720), (240, 320), (360, 640)])
 def test_the_help_overlay_fits_on_a_small_frame_below_the_hud(monkeypatch, size):
     """On a 640x360 preview the help ended at "d HUD on/off" (h/? and q/Esc below the frame's
-    edge); at 320x240 only six keys showed. Every line is now drawn inside the frame, below the HUD."""
+    edge); at 320x240 only six keys showed. Every line is now drawn whole inside the frame, below
+    the HUD, in one column or two."""
     from realtime import overlay
 
     drawn = []
     real = cv2.putText
     monkeypatch.setattr(overlay.cv2, "putText",
-                        lambda img, text, org, *a: (drawn.append((text, org)), real(img, text, org, *a))[1])
+                        lambda img, text, org, *a: (drawn.append((text, org, a)), real(img, text, org, *a))[1])
     w, h = size
     image = np.full((h, w, 3), 128, np.uint8)
     below = overlay.draw_panel(image, ["30.0 fps  5.0 mattes/s  latency 40 ms  cpu 1.0", "bg: blur"])
     drawn.clear()
     overlay.draw_panel(image, ["Hotkeys:"] + overlay.help_lines(), origin=(10, h // 3), top=below + 6)
-    texts = {text for text, _ in drawn}
-    assert {"Hotkeys:", "q/Esc", "quit", "h/?", "this help"} <= texts
+    assert {"Hotkeys:", "q/Esc", "quit", "h/?", "this help"} <= {text for text, _, _ in drawn}
     assert len(drawn) == 1 + 2 * len(overlay.help_lines())
-    for text, (x, y) in drawn:
-        assert below < y - 5 and y <= h - 2 and 0 <= x < w - 10, (text, x, y)
+    for text, (x, y), (font, scale, _, thickness, *_) in drawn:
+        (width, height), _ = cv2.getTextSize(text, font, scale, thickness)
+        assert below < y - height and y <= h - 2 and 0 <= x and x + width <= w, (text, x, y, width, height)

@@ -573,6 +573,14 @@ def test_a_picture_uploaded_as_a_video_is_refused(run):
     r = run.client.post("/api/v1/live/backgrounds", files={"file": ("still.mp4", jpeg.tobytes(), "video/mp4")})
     assert r.status_code == 415 and "this is a picture (JPEG), not a video" in r.json()["error"], r.text
     assert not (run.folder / "still.mp4").exists()
+    # raw MPEG-1 video (Pillow knows its header as "MPEG") is a video: saved
+    clip = run.folder.parent / "raw.m1v"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"PIM1"), 25, (64, 48))
+    for i in range(10):
+        writer.write(np.full((48, 64, 3), 20 * i, np.uint8))
+    writer.release()
+    r = run.client.post("/api/v1/live/backgrounds", files={"file": ("clip.mpg", clip.read_bytes(), "video/mpeg")})
+    assert r.status_code == 200 and r.json()["saved"] == "clip.mpg", r.text
 
 
 def test_a_camera_of_other_digits_is_a_400(tmp_path):

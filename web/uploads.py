@@ -87,16 +87,21 @@ class UploadFolder:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+#: Pillow's formats that are still pictures (it also knows raw MPEG video, among others)
+STILL_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "BMP", "DIB", "TIFF", "GIF", "JPEG2000", "PPM", "AVIF", "HEIF", "ICO",
+                 "TGA", "PCX", "huge"}
+
+
 def picture_format(path: str | os.PathLike) -> str | None:
-    """The picture format Pillow finds in a file by its content (``"JPEG"``, ``"PNG"``, ``"GIF"``),
-    whatever its name says; None for anything else (a video)."""
+    """The still-picture format Pillow finds in a file by its content (``"JPEG"``, ``"PNG"``,
+    ``"GIF"``), whatever its name says; None for anything else (a video)."""
     from PIL import Image
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                return im.format or "unknown"
+                return im.format if im.format in STILL_FORMATS else None
     except Image.DecompressionBombError:  # a picture, far too large to open
         return "huge"
     except Exception:  # not a picture Pillow knows: a video, or something else
