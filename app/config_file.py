@@ -55,6 +55,7 @@ def read_config_file(path: str, known: set[str]) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UsageError(f"config file {path} must hold a table of settings")
     values: dict[str, Any] = {}
+    spelled: dict[str, str] = {}  # each setting as the file spells it (inference-size, no_window)
     for key, value in data.items():
         name = str(key).replace("-", "_")
         if name in NEGATED_KEYS:
@@ -65,7 +66,9 @@ def read_config_file(path: str, known: set[str]) -> dict[str, Any]:
             raise UsageError(f"unknown setting {key!r} in {path}; valid keys: "
                              + ", ".join(sorted(known | set(NEGATED_KEYS))))
         if name in values:  # inference-size and inference_size, or no_window and window
-            raise UsageError(f"{key} in {path} sets {name} a second time: keep one of them")
+            raise UsageError(f"{key} and {spelled[name]} in {path} both set {name.replace('_', '-')}: "
+                             f"keep one of them")
+        spelled[name] = str(key)
         values[name] = value
     if isinstance(values.get("size"), str):
         try:

@@ -136,8 +136,8 @@ def _sheet(settings, maker, request: PhotoRequest, src: Path, dst: Path, picture
     if not pictures:
         raise PhotoError("no readable pictures for the sheet")
     result = maker.sheet(pictures, request, paper=settings.sheet, background_image=picture, names=names)
-    for note in result.warnings:
-        log.warning("%s", note)
+    for note in result.warnings:  # (one picture: named here, as a single photo's notes are; several: by the maker)
+        log.warning("%s: %s", names[0], note) if len(names) == 1 else log.warning("%s", note)
     _write(dst, result.data)
     log.info("%d copies on %s at %g DPI", result.count, settings.sheet, result.dpi)
     say(str(dst), sys.stdout)

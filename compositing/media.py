@@ -152,11 +152,13 @@ def split_alpha(picture: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return picture, None
 
 
-def read_image(path: str | os.PathLike, max_side: int | None = None, with_opacity: bool = False):
+def read_image(path: str | os.PathLike, max_side: int | None = None, with_opacity: bool = False,
+               quiet: bool = False):
     """Decode a picture as BGR uint8, upright (EXIF), at most ``max_side`` px per side if given.
     ``with_opacity``: ``(image, its alpha channel or None)`` (see :func:`opacity`; shrunk with the
     picture for ``max_side``, except where one is decoded at 1/2 to 1/8 size straight away, over
-    about 33 megapixels for a 3840-px side: those have none)."""
+    about 33 megapixels for a 3840-px side: those have none). ``quiet``: a shrink is no news (a
+    thumbnail), so it is not logged."""
     path = Path(path)
     if not path.exists():
         raise MediaError(f"file not found: {path}")
@@ -201,7 +203,8 @@ def read_image(path: str | os.PathLike, max_side: int | None = None, with_opacit
         width, height = (header[0], header[1]) if header else (image.shape[1], image.shape[0])
         if header and header[2] in (5, 6, 7, 8):  # shown turned a quarter: the size as it is seen
             width, height = height, width
-        log.info("%s is %dx%d; using it at most %d px per side", path.name, width, height, max_side)
+        log.log(logging.DEBUG if quiet else logging.INFO, "%s is %dx%d; using it at most %d px per side",
+                path.name, width, height, max_side)
         size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA) if alpha is not None else None

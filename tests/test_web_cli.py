@@ -270,6 +270,10 @@ def test_print_sheet_from_the_command_line(tmp_path):
     assert r.returncode == 0, r.stderr
     with Image.open(out) as im:
         assert im.size == (295, 413)  # the single ID photo replaced the sheet
+    r = run_cli(tmp_path, "--image", str(PORTRAIT), "--output", str(tmp_path / "passports.jpg"), "--id-size",
+                "passport", "--sheet", "4x6in", *selfie_args(), *face_args())
+    # a sheet's note names its picture, as a single photo's does (it said "WARNING: the picture ...")
+    assert r.returncode == 0 and f"WARNING: {PORTRAIT.name}: the picture does not reach" in r.stderr, r.stderr
 
 
 def test_a_sheet_of_a_folder_leaves_out_a_picture_without_a_face_and_names_it(tmp_path):

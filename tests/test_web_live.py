@@ -566,6 +566,19 @@ def test_a_picture_named_like_an_alias_is_chosen_by_its_name(run):
     assert r.json() == {"background": "key green"}  # no picture of that name: the key green, as before
 
 
+def test_a_thumbnail_is_made_without_a_word_in_the_log(run, caplog):
+    """Uploading a 1920x1079 picture printed "beach.jpg is 1920x1079; using it at most 640 px per
+    side": the thumbnail's size, read as if the background itself were shrunk."""
+    import logging
+
+    ok, jpeg = cv2.imencode(".jpg", np.full((1079, 1920, 3), 120, np.uint8))
+    assert run.client.post("/api/v1/live/backgrounds", files={"file": ("beach.jpg", jpeg.tobytes())}).status_code == 200
+    entry = next(e for e in run.client.get("/api/v1/live/backgrounds").json() if e["name"] == "beach")
+    with caplog.at_level(logging.INFO):
+        assert run.client.get(entry["thumbnail"]).status_code == 200
+    assert "640 px" not in caplog.text
+
+
 def test_a_picture_uploaded_as_a_video_is_refused(run):
     """A JPEG named .mp4 was saved, and choosing it cut the output to about 4 fps: the 1-frame
     "video" was opened again on every frame."""

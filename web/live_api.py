@@ -108,7 +108,7 @@ class Thumbnails:
             path = entry["path"]
             try:
                 if any(str(path).lower().endswith(ext) for ext in IMAGE_EXTENSIONS):
-                    image = read_image(path, max_side=640)
+                    image = read_image(path, max_side=640, quiet=True)  # (a thumbnail)
                 else:
                     capture = cv2.VideoCapture(str(path))
                     ok, image = capture.read()
