@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .backgrounds import (Background, BlurBackground, ColorBackground, NoBackground, canonical_name, load_background_file,
-                          parse_color)
+from .backgrounds import (Background, BlurBackground, ColorBackground, NoBackground, canonical_name,
+                          load_background_file, parse_color)
 from .errors import MediaError
 from .media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, looks_readable
 

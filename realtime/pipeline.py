@@ -328,10 +328,10 @@ class Pipeline:
             self.window.send(preview, captured_at)
 
     def _keep_alive(self) -> None:
-        """While the camera is lost or stalled, keep feeding sinks the last frame with a notice (not in
-        a conversion: its output is the file's own frames, whatever the wait for one that failed)."""
+        """While the camera is lost or stalled, feed sinks the last frame with a notice (a conversion: no)."""
         now, lost = self.clock(), self.capture.lost.is_set()
-        if self._last_output is None or self.options.lossless or not (lost or self.mode == "async" and self.capture.stalled(now)):
+        if self._last_output is None or self.options.lossless or not (
+                lost or self.mode == "async" and self.capture.stalled(now)):  # (its output: the file's frames)
             return
         if now - self._last_output_at >= 1.0 / max(1.0, self.source.fps):
             last = self._last_output
