@@ -19,3 +19,7 @@ class SizeLimitError(IdPhotoError):
 
 class PersonNotFound(IdPhotoError):
     """The matte does not separate the person from the background (nothing to put on a new one)."""
+
+
+class PictureTurned(IdPhotoError):
+    """The face is on its side or upside down: the picture needs turning upright first."""

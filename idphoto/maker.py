@@ -30,6 +30,7 @@ from matting.errors import DownloadError, ModelUnavailable, WeightsError
 
 from .errors import IdPhotoError
 from .framing import Framing, apply_framing, draw_guides, plan_framing
+from .orientation import check_upright
 from .output import content_type, encode
 from .sheet import make_sheet, plan_sheet
 from .sizes import PhotoSize, parse_paper, parse_size
@@ -269,6 +270,8 @@ class IdPhotoMaker:
             warnings.append(NO_PERSON)  # (an ID photo without a person is refused by its framing)
         if size is not None:
             faces = faces_model.detect(image) if faces_model is not None else None
+            if faces:
+                check_upright(faces_model, image, faces)
             framing = plan_framing(alpha, faces, size, dpi)
             warnings += framing.warnings
             # Crop and scale first: the colours are then estimated on the photo's few hundred

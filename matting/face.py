@@ -257,11 +257,29 @@ class FaceDetector:
     def _landmark_points(self, image: np.ndarray, box: np.ndarray, eye_a: np.ndarray,
                          eye_b: np.ndarray) -> np.ndarray | None:
         """The 468 points (x, y in picture pixels, z) or None when the model sees no face there."""
+        theta = math.atan2(eye_b[1] - eye_a[1], eye_b[0] - eye_a[0])  # turn the eye line level
+        found = self._mesh(image, box, theta)
+        if found is None or _sigmoid(found[0]) < 0.5 or found[1].shape[0] < 468:
+            log.debug("landmark model sees no face in the box %s", np.round(box))
+            return None
+        return found[1]
+
+    def upright_logits(self, image_bgr: np.ndarray, box) -> list[float] | None:
+        """The landmark model's face-presence logit for the face in ``box`` seen turned by 0, 90, 180
+        and 270 degrees anticlockwise (the highest: the turn that shows it upright; far apart: it is
+        sure), or None without the landmark model."""
+        if self.landmarks is None:
+            return None
+        found = [self._mesh(_as_bgr(image_bgr), np.asarray(box, np.float64), k * math.pi / 2) for k in range(4)]
+        return None if None in found else [logit for logit, _ in found]
+
+    def _mesh(self, image: np.ndarray, box: np.ndarray, theta: float) -> tuple[float, np.ndarray] | None:
+        """(presence logit, the points in picture pixels) of the landmark model on the box's square,
+        turned by ``theta`` (radians); None for a box too small to look at."""
         centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
         side = ROI_SCALE * max(box[2] - box[0], box[3] - box[1])
         if side < 2:
             return None
-        theta = math.atan2(eye_b[1] - eye_a[1], eye_b[0] - eye_a[0])  # turn the eye line level
         s = LANDMARK_SIZE / side
         cos, sin = math.cos(theta), math.sin(theta)
         linear = s * np.array([[cos, sin], [-sin, cos]])
@@ -273,12 +291,9 @@ class FaceDetector:
         out = self.landmarks.run_all(_blob(rgb, self.landmarks.layout, 1.0 / 255.0, 0.0))
         arrays = sorted(out.values(), key=lambda a: a.size)
         presence, mesh = float(arrays[0].reshape(-1)[0]), arrays[-1].reshape(-1, 3).astype(np.float64)
-        if _sigmoid(presence) < 0.5 or mesh.shape[0] < 468:
-            log.debug("landmark model sees no face in the box %s (presence %.2f)", np.round(box), presence)
-            return None
         inverse = cv2.invertAffineTransform(to_crop)
         mesh[:, :2] = mesh[:, :2] @ inverse[:, :2].T + inverse[:, 2]
-        return mesh
+        return presence, mesh
 
     def close(self) -> None:
         for runner in (self.detector, self.landmarks):

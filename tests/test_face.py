@@ -326,3 +326,29 @@ def test_two_smaller_people_are_two_faces(detector, portrait):
     pair = np.vstack([np.zeros((180, 1280, 3), np.uint8), np.hstack([half, half]), np.zeros((180, 1280, 3), np.uint8)])
     left, right = sorted(detector.detect(pair), key=lambda f: f.center_x)
     assert left.center_x < 640 < right.center_x
+
+
+@pytest.mark.parametrize("picture", [PORTRAIT, TWO_PEOPLE])
+def test_a_turned_face_is_told_from_an_upright_one(detector, picture):
+    """A picture turned by a quarter or half turn (or flipped upside down) reads as turned, with the
+    turn that rights it; upright, mirrored and tilted by up to 45 degrees it reads as upright."""
+    from PIL import Image
+
+    from idphoto.errors import PictureTurned
+    from idphoto.orientation import check_upright, upright_turn
+
+    image = cv2.imread(str(need(picture)))
+    tilted = [np.asarray(Image.fromarray(image).rotate(angle)) for angle in (20, -30, 45)]
+    turned = {2: cv2.rotate(image, cv2.ROTATE_180), 1: cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE),
+              3: cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE)}
+    for upright in [image, cv2.flip(image, 1), *tilted]:
+        assert upright_turn(detector, upright, detector.detect(upright)) == 0
+    for turn, picture_turned in [*turned.items(), (2, cv2.flip(image, 0))]:
+        faces = detector.detect(picture_turned)
+        assert upright_turn(detector, picture_turned, faces) == turn
+        with pytest.raises(PictureTurned, match="upside down" if turn == 2 else "on its side"):
+            check_upright(detector, picture_turned, faces)
+        # righted as the message says, it is upright
+        words = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}
+        righted = cv2.rotate(picture_turned, words[turn])
+        assert upright_turn(detector, righted, detector.detect(righted)) == 0

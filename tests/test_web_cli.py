@@ -252,6 +252,18 @@ def test_id_photo_from_the_command_line(tmp_path):
     assert oct(out.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
 
 
+def test_an_upside_down_picture_is_refused_not_framed_upside_down(tmp_path):
+    """A phone photo that lost its orientation tag: the ID photo would have the body on top."""
+    upside = tmp_path / "upside.jpg"
+    cv2.imwrite(str(upside), cv2.rotate(cv2.imread(str(need(PORTRAIT))), cv2.ROTATE_180))
+    out = tmp_path / "passport.jpg"
+    r = run_cli(tmp_path, "--image", str(upside), "--output", str(out), "--id-size", "passport",
+                *selfie_args(), *face_args())
+    assert r.returncode == 2, r.stderr
+    assert "upside down" in r.stderr and "turn the picture upright" in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists()
+
+
 def test_print_sheet_from_the_command_line(tmp_path):
     out = tmp_path / "sheet.png"
     r = run_cli(tmp_path, "--image", str(need(PORTRAIT)), "--output", str(out), "--id-size", "1inch",

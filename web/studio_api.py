@@ -2,8 +2,8 @@
 
 Every refused request is a 4xx with ``{"error": "<one line>"}``: 400 bad
 field, 413 too large, 415 not a picture, 422 the picture cannot make an ID
-photo (no face, several faces, a size limit that cannot be met). Requests
-are processed one at a time by default (:class:`idphoto.IdPhotoMaker` holds
+photo (no face, several faces, a face on its side or upside down, a size limit
+that cannot be met). Requests are processed one at a time by default (:class:`idphoto.IdPhotoMaker` holds
 the queue); the handlers are plain functions, so FastAPI runs them on its
 worker threads and the event loop stays free.
 """
@@ -16,7 +16,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from idphoto import IdPhotoError, IdPhotoMaker, PhotoRequest, papers_json, presets_json
-from idphoto.errors import FaceNotFound, PersonNotFound, SeveralFaces, SizeLimitError
+from idphoto.errors import FaceNotFound, PersonNotFound, PictureTurned, SeveralFaces, SizeLimitError
 from idphoto.maker import Busy
 from matting.errors import DownloadError, ModelUnavailable, WeightsError
 
@@ -44,7 +44,7 @@ def refusal(exc: Exception) -> JSONResponse:
 def status_for(exc: Exception) -> int:
     if isinstance(exc, UploadError):
         return exc.status
-    if isinstance(exc, (FaceNotFound, SeveralFaces, PersonNotFound, SizeLimitError)):
+    if isinstance(exc, (FaceNotFound, SeveralFaces, PersonNotFound, PictureTurned, SizeLimitError)):
         return 422  # a valid request this picture cannot satisfy
     return 400
 
