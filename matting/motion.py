@@ -25,8 +25,13 @@ import numpy as np
 
 from .framememo import FrameMemo
 
-#: Width of the gray frames the flow is computed on (height keeps the aspect ratio).
-FLOW_WIDTH = 256
+#: Size (pixels) of the gray frames the flow is computed on: 256x144 for a 16:9 frame, 144x256 for a
+#: portrait one, the aspect ratio kept (sized by width, a 16x1200 frame made a 256x19200 flow frame: 400 ms
+#: a flow); never larger than the frame itself (a tiny frame scaled up gave the flow nothing more to see).
+FLOW_AREA = 256 * 144
+#: Frames of fewer pixels are not warped at all: at 64x48 the warped matte was further from the answer
+#: than the unwarped one (``bench/lag.py``, N = 6: 1.04 of its error; 0.91 at 128x72).
+MIN_FLOW_AREA = 64 * 64
 #: DIS's finest pyramid level (0 = flow at full flow-frame resolution). ULTRAFAST's own 2 computes
 #: the flow at 64 px wide; 1 (128 px) cut the lag error from 0.78 to 0.72 of the stale matte's at
 #: N = 6 in ``bench/lag.py`` for 1 ms more; 0 gave 0.67 for 4 ms more.
@@ -78,8 +83,8 @@ class MotionCompensator:
     shown frame lives (the newest :data:`FLOW_FRAMES`); one flow is made at a time.
     """
 
-    def __init__(self, flow_width: int = FLOW_WIDTH, mismatch_levels: float = MISMATCH_LEVELS):
-        self.flow_width = flow_width
+    def __init__(self, flow_area: int = FLOW_AREA, mismatch_levels: float = MISMATCH_LEVELS):
+        self.flow_area = flow_area
         self.mismatch_levels = mismatch_levels
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
         self._dis.setFinestScale(FINEST_SCALE)
@@ -93,7 +98,8 @@ class MotionCompensator:
 
     def _gray(self, frame: np.ndarray) -> np.ndarray:
         h, w = frame.shape[:2]
-        size = (self.flow_width, max(8, round(h * self.flow_width / w)))
+        scale = min(1.0, (self.flow_area / (h * w)) ** 0.5)
+        size = (max(8, round(w * scale)), max(8, round(h * scale)))
         # Bilinear, not area, resampling: 7x cheaper at 720p (0.3 vs 2.3 ms here); the aliasing
         # does not hurt DIS (bench/lag.py gives the same errors).
         small = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
@@ -166,17 +172,23 @@ class MotionCompensator:
                 pairs[id(from_frame)] = (weakref.ref(from_frame), flow)
         return flow
 
+    @staticmethod
+    def _warpable(from_frame: np.ndarray, to_frame: np.ndarray) -> bool:
+        """False for the same frame, frames of different sizes, or frames too small to follow motion in."""
+        return (from_frame is not to_frame and from_frame.shape == to_frame.shape
+                and from_frame.shape[0] * from_frame.shape[1] >= MIN_FLOW_AREA)
+
     def prepare(self, from_frame: np.ndarray, to_frame: np.ndarray) -> bool:
         """Make the flow :meth:`warp` will need for this pair now (on another thread, ahead of it);
-        False when the pair needs none (the same frame, or frames of different sizes)."""
-        if from_frame is to_frame or from_frame.shape != to_frame.shape:
+        False when the pair needs none (the same frame, frames of different sizes, tiny frames)."""
+        if not self._warpable(from_frame, to_frame):
             return False
         self.flow(from_frame, to_frame)
         return True
 
     def warp(self, alpha: np.ndarray, from_frame: np.ndarray, to_frame: np.ndarray) -> np.ndarray:
         """The matte of ``from_frame`` moved onto ``to_frame`` (same shape and dtype as ``alpha``)."""
-        if from_frame is to_frame or from_frame.shape != to_frame.shape:
+        if not self._warpable(from_frame, to_frame):
             return alpha
         found, _ = self._kept(from_frame, to_frame)
         self.prepared += found

@@ -53,6 +53,36 @@ def test_warp_scales_the_flow_to_a_matte_of_another_size():
     assert abs(centre(warped) - centre(alpha4)) < 0.5
 
 
+def test_flow_frames_have_the_same_pixel_count_in_any_orientation_and_never_grow():
+    """Sized by width, a 16x1200 frame made a 256x19200 flow frame (400 ms a flow, 2 fps live) and a
+    portrait one 3.2 times the pixels of a landscape one; a 64x48 frame was scaled up for nothing."""
+    motion = MotionCompensator()
+    flow_size = lambda h, w: motion._gray(np.zeros((h, w, 3), np.uint8)).shape  # noqa: E731
+    assert flow_size(720, 1280) == (144, 256)  # (the vlog's: the lag figures stand)
+    assert flow_size(1280, 720) == (256, 144)
+    assert flow_size(1920, 1080) == (256, 144)
+    tall = flow_size(1200, 16)
+    assert tall[0] * tall[1] <= 256 * 144 and tall[0] / tall[1] == pytest.approx(1200 / 16, rel=0.15)
+    assert flow_size(48, 64) == (48, 64) and flow_size(100, 160) == (100, 160)
+
+
+def test_a_portrait_frame_warps_as_a_landscape_one():
+    """The synthetic scene turned on its side: the matte follows the square down the frame."""
+    (frame0, alpha0), (frame4, alpha4) = scene(0), scene(4)
+    turn = lambda a: np.ascontiguousarray(np.rot90(a))  # noqa: E731
+    big = [cv2.resize(turn(f), (3 * H, 3 * W), interpolation=cv2.INTER_CUBIC) for f in (frame0, frame4)]
+    warped = MotionCompensator().warp(turn(alpha0), *big)
+    assert np.abs(warped - turn(alpha4)).mean() < 0.4 * np.abs(turn(alpha0) - turn(alpha4)).mean()
+
+
+def test_frames_too_small_to_follow_motion_in_keep_the_matte_as_it_is():
+    (frame0, alpha0), (frame4, _) = scene(0), scene(4)
+    small = [cv2.resize(f, (64, 36), interpolation=cv2.INTER_AREA) for f in (frame0, frame4)]
+    motion = MotionCompensator()
+    assert not motion.prepare(*small)
+    assert motion.warp(alpha0, *small) is alpha0
+
+
 def test_relative_maps_are_used_only_where_they_sample_exactly_as_grid_plus_flow(monkeypatch):
     """OpenCV's relative maps (no pixel grid added each frame) are used only where they give the
     very values grid + flow maps give: on random sub-pixel flows over uint8 and float32 images,
