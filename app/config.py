@@ -51,7 +51,11 @@ LIVE_ONLY = ("source", "record", "vcam", "every_frame", "loop", "max_frames", "d
              "vcam_device", "vcam_backend", "vcam_fps")
 #: Live-mode settings that photo mode would ignore too, with their defaults: refused with --image once changed.
 LIVE_TUNING = {"camera": "0", "motion_comp": True, "matte_every": 1, "max_matte_rate": None,
-               "inference_share": None, "skip_still": True}
+               "inference_share": None, "skip_still": True, "pause_unwatched": True, "stats": False,
+               "stats_interval": 5.0}
+#: Settings of a real-time run that a conversion (--every-frame) cannot use: left out when they come
+#: from a config file (one file serves live runs and conversions), refused when given on the command line.
+REALTIME_ONLY = ("max_matte_rate", "inference_share", "vcam", "vcam_device", "vcam_backend", "vcam_fps", "mode")
 #: Settings of a webcam: refused with a --source (but --fps sets a picture source's rate), except
 #: with --web, where they serve a camera picked in the Live tab.
 WEBCAM_ONLY = ("camera", "size", "fps", "fourcc")
@@ -366,6 +370,11 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
             for name in WEBCAM_ONLY:  # nor its webcam settings to a --source
                 if name not in given and values.pop(name, None) is not None:
                     log.debug("--source: ignoring %s from %s", name, args.config)
+        if values.get("every_frame") or args.every_frame:  # nor its real-time settings to a conversion
+            for name in REALTIME_ONLY:
+                if name not in given and values.get(name) not in (None, False, "sync"):
+                    log.debug("--every-frame: ignoring %s from %s", name, args.config)
+                    del values[name]
     values.update({key: getattr(args, key) for key in given})
     if args.export_onnx:  # it writes the file and exits: any other work asked for would silently not happen
         other = [flag(name) for name in ("image", "web", "source", "record", "vcam", "every_frame") if values.get(name)]

@@ -450,6 +450,33 @@ def test_a_config_files_webcam_settings_do_not_stop_a_source(tmp_path):
         settings_from_args(["--config", str(cfg), "--source", "clip.mp4", "--size", "640x360"])
 
 
+def test_a_config_files_real_time_settings_do_not_stop_a_conversion(tmp_path):
+    """A config file for live runs (a matte-rate cap, the virtual camera, async) still lets a
+    --every-frame conversion run: it said "--inference-share is for live mode", a flag nobody typed."""
+    from app.config import settings_from_args
+    from app.errors import UsageError
+
+    cfg = tmp_path / "live.toml"
+    cfg.write_text('inference_share = 0.35\nmax_matte_rate = 2.5\nvcam = true\nmode = "async"\n'
+                   'vcam_fps = 30\nmatte_every = 4\n')
+    s = settings_from_args(["--config", str(cfg), "--source", "clip.mp4", "--every-frame"])
+    assert (s.inference_share, s.max_matte_rate, s.vcam, s.vcam_fps, s.mode) == (None, None, False, None, "sync")
+    assert s.matte_every == 4  # a conversion's own setting is kept
+    live = settings_from_args(["--config", str(cfg), "--source", "clip.mp4"])
+    assert (live.inference_share, live.max_matte_rate, live.vcam) == (0.35, 2.5, True)
+    with pytest.raises(UsageError, match="--max-matte-rate is for live mode"):
+        settings_from_args(["--config", str(cfg), "--source", "clip.mp4", "--every-frame", "--max-matte-rate", "2"])
+
+
+@pytest.mark.parametrize("option", [["--pause-unwatched", "off"], ["--stats"], ["--stats-interval", "2"]])
+def test_live_only_reporting_and_pausing_are_refused_with_a_photo(option):
+    from app.config import settings_from_args
+    from app.errors import UsageError
+
+    with pytest.raises(UsageError, match=f"{option[0]} cannot be used with --image"):
+        settings_from_args(["--image", "a.jpg", "--output", "b.png", *option])
+
+
 def test_a_broken_video_is_one_line_without_ffmpegs_own_messages(tmp_path):
     """FFmpeg printed "[mov,mp4,...] moov atom not found" above the one-line error."""
     broken = tmp_path / "broken.mp4"
