@@ -44,6 +44,7 @@ from .errors import PipelineError, SinkError
 from .flow_ahead import FlowAhead
 from .inference import InferenceWorkers, MatteCadence, MatteResult
 from .overlay import draw_notice, draw_panel, help_lines, hud_lines, keys_banner
+from .readers import PauseGate
 from .signals import ctrl_c_waits
 from .sinks import Sink, WindowSink, save_snapshot
 from .slots import LatestSlot, SlotClosed
@@ -78,8 +79,7 @@ class PipelineOptions:
     max_matte_rate: float | None = None  # at most this many mattes per second
     inference_share: float | None = None  # at most this share of the time inferring (None: no limit)
     skip_still: bool = False            # no new matte while the scene has not changed (refreshed every 2 s)
-    pause_unwatched: bool = False       # when the virtual camera is the only sink and nobody reads it:
-                                        # no inference, the last frame again once a second
+    pause_unwatched: bool = False       # only a virtual camera, nobody reading: no inference, a frame a second
     device_alpha: bool = False          # alphas stay torch tensors on the engine's device (GPU path)
 
     def __post_init__(self):
@@ -106,8 +106,7 @@ class Pipeline:
         self.stop_event = threading.Event()
         self.stop_reason = ""
         self.stats = RunStats()
-        # Live: latest-value slots (stale frames dropped). Lossless (files only):
-        # one-deep bounded hand-offs, so every frame is processed, in order.
+        # Live: latest-value slots (stale frames dropped). Lossless (files): one-deep, every frame in order.
         self.frames: LatestSlot[FramePacket] = LatestSlot(lossless=options.lossless)
         self.mattes: LatestSlot[MatteResult] = LatestSlot(lossless=options.lossless)
         motion = MotionCompensator() if options.motion_comp else None
@@ -127,6 +126,7 @@ class Pipeline:
         only = sinks[0] if len(sinks) == 1 and window is None else None
         self._watched = only if options.pause_unwatched and hasattr(only, "watchers") else None
         self.idle = False                # nobody reads the only sink: inference paused
+        self._gate = PauseGate()         # ... for a while (not at each app's probe)
         self.state = ViewState(mirror=options.mirror, hud=options.hud)
         self.controls = Controls(library, self.state, on_quit=lambda: self.stop("quit"), on_snapshot=self.snapshot,
                                  on_help=None if window is not None else lambda shown: say(keys_banner()))
@@ -238,7 +238,8 @@ class Pipeline:
         """True while nobody reads the only sink (and there is a frame to repeat)."""
         if self._watched is None or self._last_output is None:
             return False
-        idle = self._watched.watchers() == 0 and not (self.remote is not None and self.remote.watchers)
+        viewers = self._watched.watchers() + (self.remote.watchers if self.remote is not None else 0)
+        idle = self._gate.idle(viewers, self.clock())
         if idle != self.idle:
             self.idle = idle
             if idle:
@@ -256,6 +257,7 @@ class Pipeline:
             now = self.clock()
             if now - self._last_output_at >= 1.0:
                 self._send(self._last_output, now)
+                self.stats.record_output(0.0, 0.0, now)  # (the rate sent: once a second)
             self.stop_event.wait(0.05)
             return not self.frames.closed
         # sync: driven by new mattes (each with its own frame); async: by new frames
@@ -351,7 +353,6 @@ class Pipeline:
             if action:
                 self.apply(*action)
 
-    # ------------------------------------------------------------------
     def _shutdown(self) -> None:
         with ctrl_c_waits():  # a second Ctrl-C must not cut this short
             self._stop_all()
@@ -380,8 +381,7 @@ class Pipeline:
         self.library.close()
 
     def _played(self, now: float) -> float:
-        """Seconds run: of the file's own time when converting every frame (so a conversion's
-        length never depends on the machine's speed), else of the clock."""
+        """Seconds run: of the file's own time when converting every frame, else of the clock."""
         if self.options.lossless:
             return self.stats.outputs / max(self.source.fps, 1e-3)
         return now - self.stats.started

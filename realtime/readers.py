@@ -101,3 +101,25 @@ class DeviceReaders:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+#: Inference pauses once nobody has watched for this long (seconds). Apps listing cameras open and
+#: close each one: pausing and resuming at each such probe filled the log and kept inference going.
+PAUSE_AFTER_S = 2.0
+
+
+class PauseGate:
+    """``idle(watchers, now)``: True once nobody has watched for :data:`PAUSE_AFTER_S`; False at once
+    when someone does (``now``: any clock, in seconds)."""
+
+    def __init__(self, after_s: float = PAUSE_AFTER_S):
+        self.after_s = after_s
+        self._since: float | None = None  # since when nobody has watched
+
+    def idle(self, watchers: int, now: float) -> bool:
+        if watchers:
+            self._since = None
+            return False
+        if self._since is None:
+            self._since = now
+        return now - self._since >= self.after_s

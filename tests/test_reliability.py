@@ -429,12 +429,13 @@ def test_unwatched_virtual_camera_pauses_inference_until_an_app_opens_it(tmp_pat
     cam = FakeVirtualCamera.instances[-1]
     try:
         wait_until(lambda: pipeline.idle, timeout=10, what="the pause while nobody watches")
-        calls, sent = engine.calls, len(cam.frames)
+        calls, sent, counted = engine.calls, len(cam.frames), pipeline.stats.outputs
         flows = len(pipeline.stats.stages.get("flow", ()))
         time.sleep(1.5)
         assert engine.calls <= calls + 1                # inference stopped
         assert len(pipeline.stats.stages.get("flow", ())) <= flows + 1  # and no flow made for nothing
         assert 1 <= len(cam.frames) - sent <= 3         # a still frame about once a second
+        assert pipeline.stats.outputs - counted == len(cam.frames) - sent  # and the figures say so (not 0 fps)
         reader = subprocess.Popen([sys.executable, "-c", f"import time; f = open({str(device)!r}); time.sleep(2)"])
         wait_until(lambda: not pipeline.idle, timeout=10, what="the resume when an app opens the device")
         calls = engine.calls
@@ -445,6 +446,47 @@ def test_unwatched_virtual_camera_pauses_inference_until_an_app_opens_it(tmp_pat
         pipeline.stop()
         runner.join(10)
     assert not runner.is_alive()
+
+
+def test_pausing_waits_until_nobody_has_watched_for_a_while():
+    from realtime.readers import PAUSE_AFTER_S, PauseGate
+
+    gate = PauseGate()
+    assert not gate.idle(0, 100.0) and not gate.idle(0, 100.0 + PAUSE_AFTER_S - 0.01)
+    assert gate.idle(0, 100.0 + PAUSE_AFTER_S)
+    assert not gate.idle(1, 103.0)                      # someone watches: at once
+    assert not gate.idle(0, 103.1) and not gate.idle(0, 103.0 + PAUSE_AFTER_S)
+    assert gate.idle(0, 103.1 + PAUSE_AFTER_S)
+
+
+def test_an_app_probing_the_virtual_camera_does_not_flap_the_pause(tmp_path, caplog):
+    """Apps listing cameras open and close each one; a probe every 0.2 s for 3 s paused and resumed
+    inference about 30 times ("nobody is watching" / "has a viewer again", 60 log lines)."""
+    import logging
+    import threading
+
+    from fakes import wait_until
+
+    device = tmp_path / "video10"
+    device.write_bytes(b"")
+    FakeVirtualCamera.instances.clear()
+    vcam = VirtualCameraSink((96, 64), 30, device=str(device), camera_factory=FakeVirtualCamera, watch=True)
+    pipeline = make_pipeline(SyntheticSource(fps=30), IndexEngine(), mode="async", sinks=[vcam],
+                             pause_unwatched=True)
+    runner = threading.Thread(target=pipeline.run)
+    with caplog.at_level(logging.INFO, logger="realtime"):
+        runner.start()
+        try:
+            wait_until(lambda: pipeline.idle, timeout=10, what="the pause while nobody watches")
+            probe = ("import time\nfor _ in range(15):\n    f = open(%r); time.sleep(0.05); f.close(); "
+                     "time.sleep(0.15)\n" % str(device))
+            subprocess.run([sys.executable, "-c", probe], timeout=30)
+            wait_until(lambda: pipeline.idle, timeout=10, what="the pause after the probes")
+        finally:
+            pipeline.stop()
+            runner.join(10)
+    assert caplog.text.count("nobody is watching") <= 2 and caplog.text.count("has a viewer again") <= 1, \
+        caplog.text
 
 
 def test_a_file_that_opens_but_cannot_be_read_any_more_ends_the_run(caplog):
