@@ -36,7 +36,10 @@ except KeyboardInterrupt:  # Ctrl-C while the libraries load: no traceback from 
 if __name__ == "__main__":
     code = main()
     import gc
+    import signal
     import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # done: a late Ctrl-C must not turn exit 0 into 130
 
     # The interpreter's last garbage collection, over everything torch, OpenCV and (with --web)
     # Gradio loaded, took 1-1.5 s of the exit: nothing is left to clean up that it would find.

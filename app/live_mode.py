@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from realtime import SourceError, install_signal_handlers, make_source, say
+from realtime.signals import ctrl_c_waits
 
 from .build import build_library, build_pipeline, check_display
 from .config import Settings
@@ -33,12 +34,13 @@ def run_live(settings: Settings) -> int:
 
     restore = install_signal_handlers(pipeline)
     try:
-        stats = pipeline.run()
+        stats = pipeline.run()  # (Ctrl-C stops it: a KeyboardInterrupt in its render loop)
     finally:
         restore()
-    if pipeline.stop_reason:
-        log.info("stopped: %s", pipeline.stop_reason)
-    if settings.stats:
-        say(stats.summary(pipeline.capture.frames_read))
-        say(stats.stage_line())
+    with ctrl_c_waits():  # a Ctrl-C after the run has stopped (a second one) has nothing left to stop
+        if pipeline.stop_reason:
+            log.info("stopped: %s", pipeline.stop_reason)
+        if settings.stats:
+            say(stats.summary(pipeline.capture.frames_read))
+            say(stats.stage_line())
     return 0

@@ -46,8 +46,12 @@ def ctrl_c_waits() -> Iterator[None]:
         yield
         return
 
+    said = []
+
     def handler(signum, frame):
-        log.warning("stopping: finishing the recording and closing the outputs (a few seconds at most)")
+        if not said:  # (once: Ctrl-C held down or pressed again and again)
+            said.append(True)
+            log.warning("stopping: finishing the recording and closing the outputs (a few seconds at most)")
 
     previous = signal.signal(signal.SIGINT, handler)
     try:

@@ -245,6 +245,46 @@ def test_signal_mid_run_stops_quickly_and_leaves_playable_recording(reference_ck
     assert ok and frame.shape == (720, 1280, 3)
 
 
+def test_ctrl_c_again_while_the_run_ends_still_exits_0(reference_ckpt, vlog_path, tmp_path):
+    """A second Ctrl-C soon after the first (as people press it) landed after the run had stopped,
+    while the program finished: it was killed (exit 130 in a shell) instead of exiting 0."""
+    out = tmp_path / "rec.mp4"
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # (see the test above)
+    log = (tmp_path / "stderr.txt").open("w+")  # (a pipe nobody reads could fill up and stall it)
+    try:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "live.py"), "--source", str(vlog_path), "--loop",
+                                 "--weights", str(reference_ckpt), "--no-window", "--record", str(out),
+                                 "--inference-size", "64", "--stats"], stdout=subprocess.DEVNULL, stderr=log,
+                                text=True, env={**os.environ, "MODNET_OFFLINE": "1"})
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 50_000):
+        time.sleep(0.2)
+    try:
+        proc.send_signal(signal.SIGINT)
+        end = time.monotonic() + 15
+        while proc.poll() is None and time.monotonic() < end:  # Ctrl-C pressed again and again until it ends
+            time.sleep(0.03)
+            try:
+                proc.send_signal(signal.SIGINT)
+            except ProcessLookupError:
+                break
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log.seek(0)
+    stderr = log.read()
+    log.close()
+    assert proc.returncode == 0 and "Traceback" not in stderr, (proc.returncode, stderr)
+    assert stderr.count("stopping: finishing the recording") <= 1, stderr
+    assert "latency p50" in stderr  # the summary was not cut short either
+    cap = cv2.VideoCapture(str(out))
+    assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) > 10
+
+
 def test_cli_done_when_command(reference_ckpt, vlog_path, tmp_path):
     out = tmp_path / "out.mp4"
     proc = _run_cli("--source", vlog_path, "--weights", reference_ckpt, "--no-window", "--record", out,
