@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import ROOT, SELFIE_TFLITE, VLOG, default_weights  # noqa: E402  (sets up the project's imports)
+from common import ROOT, SELFIE_TFLITE, VLOG, default_weights, fail  # noqa: E402  (sets up the project's imports)
 
 SUMMARY = re.compile(r"mattes ([\d.]+)/s .*latency p50 (\d+) ms, p95 (\d+) ms.*"
                      r"steady \(from the first output\): ([\d.]+|nan) fps, cpu ([\d.]+|nan) cores")
@@ -68,6 +68,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rates", default="", help="--max-matte-rate values to try for MODNet, e.g. 2,3")
     args = parser.parse_args()
+    if not 1 <= args.seconds <= 3600:  # (nan fails this too)
+        fail(f"--seconds must be between 1 and 3600, got {args.seconds:g}")
+    for rate in filter(None, args.rates.split(",")):
+        try:
+            ok = 0 < float(rate) < float("inf")
+        except ValueError:
+            ok = False
+        if not ok:
+            fail(f"--rates: {rate!r} is not a positive number (give matte rates such as 2,3)")
     engines = [("modnet", ["--weights", str(default_weights())])]
     if SELFIE_TFLITE.exists():
         engines.append(("selfie", ["--model", "selfie", "--weights", str(SELFIE_TFLITE)]))
@@ -86,16 +95,20 @@ def main() -> None:
               f"still {STILL_FPS:.0f} fps")
         print(f"{'engine':7s} {'footage':7s} {'configuration':42s} {'out fps':>7s} {'% src':>6s} {'mattes/s':>8s} "
               f"{'cpu cores':>9s} {'lat p50':>7s} {'lat p95':>7s}")
+        failed = 0
         for engine, engine_args in engines:
             for footage, clip, source_fps in clips:
                 for label, extra in configs:
                     if engine == "selfie" and label.startswith(("--max", "--inference")):
                         continue
                     r = run(clip, args.seconds, engine_args + extra)
+                    failed += r is None
                     if r:
                         print(f"{engine:7s} {footage:7s} {label:42s} {r['fps']:7.1f} "
                               f"{100 * r['fps'] / source_fps:5.1f}% {r['mattes']:8.2f} "
                               f"{r['cpu']:9.2f} {r['p50']:7.0f} {r['p95']:7.0f}", flush=True)
+    if failed:
+        fail(f"{failed} row(s) failed (see above)", code=1)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,10 @@ def positive(text: str) -> int:
     """An argparse type: a whole number of at least 1."""
     import argparse
 
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value

@@ -32,6 +32,7 @@ The last line is ``gpu_check=ok`` or ``gpu_check=FAILED (...)``.
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import tempfile
 import time
@@ -40,7 +41,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import (REFERENCE_CKPT, SHARED, VLOG, build_pipeline, default_weights, pipeline_for,  # noqa: E402
+from common import (REFERENCE_CKPT, SHARED, VLOG, build_pipeline, default_weights, fail, pipeline_for,  # noqa: E402
                     read_frames, settings)  # noqa: E402  (project imports)
 
 CASES = ["case_vlog_288x512", "case_two_people_384x640"]
@@ -319,9 +320,13 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = (args.device or ("cuda" if torch.cuda.is_available() else "cpu")).strip().lower()
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        fail(f"--device {args.device}: this check runs on cpu, cuda or cuda:N")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("--device cuda: PyTorch sees no CUDA GPU here")
+    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
+        fail(f"--device {device}: PyTorch sees {torch.cuda.device_count()} CUDA GPU(s) here (cuda:0 is the first)")
     name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "CPU"
     print(f"device {device} ({name}); torch {torch.__version__}")
     failures = []

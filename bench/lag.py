@@ -44,6 +44,10 @@ from realtime.capture import FramePacket  # noqa: E402
 from realtime.inference import MatteCadence  # noqa: E402
 
 
+#: Below this edge error of the stale matte nothing to speak of moved: the ratios are noted as noise.
+SMALL_ERROR = 0.005
+
+
 def edge_band(alpha: np.ndarray, radius: int = 4) -> np.ndarray:
     mask = (alpha > 0.5).astype(np.uint8)
     kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
@@ -58,7 +62,10 @@ def errors(alpha: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
 
 
 def positive_every(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"N must be a whole number, got {text!r}") from None
     if value < 2:
         raise argparse.ArgumentTypeError(f"N must be at least 2 (every frame its own matte leaves nothing to reuse), "
                                          f"got {value}")
@@ -173,6 +180,9 @@ def main() -> None:
     if ratio != ratio:
         print("(no ratio: the reused mattes had no error to compare, e.g. no outline in the reference, "
               "or every frame got its own matte)")
+    elif r["without"][0] < SMALL_ERROR:
+        print(f"(the reused matte as is was off by less than {SMALL_ERROR} at the edges: hardly anything moved, "
+              f"so these ratios are of noise)")
     print(f"lag_ratio_both_sides={both:.2f}")
     print(f"lag_ratio={ratio:.2f}")
 

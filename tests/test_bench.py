@@ -73,6 +73,11 @@ def test_lag_and_flicker_benchmarks_refuse_bad_inputs_with_a_message(tmp_path):
         (["flicker.py", "--frames", "-3"], "must be at least 1"),
         (["flicker.py", "--video", str(image)], "needs at least two"),
         (["lag.py", "--clip", str(clip), "--weights", str(text)], "unsupported model format"),
+        (["lag.py", "--every", "abc"], "N must be a whole number, got 'abc'"),
+        (["lag.py", "--frames", "x"], "expected a whole number"),
+        (["gpu_check.py", "--device", "bogus", "--quick"], "runs on cpu, cuda or cuda:N"),
+        (["budget.py", "--seconds", "0"], "--seconds must be between 1 and 3600"),
+        (["budget.py", "--rates", "2,abc"], "'abc' is not a positive number"),
     ]
     for args, message in cases:
         result = subprocess.run([sys.executable, str(ROOT / "bench" / args[0]), *args[1:]], capture_output=True,
