@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--inference-share", type=float, metavar="F",
                    help="live: spend at most this share of the time inferring, e.g. 0.5 = mattes at half the "
                         "model's speed, motion compensation covering the frames between (default: 0.5 for MODNet "
-                        "on a CPU, 1 = no limit)")
+                        "on a CPU with --motion-comp on, 1 = no limit)")
     g.add_argument("--no-window", dest="window", action="store_false", default=None, help="no preview window")
     g.add_argument("--no-mirror", dest="mirror", action="store_false", default=None,
                    help="do not mirror the preview")

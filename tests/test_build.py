@@ -53,6 +53,10 @@ def test_modnet_on_a_cpu_infers_half_the_time_by_default():
                                   "async") is None                                   # the user's "no limit"
     assert choose_inference_share(settings(source="clip.mp4", inference_share=0.3), _Engine("selfie"),
                                   "async") == 0.3
+    # without motion compensation nothing carries a matte across the frames between: no limit unless asked
+    assert choose_inference_share(settings(source="clip.mp4", motion_comp=False), _Engine("modnet"), "async") is None
+    assert choose_inference_share(settings(source="clip.mp4", motion_comp=False, inference_share=0.5),
+                                  _Engine("modnet"), "async") == 0.5
 
 
 def test_inference_share_spaces_mattes_by_their_own_duration():
