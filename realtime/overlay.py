@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from .controls import HOTKEYS, ViewState
-from .stats import RunStats
+from .stats import RunStats, figure
 
 
 def help_lines() -> list[str]:
@@ -29,7 +29,8 @@ def hud_lines(stats: RunStats, background: str, state: ViewState, now: float) ->
     latency = list(itertools.islice(reversed(stats.latency_ms), 30))  # newest 30, no full copy
     return [
         f"{stats.output.rate(now):4.1f} fps  {stats.mattes.rate(now):4.1f} mattes/s  "
-        f"latency {np.median(latency) if latency else float('nan'):.0f} ms  cpu {stats.cpu_cores:.1f}",
+        f"latency {figure(np.median(latency) if latency else float('nan'), '.0f')} ms  "
+        f"cpu {figure(stats.cpu_cores, '.1f')} cores",
         f"bg: {background}" + (f"  [{state.view}]" if state.view != "composite" else "")
         + ("  [paused]" if state.paused else ""),
     ]

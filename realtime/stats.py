@@ -61,6 +61,11 @@ class RateMeter:
 STEADY_MIN = 10
 
 
+def figure(value: float, spec: str = ".0f") -> str:
+    """``value`` formatted, or "-" while not measured yet (NaN: no output, no second of CPU time)."""
+    return "-" if value != value else format(value, spec)
+
+
 class RunStats:
     """Everything the pipeline measures. Bounded memory: keeps the last ``keep`` samples."""
 
@@ -133,9 +138,9 @@ class RunStats:
         now = time.monotonic() if now is None else now
         recent = list(self.latency_ms)[-300:]
         return (f"output {self.output.rate(now):5.1f} fps | capture {capture_fps:5.1f} fps | "
-                f"mattes {self.mattes.rate(now):5.1f}/s ({self.percentile(list(self.infer_ms)[-50:], 50):.0f} ms) | "
-                f"latency p50 {self.percentile(recent, 50):.0f} ms p95 {self.percentile(recent, 95):.0f} ms | "
-                f"cpu {self.cpu_cores:.2f} cores")
+                f"mattes {self.mattes.rate(now):5.1f}/s ({figure(self.percentile(list(self.infer_ms)[-50:], 50))} ms) | "
+                f"latency p50 {figure(self.percentile(recent, 50))} ms p95 {figure(self.percentile(recent, 95))} ms | "
+                f"cpu {figure(self.cpu_cores, '.2f')} cores")
 
     def summary(self, capture_frames: int) -> str:
         elapsed = max(1e-9, time.monotonic() - self.started)

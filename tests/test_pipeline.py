@@ -574,6 +574,19 @@ def test_stats_summary_gives_steady_fps_and_cpu_from_the_first_output():
     assert line.startswith("1 frame in ") and "nan" not in line and line.endswith("steady: too few frames to tell")
 
 
+def test_figures_not_measured_yet_read_as_a_dash_not_nan():
+    """In the first second (--stats-interval 0.5) the line read "cpu nan cores", the HUD "cpu nan"."""
+    from realtime.controls import ViewState
+    from realtime.overlay import hud_lines
+    from realtime.stats import RunStats
+
+    fresh = RunStats()
+    line = fresh.line(0.0, time.monotonic())
+    assert "nan" not in line and "cpu - cores" in line and "latency p50 - ms" in line, line
+    hud = hud_lines(fresh, "blur", ViewState(), time.monotonic())[0]
+    assert "nan" not in hud and hud.endswith("cpu - cores"), hud
+
+
 def test_rate_meter_reads_slow_rates_and_decays_when_events_stop():
     """The HUD's mattes/s: a still scene refreshes its matte once every 2 s, which a 2-s window
     alone read as 0.0 ("is the model dead?"); fast rates still follow changes within the window,

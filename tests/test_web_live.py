@@ -441,6 +441,17 @@ def test_status_asked_as_the_run_ends_says_it_ended(tmp_path):
     assert s["state"] == "ended" and s["error"] is None, s
 
 
+def test_status_has_the_same_keys_before_a_run_as_during_one(run):
+    """While starting (no run yet) cpu_cores, mode and size were missing, not null."""
+    wait_until(lambda: run.pipeline.stats.outputs > 5, what="output")
+    running = run.client.get("/api/v1/live/status").json()
+    waiting = LiveHandle("clip.mp4")  # a server whose run has not started
+    app = create_app(unused_maker(), waiting, WebOptions(gradio=False), UploadFolder())
+    starting = TestClient(app, base_url="http://127.0.0.1").get("/api/v1/live/status").json()
+    assert set(starting) == set(running), set(running) ^ set(starting)
+    assert starting["cpu_cores"] is None and starting["size"] is None and starting["mode"] is None
+
+
 def test_a_viewer_that_stopped_reading_gives_up_its_place(monkeypatch):
     """Eight clients that stopped reading without closing (half-open sockets, a laptop asleep)
     held every preview place for good: the user's own browser got 503."""

@@ -62,6 +62,12 @@ class PreviewJpegs:
             return made[1]
 
 
+#: The status's run figures while no run is going (starting, failed, ended): every key a running one
+#: has (see ``Pipeline.status``), unknown.
+NO_RUN = dict.fromkeys(("fps", "mattes_per_s", "latency_ms", "cpu_cores", "background", "view", "paused", "engine",
+                        "mode", "idle", "source", "size", "capture_fps", "blur_strength"))
+
+
 def _mirrored(live: LiveHandle) -> bool:
     """Is the run's preview mirrored now (the f key, ``--no-mirror``)? Mirrored when unknown."""
     state = getattr(live.pipeline, "state", None)
@@ -173,15 +179,12 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
         body = {"state": live.state, "error": live.error or None, "camera": live.camera, "watchers": live.watchers,
                 "max_watchers": MAX_STREAMS}
         if live.pipeline is None:
-            return {**body, "fps": None, "mattes_per_s": None, "latency_ms": None, "background": None,
-                    "view": None, "paused": None, "engine": None}
+            return {**body, **NO_RUN}
         try:
             return {**body, **call(lambda p: p.status())}
         except Refused as exc:  # the run ended while it was asked (the state has changed), or is stuck
             ended = live.pipeline is None
-            return {**body, "fps": None, "mattes_per_s": None, "latency_ms": None, "background": None,
-                    "view": None, "paused": None, "engine": None, "state": live.state,
-                    "error": (live.error or None) if ended else exc.message}
+            return {**body, **NO_RUN, "state": live.state, "error": (live.error or None) if ended else exc.message}
 
     @router.post("/camera")
     def camera(payload: dict = Body(...)):
