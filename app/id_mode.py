@@ -25,7 +25,7 @@ from realtime import say
 from .build import build_id_maker
 from .config import Settings
 from .errors import PhotoError, WriteError
-from .photo_mode import list_images, plan_outputs, refuse_existing
+from .photo_mode import check_writable, list_images, plan_outputs, refuse_existing
 
 log = logging.getLogger(__name__)
 
@@ -122,28 +122,19 @@ def _sheet(settings, maker, request: PhotoRequest, src: Path, dst: Path, picture
         raise PhotoError(f"{dst} is an input picture: refusing to overwrite it; choose another --output")
     if not settings.overwrite:
         refuse_existing([dst])
-    folder = dst.parent if str(dst.parent) else Path(".")
-    if not folder.is_dir():  # before the model runs on every picture
-        raise PhotoError(f"output folder does not exist: {folder}")
+    check_writable(dst.parent, made=False)  # before the model runs on every picture
     request.format = _format(dst)
-    pictures, names = [], []
-    for source in inputs:
-        try:
-            pictures.append(with_alpha(*read_image(source, with_opacity=True)))
-            names.append(source.name)
-        except MediaError as exc:
-            log.error("skipped %s: %s", source.name, exc)
-    if not pictures:
-        raise PhotoError("no readable pictures for the sheet")
+    # read in turn, and only while the sheet has room (a folder of big pictures is not all in memory)
+    pictures = [lambda source=source: with_alpha(*read_image(source, with_opacity=True)) for source in inputs]
+    names = [source.name for source in inputs]
     result = maker.sheet(pictures, request, paper=settings.sheet, background_image=picture, names=names)
     for note in result.warnings:  # (one picture: named here, as a single photo's notes are; several: by the maker)
         log.warning("%s: %s", names[0], note) if len(names) == 1 else log.warning("%s", note)
     _write(dst, result.data)
     log.info("%d copies on %s at %g DPI", result.count, settings.sheet, result.dpi)
     say(str(dst), sys.stdout)
-    missing = len(inputs) - len(pictures) + sum(note.startswith("left out ") for note in result.warnings)
-    if missing:  # as a batch of photos: exit code 1 when some pictures failed
-        say(f"{missing} of {len(inputs)} pictures are not on the sheet")
+    if result.left_out:  # as a batch of photos: exit code 1 when some pictures are missing
+        say(f"{len(result.left_out)} of {len(inputs)} pictures are not on the sheet: {', '.join(result.left_out)}")
         return 1
     return 0
 

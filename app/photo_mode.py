@@ -142,7 +142,7 @@ def _plan(src: Path, dst: Path, transparent: bool, protected: tuple[Path, ...], 
             pairs.append((picture, target))
     else:
         pairs = [(src, dst / (src.stem + ext) if dst.is_dir() else dst)]
-    _check_writable(dst if src.is_dir() else pairs[0][1].parent, made=src.is_dir())
+    check_writable(dst if src.is_dir() else pairs[0][1].parent, made=src.is_dir())
     # one stat per file: a folder of thousands of pictures is planned in milliseconds
     keep = {i for i in map(_file_id, [p for p, _ in pairs] + list(protected)) if i is not None}
     for _, target in pairs:
@@ -168,7 +168,7 @@ def _plan(src: Path, dst: Path, transparent: bool, protected: tuple[Path, ...], 
     return [(source, target) for source, target in pairs if target not in existing]
 
 
-def _check_writable(folder: Path, made: bool) -> None:
+def check_writable(folder: Path, made: bool) -> None:
     """PhotoError, before any model loads, for an output folder that is missing or cannot be
     written. ``made``: a batch's folder, made with its parents: its first existing parent is checked."""
     folder = folder if str(folder) else Path(".")

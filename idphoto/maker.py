@@ -22,7 +22,7 @@ import numpy as np
 
 from compositing import Compositor, make_background, parse_color
 from compositing.backgrounds import ImageBackground, canonical_name
-from compositing.errors import BackgroundError
+from compositing.errors import BackgroundError, MediaError
 from compositing.media import shown_over_grey, split_alpha
 from compositing.refine import estimate_foreground
 from matting import NO_PERSON, MattingEngine, alpha_to_numpy, finds_person
@@ -88,6 +88,7 @@ class PhotoResult:
     framing: Framing | None = None
     warnings: list[str] = field(default_factory=list)
     count: int = 1                    # sheets: copies placed
+    left_out: list[str] = field(default_factory=list)  # sheets: the pictures not on it (refused, unreadable, no room)
 
     @property
     def content_type(self) -> str:
@@ -203,9 +204,11 @@ class IdPhotoMaker:
               copies: int | None = None, background_image: np.ndarray | None = None,
               names: list[str] | None = None) -> PhotoResult:
         """A print sheet of as many copies as fit (several pictures: cycled through). Of several
-        pictures, one that cannot make an ID photo (no face, two faces, ...) is left out with a
-        warning naming it (``names``: the pictures' names, for that); only when none can is the
-        sheet refused, with the first one's reason."""
+        pictures, one that cannot make an ID photo (no face, two faces, ...) or be read (``images``
+        may be functions that decode them, called in turn: MediaError) is left out with a warning
+        naming it (``names``: the pictures' names, for that); so are those beyond the sheet's room,
+        which are not even read. Only when none can make a photo is the sheet refused, with the first
+        one's reason. ``PhotoResult.left_out`` names the pictures not on the sheet."""
         warnings = []
         if (request.background or "transparent").strip().lower() == "transparent":
             request.background = "white"  # a sheet is printed: transparent areas are paper
@@ -216,20 +219,25 @@ class IdPhotoMaker:
         request = request.checked()
         page = parse_paper(paper)
         size = parse_size(request.size, request.dpi)
-        plan_sheet([size.pixels(request.dpi)], page, request.dpi, copies)  # page size and fit, before any work
+        # page size and fit, before any work; every photo has the size's pixels: this many fit
+        room = plan_sheet([size.pixels(request.dpi)], page, request.dpi, copies).placed
         background = (ImageBackground(background_image, name="picture") if background_image is not None
                       else self._background(request.background))
-        photos, refused = [], []
+        photos, refused, left_out, no_room = [], [], [], []
         for i, image in enumerate(images):
             name = names[i] if names is not None and i < len(names) else f"picture {i + 1}"
+            if len(photos) >= room:
+                no_room.append(name)
+                continue
             try:
                 with self.turn() as worker:
                     picture = image() if callable(image) else image
                     photo, _, notes = self._render(worker, picture, background, size, request.dpi)
-            except IdPhotoError as exc:
+            except (IdPhotoError, MediaError) as exc:
                 if len(images) == 1:
                     raise
                 refused.append(exc)
+                left_out.append(name)
                 warnings.append(f"left out {name}: {exc}")
                 continue
             photos.append(photo)
@@ -237,10 +245,14 @@ class IdPhotoMaker:
             warnings += [prefix + n for n in notes if prefix + n not in warnings]
         if not photos:
             raise type(refused[0])(f"none of the {len(images)} pictures can make an ID photo; the first: {refused[0]}")
+        if no_room:
+            warnings.append(f"the sheet holds {room} photos: left out {', '.join(no_room)} "
+                            f"(no room; make another sheet of {'it' if len(no_room) == 1 else 'them'})")
         sheet_image, count = make_sheet(photos, page, request.dpi, copies=copies)
         fmt = request.format if request.format in FORMATS else "jpg"
         data = encode(sheet_image, fmt, request.dpi, request.max_kb)
-        return PhotoResult(sheet_image, data, fmt, request.dpi, size, None, warnings, count=count)
+        return PhotoResult(sheet_image, data, fmt, request.dpi, size, None, warnings, count=count,
+                           left_out=left_out + no_room)
 
     # ------------------------------------------------------------------
     def _background(self, value: str):

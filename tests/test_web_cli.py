@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -302,12 +303,44 @@ def test_a_sheet_of_a_folder_leaves_out_a_picture_without_a_face_and_names_it(tm
                 "--sheet", "4x6in", *selfie_args(), *face_args())
     # as a batch of photos: exit code 1 when some pictures are missing (it was 0)
     assert r.returncode == 1 and "2 of 3 pictures are not on the sheet" in r.stderr, r.stderr
-    assert "left out sky.jpg" in r.stderr and "skipped notes.jpg" in r.stderr and out.is_file()
+    assert "left out sky.jpg" in r.stderr and "left out notes.jpg" in r.stderr and out.is_file()
+    assert "not on the sheet: notes.jpg, sky.jpg" in r.stderr, r.stderr
     (folder / "notes.jpg").unlink()
     (folder / "me.jpg").unlink()  # none left that can make a photo: refused, naming why
     r = run_cli(tmp_path, "--image", str(folder), "--output", str(tmp_path / "none.jpg"), "--id-size",
                 "passport", "--sheet", "4x6in", *selfie_args(), *face_args())
     assert r.returncode == 2 and "face" in r.stderr and not (tmp_path / "none.jpg").exists(), r.stderr
+
+
+def test_a_sheet_names_the_pictures_it_has_no_room_for_and_does_not_read_them(tmp_path):
+    """Ten good pictures on a sheet of eight: the last two were silently missing (exit 0)."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        (folder / name).write_bytes(need(PORTRAIT).read_bytes())
+    (folder / "c.jpg").write_text("never read: there is no room for it")
+    out = tmp_path / "sheet.jpg"
+    r = run_cli(tmp_path, "--image", str(folder), "--output", str(out), "--id-size", "passport",
+                "--sheet", "45x55mm", *selfie_args(), *face_args())  # room for one passport photo
+    assert r.returncode == 1 and out.is_file(), r.stderr
+    assert "the sheet holds 1 photos: left out b.jpg, c.jpg (no room" in r.stderr, r.stderr
+    assert "2 of 3 pictures are not on the sheet: b.jpg, c.jpg" in r.stderr
+    assert "readable" not in r.stderr  # c.jpg was not decoded
+
+
+def test_a_sheet_into_a_folder_that_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    """It made the whole sheet, then failed to write it with exit 1 (a single photo: exit 2 at once)."""
+    import app.photo_mode
+    from app.cli import main
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real = os.access
+    monkeypatch.setattr(app.photo_mode.os, "access", lambda path, mode: False if Path(path) == locked
+                        else real(path, mode))
+    assert main(["--image", str(need(PORTRAIT)), "--output", str(locked / "sheet.jpg"), "--id-size", "passport",
+                 "--sheet", "4x6in", *selfie_args(), *face_args()]) == 2
+    assert f"output folder is not writable: {locked}" in capsys.readouterr().err
 
 
 def test_id_photo_on_a_picture_background_from_the_command_line(tmp_path):
