@@ -39,9 +39,9 @@ def _format(path: Path) -> str:
     raise PhotoError(f"{path.name}: ID photos are written as .jpg or .png")
 
 
-def _write(path: Path, data: bytes) -> None:
+def _write(path: Path, data: bytes, replace: bool) -> None:
     try:
-        write_atomic(path, data)
+        write_atomic(path, data, replace=replace)
     except OSError as exc:
         raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
 
@@ -92,7 +92,7 @@ def run_id_mode(settings: Settings) -> int:
                 request.format = _format(target)
                 picture_in = with_alpha(*read_image(source, with_opacity=True))
                 result = maker.photo(picture_in, PhotoRequest(**vars(request)), background_image=picture)
-                _write(target, result.data)
+                _write(target, result.data, settings.overwrite)
                 for note in result.warnings:
                     log.warning("%s: %s", source.name, note)
                 say(str(target), sys.stdout)
@@ -130,7 +130,7 @@ def _sheet(settings, maker, request: PhotoRequest, src: Path, dst: Path, picture
     result = maker.sheet(pictures, request, paper=settings.sheet, background_image=picture, names=names)
     for note in result.warnings:  # (one picture: named here, as a single photo's notes are; several: by the maker)
         log.warning("%s: %s", names[0], note) if len(names) == 1 else log.warning("%s", note)
-    _write(dst, result.data)
+    _write(dst, result.data, settings.overwrite)
     log.info("%d copies on %s at %g DPI", result.count, settings.sheet, result.dpi)
     say(str(dst), sys.stdout)
     if result.left_out:  # as a batch of photos: exit code 1 when some pictures are missing

@@ -67,7 +67,9 @@ def check_output_name(path: Path, transparent: bool) -> None:
         raise PhotoError(f"{path.name}: {ext} cannot hold transparency; use a .png output or pick a --background")
 
 
-def write_image_atomic(path: Path, image: np.ndarray) -> None:
+def write_image_atomic(path: Path, image: np.ndarray, replace: bool = False) -> None:
+    """``image`` encoded by ``path``'s extension, written whole or not at all; an existing file is
+    replaced only with ``replace`` (--overwrite), even one made while the picture was processed."""
     ext = path.suffix.lower()
     check_output_name(path, transparent=image.ndim == 3 and image.shape[2] == 4)
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext in {".jpg", ".jpeg"} else []
@@ -81,7 +83,7 @@ def write_image_atomic(path: Path, image: np.ndarray) -> None:
     if not folder.is_dir():
         raise PhotoError(f"output folder does not exist: {folder}")
     try:
-        write_atomic(path, encoded.tobytes())
+        write_atomic(path, encoded.tobytes(), replace=replace)
     except OSError as exc:
         raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
 
@@ -190,10 +192,10 @@ def refuse_existing(targets: list[Path]) -> None:
 
 def run_photo(engine: MattingEngine, input_path: str, output_path: str, background: Background,
               compositor: Compositor, progress: bool = True,
-              targets: list[tuple[Path, Path]] | None = None) -> BatchReport:
+              targets: list[tuple[Path, Path]] | None = None, overwrite: bool = False) -> BatchReport:
     """Process one picture or every picture of a folder; see the module docstring.
 
-    ``targets``: the plan from :func:`plan_outputs`, if already made."""
+    ``targets``: the plan from :func:`plan_outputs`, if already made; ``overwrite``: it may replace files."""
     src, dst = Path(input_path), Path(output_path)
     if targets is None:
         targets = plan_outputs(src, dst, background.transparent, protected=_background_files(background))
@@ -218,7 +220,7 @@ def run_photo(engine: MattingEngine, input_path: str, output_path: str, backgrou
                 try:
                     image, alpha = read_image(source, with_opacity=True)
                     result, person = cut_out(engine, image, background, compositor, alpha)
-                    write_image_atomic(target, result)
+                    write_image_atomic(target, result, replace=overwrite)
                     if not person:
                         log.warning("%s: %s", source.name, NO_PERSON)
                     report.written.append(target)
@@ -250,7 +252,8 @@ def run_photo_mode(settings: Settings) -> int:
                            protected=_background_files(background), overwrite=settings.overwrite)  # before loading a model
     engine = build_engine(settings, photo=True)
     compositor = build_compositor(settings, engine, photo=True)
-    report = run_photo(engine, settings.image, settings.output, background, compositor, targets=targets)
+    report = run_photo(engine, settings.image, settings.output, background, compositor, targets=targets,
+                       overwrite=settings.overwrite)
     for path in report.written:
         say(str(path), sys.stdout)
     if report.failed:

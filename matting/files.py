@@ -7,6 +7,7 @@ models) has the permissions any other file the user saves would have.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from pathlib import Path
@@ -25,13 +26,36 @@ def open_temp_beside(target: str | os.PathLike) -> tuple[int, Path]:
     raise FileExistsError(f"cannot create a temporary file in {folder}")
 
 
-def write_atomic(target: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``target`` through a temporary file; ``target`` is never left partial."""
+def write_atomic(target: str | os.PathLike, data: bytes, replace: bool = True) -> None:
+    """Write ``data`` to ``target`` through a temporary file; ``target`` is never left partial.
+
+    ``replace=False``: FileExistsError if ``target`` exists when the data lands, even when it was
+    made after the caller checked (another run, the user saving a file there meanwhile): the file
+    is linked into place, which never replaces (on a file system without hard links: checked, then
+    renamed)."""
     fd, tmp = open_temp_beside(target)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.replace(tmp, target)
+        if replace:
+            os.replace(tmp, target)
+        else:
+            _place_new(tmp, Path(target))
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _place_new(tmp: Path, target: Path) -> None:
+    try:
+        os.link(tmp, target)  # FileExistsError if the name is taken
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, "it exists now (made while this ran): not replaced", str(target)) \
+            from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
+            raise
+        if os.path.lexists(target):  # no hard links here (FAT, some network shares)
+            raise FileExistsError(errno.EEXIST, "it exists now (made while this ran): not replaced",
+                                  str(target)) from None
+        os.replace(tmp, target)

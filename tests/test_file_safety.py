@@ -198,3 +198,36 @@ def test_downloaded_model_has_normal_permissions(tmp_path):
         os.umask(old)
         server.shutdown()
     assert path.read_bytes() == payload and _mode(path) == 0o644
+
+
+def test_a_file_made_while_a_picture_is_processed_is_not_replaced(tmp_path, monkeypatch):
+    """The check for an existing output runs before the work: a file saved there meanwhile (the
+    user, another run into the same folder) was silently replaced when the result landed."""
+    import app.photo_mode as photo_mode
+
+    src, out = tmp_path / "a.png", tmp_path / "result.png"
+    picture(src)
+
+    def cut_out_while_the_user_saves(engine, image, background, compositor, alpha=None):
+        out.write_bytes(b"saved by the user meanwhile")
+        return np.zeros((48, 64, 4), np.uint8), True
+
+    monkeypatch.setattr(photo_mode, "cut_out", cut_out_while_the_user_saves)
+    with pytest.raises(photo_mode.WriteError, match="exists now"):
+        photo_mode.run_photo(None, str(src), str(out), None, None, progress=False, targets=[(src, out)])
+    assert out.read_bytes() == b"saved by the user meanwhile"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    photo_mode.run_photo(None, str(src), str(out), None, None, progress=False, targets=[(src, out)],
+                         overwrite=True)  # --overwrite: replaced, as asked
+    assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (48, 64, 4)
+
+
+def test_writing_without_replacing_never_replaces_and_leaves_no_temporary_file(tmp_path):
+    from matting.files import write_atomic
+
+    target = tmp_path / "x.bin"
+    write_atomic(target, b"new", replace=False)
+    assert target.read_bytes() == b"new"
+    with pytest.raises(FileExistsError):
+        write_atomic(target, b"newer", replace=False)
+    assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["x.bin"]
