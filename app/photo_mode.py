@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,10 +135,15 @@ def _plan(src: Path, dst: Path, transparent: bool, protected: tuple[Path, ...], 
         inputs = list_images(src)
         if not inputs:
             raise PhotoError(f"no pictures ({', '.join(sorted(FOLDER_PICTURES))}) in {src}")
+        # a.jpg and a.png in one folder: a_jpg and a_png, both (each picture's name never depends on
+        # the order of the others: a.bmp added later took "a.png", a.jpg's result, as its own)
+        shared = Counter(picture.stem.lower() for picture in inputs)
         pairs, used = [], set()
         for picture in inputs:
-            target, n = dst / (picture.stem + ext), 1
-            while target.name.lower() in used:  # a.jpg and a.png in one folder: keep both results
+            stem = picture.stem if shared[picture.stem.lower()] == 1 else \
+                f"{picture.stem}_{picture.suffix.lstrip('.').lower()}"
+            target, n = dst / (stem + ext), 1
+            while target.name.lower() in used:  # (a_jpg.png itself in the folder too)
                 suffix = picture.suffix.lstrip(".").lower() + ("" if n == 1 else f"_{n}")
                 target, n = dst / f"{picture.stem}_{suffix}{ext}", n + 1
             used.add(target.name.lower())

@@ -68,7 +68,25 @@ def test_two_inputs_with_one_stem_keep_both_results(small_ckpt_args, tmp_path):
     out = tmp_path / "out"
     r = run_cli("--image", photos, "--output", out, *small_ckpt_args)
     assert r.returncode == 0, r.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["a.png", "a_png.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["a_jpg.png", "a_png.png"]
+
+
+def test_a_results_name_does_not_depend_on_the_other_pictures(tmp_path):
+    """a.jpg's result was a.png until an a.bmp joined the folder; run again, a.bmp's "kept" result
+    was a.jpg's cut-out, and a.jpg was done a second time under another name."""
+    from app.photo_mode import plan_outputs
+
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    for name in ("a.jpg", "b.png"):
+        picture(photos / name)
+    first = dict(plan_outputs(photos, out, transparent=True))
+    assert first[photos / "a.jpg"].name == "a.png"
+    picture(photos / "a.png")
+    picture(photos / "A.bmp")  # one stem, whatever the case: a case-insensitive disk holds one a.png
+    second = {p.name: t.name for p, t in plan_outputs(photos, out, transparent=True)}
+    assert second == {"a.jpg": "a_jpg.png", "a.png": "a_png.png", "A.bmp": "A_bmp.png", "b.png": "b.png"}
+    assert first[photos / "a.jpg"].name not in second.values()  # no picture takes another's old result
 
 
 def test_existing_output_is_never_overwritten(small_ckpt_args, tmp_path):
