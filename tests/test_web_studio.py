@@ -308,3 +308,15 @@ def test_a_full_queue_is_said_in_plain_words_in_the_studio(tmp_path):
         assert download is None and "busy" in message and "32 pictures" in message
     finally:
         uploads.cleanup()
+
+
+@pytest.mark.parametrize("route", ["/api/v1/photo", "/api/v1/sheet"])
+def test_two_images_in_one_request_are_refused_not_reduced_to_the_last(studio, route):
+    """Two ``image`` fields: the photo was made of the second, silently (or a sheet refused with
+    "2 faces" for the wrong picture)."""
+    two = need(TWO_PEOPLE).read_bytes()
+    r = studio.post(route, files=[("image", ("two.jpg", two)), ("image", ("me.jpg", portrait_bytes()))],
+                    data={"size": "passport"})
+    assert r.status_code == 400 and "send one image per request, not 2" in r.json()["error"], r.text
+    r = studio.post(route, data={"size": "passport"})
+    assert r.status_code == 400 and r.json()["error"].startswith("image: missing"), r.text

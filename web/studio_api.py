@@ -69,6 +69,13 @@ def _number(text: str | None, name: str, kind=float):
     return value
 
 
+def _one(images: list[UploadFile]) -> UploadFile:
+    """The one ``image`` a request sends (several were silently reduced to the last)."""
+    if len(images) != 1:
+        raise UploadError(f"send one image per request, not {len(images)} (the studio page takes many)", 400)
+    return images[0]
+
+
 def _dpi(text: str | None) -> float:
     value = _number(text, "dpi")
     return 300.0 if value is None else value
@@ -88,9 +95,11 @@ def studio_router(maker: IdPhotoMaker, uploads: UploadFolder) -> APIRouter:
         return papers_json()
 
     @router.post("/photo")
-    def photo(image: UploadFile = File(...), background: str = Form("transparent"), size: str | None = Form(None),
-              dpi: str | None = Form(None), format: str | None = Form(None), max_kb: str | None = Form(None)):
+    def photo(image: list[UploadFile] = File(...), background: str = Form("transparent"),
+              size: str | None = Form(None), dpi: str | None = Form(None), format: str | None = Form(None),
+              max_kb: str | None = Form(None)):
         try:
+            image = _one(image)
             request = PhotoRequest(background=background, size=size or None, dpi=_dpi(dpi),
                                    format=format or None, max_kb=_number(max_kb, "max_kb"))
             request = request.checked()  # bad fields are refused before the upload is decoded
@@ -104,10 +113,11 @@ def studio_router(maker: IdPhotoMaker, uploads: UploadFolder) -> APIRouter:
         return Response(result.data, media_type=result.content_type, headers=headers)
 
     @router.post("/sheet")
-    def sheet(image: UploadFile = File(...), background: str = Form("white"), size: str | None = Form(None),
+    def sheet(image: list[UploadFile] = File(...), background: str = Form("white"), size: str | None = Form(None),
               paper: str = Form("4x6in"), dpi: str | None = Form(None), format: str | None = Form(None),
               copies: str | None = Form(None), max_kb: str | None = Form(None)):
         try:
+            image = _one(image)
             count = _number(copies, "copies", int)
             if count is not None and not 1 <= count <= 500:
                 raise IdPhotoError(f"copies must be between 1 and 500, got {count}")
