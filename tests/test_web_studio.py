@@ -255,6 +255,14 @@ def test_studio_actions_batch_zip_and_guides_toggle(tmp_path):
     _, download, message, _ = actions.make([str(portrait)], None, MODES[0], "blue", "#000000", None, "passport", "",
                                            None, "jpg", 0, True)
     assert download and "300 DPI" in message, message
+    # Gradio's API takes anything for a number field: a message, not a traceback in the server's log
+    for dpi, max_kb, words in (("abc", 0, "DPI must be a number, got 'abc'"), (300, "x", "max KB must be a number")):
+        _, download, message, _ = actions.make([str(portrait)], None, MODES[0], "blue", "", None, "passport", "",
+                                               dpi, "jpg", max_kb, True)
+        assert download is None and words in message, message
+        _, download, message, _ = actions.sheet([str(portrait)], None, MODES[0], "white", "", None, "passport", "",
+                                                dpi, "jpg", max_kb, "4x6in")
+        assert download is None and words in message, message
     _, _, message, _ = actions.make([str(PORTRAIT)], None, MODES[0], "blue", "", None, "passport", "", 300, "jpg",
                                     0, True)
     assert "not uploaded to this server" in message  # a path outside the upload folder is never read

@@ -61,7 +61,19 @@ def _file_name(value) -> str:
 
 def _dpi(value) -> float:
     """The DPI field: empty means 300; anything else is checked by :class:`PhotoRequest` (0 was taken as 300)."""
-    return 300.0 if value is None or value == "" else float(value)
+    return 300.0 if value is None or value == "" else _number(value, "DPI")
+
+
+def _max_kb(value) -> float | None:
+    return _number(value, "max KB") if value else None
+
+
+def _number(value, name: str) -> float:
+    """A number field's value (the page sends numbers; Gradio's API can be sent anything)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise IdPhotoError(f"{name} must be a number, got {str(value)[:40]!r}") from None
 
 
 class StudioActions:
@@ -104,7 +116,7 @@ class StudioActions:
     def _request(self, mode, background, color, size, custom, dpi, fmt, max_kb) -> PhotoRequest:
         if mode == MODES[1]:
             return PhotoRequest(background="transparent", size=None, dpi=_dpi(dpi), format="png",
-                                max_kb=float(max_kb) if max_kb else None)
+                                max_kb=_max_kb(max_kb))
         chosen = color if background == "custom colour" else background
         if background == "picture":
             chosen = "white"  # replaced by the picture
@@ -112,7 +124,7 @@ class StudioActions:
         if size == CUSTOM and not size_value:
             raise IdPhotoError("type a custom size such as 35x45mm or 600x800px")
         return PhotoRequest(background=chosen or "white", size=size_value or None, dpi=_dpi(dpi),
-                            format=fmt, max_kb=float(max_kb) if max_kb else None)
+                            format=fmt, max_kb=_max_kb(max_kb))
 
     def _folder(self) -> Path:
         """A new folder for one click's results; results older than an hour are removed."""
