@@ -21,7 +21,7 @@ from .errors import MediaError
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".avif", ".tif", ".tiff", ".jp2", ".pgm", ".ppm"}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".bmp", ".webp", ".avif", ".tif", ".tiff", ".jp2", ".pgm", ".ppm"}
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".gif"}
 #: Pictures above this many pixels are refused before decoding (a 12000×12000 image is 144 Mpx);
 #: just under Pillow's own ceiling (2 × ``Image.MAX_IMAGE_PIXELS``), so one limit and one message apply.
@@ -90,7 +90,9 @@ def probe_image(path: str | os.PathLike) -> tuple[int, int, int | None] | None:
 
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies
+            # our own limit applies; a damaged header is told in our one line ("Corrupt EXIF data" of a
+            # TIFF cut short came as a raw Python warning above it)
+            warnings.simplefilter("ignore")
             with Image.open(path) as im:
                 width, height = im.size
                 orientation = _orientation(im)

@@ -242,9 +242,22 @@ def test_a_rotated_pictures_size_is_told_as_it_is_seen(tmp_path, caplog):
 
 
 def test_folder_batches_take_what_a_single_picture_takes(tmp_path):
-    for name in ("a.gif", "b.avif", "c.png", "d.txt"):
+    for name in ("a.gif", "b.avif", "c.png", "d.txt", "e.jfif", "f.JPE", "g.apng"):
         (tmp_path / name).write_bytes(b"x")
-    assert [p.name for p in list_images(tmp_path)] == ["a.gif", "b.avif", "c.png"]
+    assert [p.name for p in list_images(tmp_path)] == ["a.gif", "b.avif", "c.png", "e.jfif", "f.JPE", "g.apng"]
+
+
+def test_a_tiff_cut_short_is_one_line_without_pillows_own_warning(small_args, tmp_path):
+    from PIL import Image
+
+    whole = tmp_path / "whole.tif"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(
+        whole, compression="tiff_lzw")
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])
+    r = run_cli("--image", cut, "--output", tmp_path / "out.png", *small_args)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        f"error: not a readable image (unknown format, or truncated): {cut}"], r.stderr
 
 
 # ------------------------------------------------------------------ frame rates and sizes
