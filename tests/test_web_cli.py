@@ -227,11 +227,14 @@ def test_a_taken_port_is_one_clear_line(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
+        temp = tmp_path / "temp"
+        temp.mkdir()
         r = subprocess.run([sys.executable, str(ROOT / "live.py"), "--web", "--port", str(port), "--no-window",
                             "--camera", "97", *selfie_args()], cwd=tmp_path, capture_output=True, text=True,
-                           timeout=60)
+                           timeout=60, env={**os.environ, "TMPDIR": str(temp)})
     assert r.returncode == 1 and f"{port}" in r.stderr and "--port" in r.stderr
     assert "Traceback" not in r.stderr
+    assert not [p.name for p in temp.iterdir() if p.name.startswith("modnet-live-web-")]  # its upload folder went
 
 
 def run_cli(tmp_path, *args, env=None):
