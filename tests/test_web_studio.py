@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -328,3 +329,33 @@ def test_two_images_in_one_request_are_refused_not_reduced_to_the_last(studio, r
     assert r.status_code == 400 and "send one image per request, not 2" in r.json()["error"], r.text
     r = studio.post(route, data={"size": "passport"})
     assert r.status_code == 400 and r.json()["error"].startswith("image: missing"), r.text
+
+
+def test_studio_downloads_keep_names_in_any_script_and_never_differ_by_case_only():
+    """张三.jpg downloaded as jpg-passport.jpg; a.jpg and A.jpg gave a zip whose two files are one
+    once unzipped on Windows or macOS."""
+    import zipfile
+
+    from web.studio_ui import MODES, StudioActions
+
+    uploads = UploadFolder()
+    maker = IdPhotoMaker(selfie_engine, face_detector)
+    try:
+        actions = StudioActions(maker, uploads)
+        cache = uploads.path / "gradio" / "abc"
+        cache.mkdir(parents=True)
+        names = ["张三.jpg", "a.jpg", "A.jpg"]
+        for i, name in enumerate(names):
+            (cache / f"{i}").mkdir()
+            (cache / f"{i}" / name).write_bytes(PORTRAIT.read_bytes())
+        files = [str(cache / f"{i}" / name) for i, name in enumerate(names)]
+        _, download, message, _ = actions.make(files, None, MODES[0], "white", "", None, "passport", "", 300, "jpg",
+                                               0, False)
+        inside = zipfile.ZipFile(download).namelist()
+        assert "张三-passport.jpg" in inside and len({n.lower() for n in inside}) == 3, inside
+        _, download, _, _ = actions.make(files[:1], None, MODES[0], "white", "", None, "passport", "", 300, "jpg",
+                                         0, False)
+        assert Path(download).name == "张三-passport.jpg"
+    finally:
+        maker.close()
+        uploads.cleanup()

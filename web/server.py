@@ -152,7 +152,7 @@ def validation_message(errors: list) -> str:
     """FastAPI's first validation error as a user reads it: which field, and what it needs."""
     first = errors[0] if errors else {}
     kind, loc = first.get("type", ""), tuple(first.get("loc", ()))
-    where = ".".join(str(part) for part in loc[1:])
+    where = ".".join(str(part) for part in loc[1:] if not isinstance(part, int))  # ("image", 0): image
     if kind == "json_invalid":
         return "the request body is not valid JSON"
     if loc == ("body",):

@@ -178,9 +178,12 @@ class StudioActions:
                 failed.append(f"{name}: {problem}")
                 continue
             label = "cutout" if request.size is None else safe_stem(request.size)
-            target, n = folder / f"{safe_stem(name)}-{label}{result.extension}", 2
-            while target.exists():  # two uploads with one name (from different folders): keep both
-                target, n = folder / f"{safe_stem(name)}-{n}-{label}{result.extension}", n + 1
+            stem = safe_stem(name, letters="any", fallback="photo")
+            target, n = folder / f"{stem}-{label}{result.extension}", 2
+            # two uploads with one name (from different folders), or names that differ in case only
+            # (a.jpg, A.jpg: one file once unzipped on Windows or macOS): keep both
+            while target.name.lower() in {p.name.lower() for p in written}:
+                target, n = folder / f"{stem}-{n}-{label}{result.extension}", n + 1
             target.write_bytes(result.data)
             written.append(target)
             notes += [f"{name}: {w}" for w in result.warnings if f"{name}: {w}" not in notes]

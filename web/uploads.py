@@ -108,11 +108,15 @@ def picture_format(path: str | os.PathLike) -> str | None:
         return None
 
 
-def safe_stem(filename: str) -> str:
-    """A file name's stem reduced to letters, digits, ``-`` and ``_`` (never empty, never hidden)."""
-    stem = Path(unicodedata.normalize("NFKD", Path(filename or "").name).encode("ascii", "ignore").decode()).stem
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_")[:60]
-    return stem or "background"
+def safe_stem(filename: str, letters: str = "ascii", fallback: str = "background") -> str:
+    """A file name's stem reduced to letters, digits, ``-`` and ``_`` (never empty, never hidden):
+    ASCII ones (a background's name, typed and matched later), or with ``letters="any"`` those of
+    any script (a download's name: 张三.jpg stays 张三, not "jpg")."""
+    stem = unicodedata.normalize("NFKC" if letters == "any" else "NFKD", Path(Path(filename or "").name).stem)
+    if letters != "any":
+        stem = stem.encode("ascii", "ignore").decode()
+    stem = re.sub(r"[^\w-]+" if letters == "any" else r"[^A-Za-z0-9_-]+", "-", stem).strip("-_")[:60]
+    return stem or fallback
 
 
 def save_background(data: bytes, filename: str, folder: str | os.PathLike, uploads: UploadFolder) -> Path:
