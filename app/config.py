@@ -162,7 +162,7 @@ class Settings:
             if value > high:
                 raise UsageError(f"{flag(name)} must be at most {shown(high)}, got {shown(value)}")
         for name in ("background", "source", "record", "output", "image", "camera", "weights", "face_weights",
-                     "snapshot_dir", "vcam_device", "backgrounds_dir"):  # "" was taken as left out
+                     "snapshot_dir", "vcam_device", "backgrounds_dir", "id_size"):  # "" was taken as left out
             if getattr(self, name) is not None and not str(getattr(self, name)).strip():
                 raise UsageError(f"{flag(name)} is empty: give a value, or leave the option out")
         if Path(self.backgrounds_dir).exists() and not Path(self.backgrounds_dir).is_dir():
@@ -253,7 +253,9 @@ class Settings:
                 raise UsageError(f"{'--sheet' if self.sheet is not None and 'paper' in str(exc).lower() else '--id-size'}: "
                                  f"{exc}") from None
         if self.face_weights is not None and not Path(self.face_weights).expanduser().is_file():
-            raise UsageError(f"--face-weights: no such model file: {self.face_weights}")
+            raise UsageError(f"--face-weights {self.face_weights} is a folder: give the face model file in it"
+                             if Path(self.face_weights).expanduser().is_dir() else
+                             f"--face-weights: no such model file: {self.face_weights}")
         used = [flag(name) for name in ID_PHOTO if getattr(self, name) is not None]
         if used and not self.image:
             raise UsageError(f"{', '.join(used)} {'is' if len(used) == 1 else 'are'} for ID photos: "

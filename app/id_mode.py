@@ -25,7 +25,7 @@ from realtime import say
 from .build import build_id_maker
 from .config import Settings
 from .errors import PhotoError, WriteError
-from .photo_mode import check_writable, list_images, plan_outputs, refuse_existing
+from .photo_mode import check_writable, list_images, plan_outputs, refuse_existing, remove_if_made
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ def run_id_mode(settings: Settings) -> int:
         targets = plan_outputs(src, dst, transparent, protected=(picture_file,) if picture_file else (),
                                overwrite=settings.overwrite)
         folder = dst if src.is_dir() else (dst.parent if str(dst.parent) else Path("."))
+        made = not folder.exists()
         if src.is_dir():
             try:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -86,7 +87,7 @@ def run_id_mode(settings: Settings) -> int:
                 raise PhotoError(f"cannot create output folder {folder}: {exc.strerror}") from None
         elif not folder.is_dir():
             raise PhotoError(f"output folder does not exist: {folder}")
-        failed = 0
+        failed = []
         for source, target in targets:
             try:
                 request.format = _format(target)
@@ -99,10 +100,12 @@ def run_id_mode(settings: Settings) -> int:
             except (IdPhotoError, MediaError, PhotoError) as exc:
                 if not src.is_dir():  # one picture: its error is the run's (a folder goes on)
                     raise
-                failed += 1
+                failed.append(f"{source.name}: {exc}")
                 log.error("skipped %s: %s", source.name, exc)
         if failed:
-            say(f"{failed} of {len(targets)} pictures failed")
+            say(f"{len(failed)} of {len(targets)} pictures failed: " + "; ".join(failed))
+            if len(failed) == len(targets):
+                remove_if_made(folder, made)
             return 1
         return 0
     finally:

@@ -176,6 +176,15 @@ def _plan(src: Path, dst: Path, transparent: bool, protected: tuple[Path, ...], 
     return [(source, target) for source, target in pairs if target not in existing]
 
 
+def remove_if_made(folder: Path, made: bool) -> None:
+    """A batch's output folder made by this run and left empty (every picture failed) is not left behind."""
+    if made:
+        try:
+            folder.rmdir()  # only if empty
+        except OSError:
+            pass
+
+
 def check_writable(folder: Path, made: bool) -> None:
     """PhotoError, before any model loads, for an output folder that is missing or cannot be
     written. ``made``: a batch's folder, made with its parents: its first existing parent is checked."""
@@ -205,6 +214,7 @@ def run_photo(engine: MattingEngine, input_path: str, output_path: str, backgrou
     src, dst = Path(input_path), Path(output_path)
     if targets is None:
         targets = plan_outputs(src, dst, background.transparent, protected=_background_files(background))
+    made = src.is_dir() and not dst.exists()
     if src.is_dir():
         try:
             dst.mkdir(parents=True, exist_ok=True)
@@ -241,6 +251,8 @@ def run_photo(engine: MattingEngine, input_path: str, output_path: str, backgrou
         finally:
             if bar is not None:
                 bar.close()
+            if not report.written:
+                remove_if_made(dst, made)
     return report
 
 

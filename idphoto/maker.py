@@ -68,7 +68,8 @@ class PhotoRequest:
             raise IdPhotoError(f"max_kb must be a positive number of kilobytes, got {self.max_kb:g}")
         transparent = canonical_name(self.background or "") in ("transparent", "")
         if transparent and fmt == "jpg":
-            raise IdPhotoError("JPEG cannot hold transparency: choose a background colour or PNG")
+            raise IdPhotoError("JPEG cannot hold transparency: choose a background colour (such as white; "
+                               "the API's default is transparent) or PNG")
         if self.size:
             width, height = parse_size(self.size, float(self.dpi)).pixels(float(self.dpi))
             if width * height > MAX_PHOTO_PIXELS:
@@ -250,7 +251,7 @@ class IdPhotoMaker:
                             f"(no room; make another sheet of {'it' if len(no_room) == 1 else 'them'})")
         sheet_image, count = make_sheet(photos, page, request.dpi, copies=copies)
         fmt = request.format if request.format in FORMATS else "jpg"
-        data = encode(sheet_image, fmt, request.dpi, request.max_kb)
+        data = encode(sheet_image, fmt, request.dpi, request.max_kb, what="sheet")
         return PhotoResult(sheet_image, data, fmt, request.dpi, size, None, warnings, count=count,
                            left_out=left_out + no_room)
 

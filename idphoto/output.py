@@ -63,13 +63,14 @@ def _kb(n: int) -> str:
 
 
 def encode(image: np.ndarray, fmt: str, dpi: float, max_kb: float | None = None,
-           quality: int = JPEG_QUALITY_MAX) -> bytes:
+           quality: int = JPEG_QUALITY_MAX, what: str = "photo") -> bytes:
     """``image`` (BGR/BGRA/grey uint8) as PNG or JPEG bytes carrying ``dpi``, within ``max_kb`` if given.
 
     JPEG without a limit uses ``quality``; with a limit, the highest quality from ``quality`` down to 10
     whose file is at most ``max_kb`` × 1024 bytes (nothing else changes: no resizing). PNG with a limit is
     saved at compression level 9 with optimisation. A BGRA image with any transparency cannot be a JPEG.
-    Raises :class:`IdPhotoError` when the limit cannot be met, saying the smallest size reachable.
+    Raises :class:`IdPhotoError` when the limit cannot be met, saying the smallest size reachable (of the
+    ``what``: "photo", or "sheet").
     """
     fmt = normalise_format(fmt)
     if not (isinstance(dpi, (int, float)) and 10 <= dpi <= 4800):
@@ -85,19 +86,20 @@ def encode(image: np.ndarray, fmt: str, dpi: float, max_kb: float | None = None,
         data = _save(pil, fmt, dpi, smallest=True)
         if len(data) > limit:
             raise SizeLimitError(f"the PNG is {_kb(len(data))} at best, over the {max_kb:g} KB limit: "
-                               f"choose jpg for a smaller file")
+                               + ("allow more KB (a transparent cut-out is PNG only)" if image.ndim == 3
+                                  and image.shape[2] == 4 else "choose jpg for a smaller file"))
         return data
-    return _fit_jpeg(pil, dpi, limit, max_kb, quality)
+    return _fit_jpeg(pil, dpi, limit, max_kb, quality, what)
 
 
-def _fit_jpeg(pil: Image.Image, dpi: float, limit: int, max_kb: float, quality: int) -> bytes:
+def _fit_jpeg(pil: Image.Image, dpi: float, limit: int, max_kb: float, quality: int, what: str = "photo") -> bytes:
     """The highest JPEG quality in [10, quality] whose file fits ``limit`` bytes (sizes grow with quality)."""
     best = _save(pil, "jpg", dpi, quality)
     if len(best) <= limit:
         return best
     smallest = _save(pil, "jpg", dpi, JPEG_QUALITY_MIN)
     if len(smallest) > limit:
-        raise SizeLimitError(f"cannot fit the photo in {max_kb:g} KB: the smallest JPEG at this pixel size is "
+        raise SizeLimitError(f"cannot fit the {what} in {max_kb:g} KB: the smallest JPEG at this pixel size is "
                            f"{_kb(len(smallest))} (quality {JPEG_QUALITY_MIN}); allow more KB")
     low, high, best = JPEG_QUALITY_MIN, quality, smallest   # low fits, high does not
     while high - low > 1:

@@ -117,6 +117,11 @@ def test_png_limit():
     assert read_back(data).info["dpi"] == pytest.approx((300, 300), abs=0.01)
     with pytest.raises(IdPhotoError, match="choose jpg"):
         encode(image, "png", 300, max_kb=20)
+    cutout = np.dstack([image, np.full(image.shape[:2], 128, np.uint8)])  # transparent: PNG only, no jpg to choose
+    with pytest.raises(IdPhotoError, match=r"allow more KB \(a transparent cut-out is PNG only\)"):
+        encode(cutout, "png", 300, max_kb=20)
+    with pytest.raises(IdPhotoError, match="cannot fit the sheet in 1 KB"):
+        encode(image, "jpg", 300, max_kb=1, what="sheet")
 
 
 def test_max_kb_search_is_fast():

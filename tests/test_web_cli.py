@@ -214,6 +214,9 @@ def test_a_token_is_generated_when_none_is_given(tmp_path):
     (["--image", "a.jpg", "--output", "b.jpg", "--id-size", "passport", "--sheet", ""], "--sheet: "),
     (["--image", "a.jpg", "--output", "b.jpg", "--id-size", "passport", "--face-weights", "nope.onnx"],
      "--face-weights"),
+    (["--image", "a.jpg", "--output", "b.jpg", "--id-size", "passport", "--face-weights", "."],
+     "--face-weights . is a folder: give the face model file in it"),
+    (["--image", "a.jpg", "--output", "b.jpg", "--id-size", ""], "--id-size is empty"),  # (was: no ID size at all)
 ])
 def test_bad_web_and_id_options_are_usage_errors(tmp_path, args, fragment):
     r = subprocess.run([sys.executable, str(ROOT / "live.py"), *args], cwd=tmp_path, capture_output=True,
@@ -344,6 +347,23 @@ def test_a_sheet_into_a_folder_that_cannot_be_written_is_refused_before_any_work
     assert main(["--image", str(need(PORTRAIT)), "--output", str(locked / "sheet.jpg"), "--id-size", "passport",
                  "--sheet", "4x6in", *selfie_args(), *face_args()]) == 2
     assert f"output folder is not writable: {locked}" in capsys.readouterr().err
+
+
+def test_a_batch_where_every_picture_fails_says_why_and_leaves_no_empty_folder(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.jpg").write_text("not a picture")
+    (folder / "b.png").write_bytes(b"")
+    for extra in ([], ["--id-size", "passport", *face_args()]):
+        out = tmp_path / "results"
+        r = run_cli(tmp_path, "--image", str(folder), "--output", str(out), *extra, *selfie_args())
+        assert r.returncode == 1 and "2 of 2 pictures failed: a.jpg: " in r.stderr and "; b.png: " in r.stderr, \
+            r.stderr
+        assert not out.exists()  # made by the run, left empty: gone
+        out.mkdir()
+        r = run_cli(tmp_path, "--image", str(folder), "--output", str(out), *extra, *selfie_args())
+        assert r.returncode == 1 and out.is_dir()  # the user's own folder stays
+        out.rmdir()
 
 
 def test_id_photo_on_a_picture_background_from_the_command_line(tmp_path):

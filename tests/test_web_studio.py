@@ -359,3 +359,26 @@ def test_studio_downloads_keep_names_in_any_script_and_never_differ_by_case_only
     finally:
         maker.close()
         uploads.cleanup()
+
+
+def test_empty_and_non_picture_uploads_are_told_plainly_in_the_studio_as_over_rest(tmp_path):
+    """The studio said "a rare kind such as a 32-bit float TIFF" for an empty file and for text."""
+    from web.uploads import UploadError
+
+    uploads = UploadFolder()
+    try:
+        empty, text = uploads.path / "empty.jpg", uploads.path / "notes.jpg"
+        empty.write_bytes(b"")
+        text.write_text("hello")
+        with pytest.raises(UploadError, match="the uploaded file is empty"):
+            uploads.read_picture_file(empty)
+        with pytest.raises(UploadError, match="not a picture, or a damaged one") as refused:
+            uploads.read_picture_file(text)
+        assert "TIFF" not in str(refused.value) and refused.value.status == 415
+    finally:
+        uploads.cleanup()
+
+
+def test_a_jpeg_id_photo_over_the_api_without_a_background_says_the_default_is_transparent(studio):
+    r = post_photo(studio, size="passport", format="jpg")
+    assert r.status_code == 400 and "the API's default is transparent" in r.json()["error"], r.text

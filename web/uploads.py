@@ -66,14 +66,15 @@ class UploadFolder:
             path.unlink(missing_ok=True)
 
     def read_picture_file(self, path: str | os.PathLike) -> np.ndarray:
+        if os.path.getsize(path) == 0:
+            raise UploadError("the uploaded file is empty")
         try:
             header = probe_image(path)
         except MediaError:
             raise UploadError(f"picture too large: far over the {self.max_pixels / 1e6:.0f} megapixels this server "
                               f"accepts", 413) from None
         if header is None:
-            raise UploadError("not a picture this server can check (damaged, or a rare kind such as a 32-bit float "
-                              "TIFF): upload a JPEG, PNG or WebP photo", 415)
+            raise UploadError("not a picture, or a damaged one: upload a JPEG, PNG or WebP photo", 415)
         width, height, _ = header
         if width * height > self.max_pixels:
             raise UploadError(f"picture too large: {width}x{height} is {round(width * height / 1e6, 1):g} megapixels, "
