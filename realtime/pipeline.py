@@ -53,7 +53,7 @@ from .stats import RunStats
 
 log = logging.getLogger(__name__)
 
-LOST_NOTICE = "camera lost - reconnecting"
+LOST_NOTICE, FILE_NOTICE = "camera lost - reconnecting", "the file could not be read - trying again"
 STALL_NOTICE = "no frames from the camera - waiting"
 STOP_TIMEOUT_S = 1.5
 MODES = ("sync", "async")
@@ -337,7 +337,7 @@ class Pipeline:
             return
         if now - self._last_output_at >= 1.0 / max(1.0, self.source.fps):
             last = self._last_output
-            self._send(last, now, notice=LOST_NOTICE if lost else STALL_NOTICE)
+            self._send(last, now, notice=(LOST_NOTICE if self.source.live else FILE_NOTICE) if lost else STALL_NOTICE)
             self._last_output = last
 
     def _handle_keys(self) -> None:

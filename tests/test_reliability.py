@@ -507,6 +507,21 @@ def test_a_file_that_opens_but_cannot_be_read_any_more_ends_the_run(caplog):
     assert "camera lost" not in caplog.text  # (a file, not a camera)
 
 
+@pytest.mark.parametrize("live", [True, False], ids=["camera", "file"])
+def test_the_banner_while_a_source_is_read_again_says_camera_or_file(monkeypatch, live):
+    """A file cut short while it played showed "camera lost - reconnecting" on screen."""
+    import realtime.pipeline as pipeline_module
+    from realtime.pipeline import FILE_NOTICE
+
+    notices = []
+    monkeypatch.setattr(pipeline_module, "draw_notice", lambda image, text: (notices.append(text), image)[1])
+    source = SyntheticSource(fps=30, frames=10_000, fail_between=(10, 13), live=live)  # (a file: 5 tries)
+    pipeline = make_pipeline(source, IndexEngine(), mode="async", reconnect=True, duration=2.5)
+    pipeline.capture.backoff = (0.05, 0.1)
+    pipeline.run()
+    assert notices and set(notices) == {LOST_NOTICE if live else FILE_NOTICE}, set(notices)
+
+
 def _mjpg_clip(path, frames: int, damaged=()) -> bytes:
     """An MJPG AVI of ``frames`` 160x120 frames, frame i at mean brightness 5 i + 30 (noisy, so the
     file is far larger than the decoder's read-ahead), with the JPEG data of the ``damaged`` frames
