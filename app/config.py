@@ -53,8 +53,9 @@ LIVE_ONLY = ("source", "record", "vcam", "every_frame", "loop", "max_frames", "d
 LIVE_TUNING = {"camera": "0", "motion_comp": True, "matte_every": 1, "max_matte_rate": None,
                "inference_share": None, "skip_still": True, "pause_unwatched": True, "stats": False,
                "stats_interval": 5.0}
-#: Settings of a real-time run that a conversion (--every-frame) cannot use: left out when they come
-#: from a config file (one file serves live runs and conversions), refused when given on the command line.
+#: Settings of a real-time run that a conversion (--every-frame on the command line) cannot use: left out
+#: when they come from a config file (one file serves live runs and conversions), refused when given on the
+#: command line or beside ``every_frame = true`` in the file itself.
 REALTIME_ONLY = ("max_matte_rate", "inference_share", "vcam", "vcam_device", "vcam_backend", "vcam_fps", "mode")
 #: Settings of a webcam: refused with a --source (but --fps sets a picture source's rate), except
 #: with --web, where they serve a camera picked in the Live tab.
@@ -372,10 +373,11 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
             for name in WEBCAM_ONLY:  # nor its webcam settings to a --source
                 if name not in given and values.pop(name, None) is not None:
                     log.debug("--source: ignoring %s from %s", name, args.config)
-        if values.get("every_frame") or args.every_frame:  # nor its real-time settings to a conversion
+        if args.every_frame:  # nor its real-time settings to a conversion asked for on the command line
             for name in REALTIME_ONLY:
                 if name not in given and values.get(name) not in (None, False, "sync"):
-                    log.debug("--every-frame: ignoring %s from %s", name, args.config)
+                    log.info("--every-frame: leaving out %s from %s (a conversion does not use it)", name,
+                             args.config)
                     del values[name]
     values.update({key: getattr(args, key) for key in given})
     if args.export_onnx:  # it writes the file and exits: any other work asked for would silently not happen

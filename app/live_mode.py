@@ -37,7 +37,7 @@ def run_live(settings: Settings) -> int:
         stats = pipeline.run()  # (Ctrl-C stops it: a KeyboardInterrupt in its render loop)
     finally:
         restore()
-    with ctrl_c_waits():  # a Ctrl-C after the run has stopped (a second one) has nothing left to stop
+    with ctrl_c_waits(quiet=True):  # a Ctrl-C after the run has stopped (a second one) has nothing left to stop
         if pipeline.stop_reason:
             log.info("stopped: %s", pipeline.stop_reason)
         if settings.stats:

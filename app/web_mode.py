@@ -50,7 +50,11 @@ def run_web(settings: Settings) -> int:
         build_background(settings, photo=False).close()  # a bad --background is refused before the server starts
     live = LiveHandle(settings.source or settings.camera, source=settings.source)
     server = WebServer(build_id_maker(settings), live, web_options(settings))
-    server.start()
+    try:
+        server.start()
+    except BaseException:  # a taken port, an app that cannot be made, Ctrl-C while it starts
+        server.stop()      # (its temporary upload folder goes too; stopping twice is harmless)
+        raise
     local = f"http://127.0.0.1:{settings.port}/" + (f"?token={server.options.token}" if server.options.token else "")
     shown = server.url if server.url == local else f"{server.url} (on this computer: {local})"
     say(f"studio and live panel: {shown}", sys.stdout)  # the CLI's own output

@@ -21,7 +21,8 @@ from .errors import MediaError
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".bmp", ".webp", ".avif", ".tif", ".tiff", ".jp2", ".pgm", ".ppm"}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".bmp", ".webp", ".avif", ".tif", ".tiff",
+                    ".jp2", ".pgm", ".ppm"}
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".gif"}
 #: Pictures above this many pixels are refused before decoding (a 12000×12000 image is 144 Mpx);
 #: just under Pillow's own ceiling (2 × ``Image.MAX_IMAGE_PIXELS``), so one limit and one message apply.

@@ -247,9 +247,11 @@ class IdPhotoMaker:
         if not photos:
             raise type(refused[0])(f"none of the {len(images)} pictures can make an ID photo; the first: {refused[0]}")
         if no_room:
-            warnings.append(f"the sheet holds {room} photos: left out {', '.join(no_room)} "
+            warnings.append(f"the sheet holds {room} photo{'s' if room != 1 else ''}: left out {', '.join(no_room)} "
                             f"(no room; make another sheet of {'it' if len(no_room) == 1 else 'them'})")
         sheet_image, count = make_sheet(photos, page, request.dpi, copies=copies)
+        if count < len(photos):  # (every photo has the size's pixels, so all that were made fit)
+            raise IdPhotoError(f"only {count} of {len(photos)} photos fit on the sheet")
         fmt = request.format if request.format in FORMATS else "jpg"
         data = encode(sheet_image, fmt, request.dpi, request.max_kb, what="sheet")
         return PhotoResult(sheet_image, data, fmt, request.dpi, size, None, warnings, count=count,

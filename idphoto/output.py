@@ -87,7 +87,8 @@ def encode(image: np.ndarray, fmt: str, dpi: float, max_kb: float | None = None,
         if len(data) > limit:
             raise SizeLimitError(f"the PNG is {_kb(len(data))} at best, over the {max_kb:g} KB limit: "
                                + ("allow more KB (a transparent cut-out is PNG only)" if image.ndim == 3
-                                  and image.shape[2] == 4 else "choose jpg for a smaller file"))
+                                  and image.shape[2] == 4 and (image[:, :, 3] < 255).any()
+                                  else "choose jpg for a smaller file"))
         return data
     return _fit_jpeg(pil, dpi, limit, max_kb, quality, what)
 

@@ -376,7 +376,8 @@ def _default_landmarks(weights_dir, offline) -> Path | None:
     try:
         return ensure_weights(FACE_LANDMARKS, weights_dir, offline=offline, validate=validate_tflite)
     except ModelUnavailable as exc:
-        log.warning("Face landmarks unavailable, so the chin is taken from the face box (less exact): %s",
+        log.warning("Face landmarks unavailable, so the chin is taken from the face box (less exact) and a "
+                    "picture turned on its side is not told: %s",
                     str(exc).replace("or pass an existing file with --weights PATH",
                                      "or put it beside the detector given with --face-weights"))
         return None

@@ -1,4 +1,4 @@
-"""Files written atomically: a temporary file beside the target, renamed into place.
+"""Files written atomically: a temporary file beside the target, renamed (or linked) into place.
 
 Unlike :func:`tempfile.mkstemp` (always mode 0600), the temporary file is
 created with mode 0666 less the user's umask, so what lands (photos, downloaded
@@ -49,13 +49,13 @@ def write_atomic(target: str | os.PathLike, data: bytes, replace: bool = True) -
 def _place_new(tmp: Path, target: Path) -> None:
     try:
         os.link(tmp, target)  # FileExistsError if the name is taken
+        return
     except FileExistsError:
-        raise FileExistsError(errno.EEXIST, "it exists now (made while this ran): not replaced", str(target)) \
-            from None
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
-            raise
-        if os.path.lexists(target):  # no hard links here (FAT, some network shares)
-            raise FileExistsError(errno.EEXIST, "it exists now (made while this ran): not replaced",
-                                  str(target)) from None
-        os.replace(tmp, target)
+        pass
+    except OSError:  # no hard links here (FAT and exFAT drives, some shares: EPERM, EINVAL, EACCES, ...)
+        if not os.path.lexists(target):
+            os.replace(tmp, target)
+            return
+    what = "a folder" if target.is_dir() else "a link to nothing" if not target.exists() else "a file"
+    raise FileExistsError(errno.EEXIST, f"there is {what} of that name now (made while this ran): not replaced",
+                          str(target))

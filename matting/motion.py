@@ -30,8 +30,15 @@ from .framememo import FrameMemo
 #: a flow); never larger than the frame itself (a tiny frame scaled up gave the flow nothing more to see).
 FLOW_AREA = 256 * 144
 #: Frames of fewer pixels are not warped at all: at 64x48 the warped matte was further from the answer
-#: than the unwarped one (``bench/lag.py``, N = 6: 1.04 of its error; 0.91 at 128x72).
-MIN_FLOW_AREA = 64 * 64
+#: than the unwarped one (``bench/lag.py``, N = 6: 1.04 of its error; 0.91 at 128x72); nor frames whose
+#: flow frame would be under MIN_FLOW_SIDE on a side (DIS fails below that: a 10x1000 frame).
+MIN_FLOW_AREA, MIN_FLOW_SIDE = 64 * 64, 16
+
+
+def flow_size(h: int, w: int, area: int = FLOW_AREA) -> tuple[int, int]:
+    """``(width, height)`` of the flow frame of an ``h`` x ``w`` frame (see :data:`FLOW_AREA`)."""
+    scale = min(1.0, (area / (h * w)) ** 0.5)
+    return max(1, round(w * scale)), max(1, round(h * scale))
 #: DIS's finest pyramid level (0 = flow at full flow-frame resolution). ULTRAFAST's own 2 computes
 #: the flow at 64 px wide; 1 (128 px) cut the lag error from 0.78 to 0.72 of the stale matte's at
 #: N = 6 in ``bench/lag.py`` for 1 ms more; 0 gave 0.67 for 4 ms more.
@@ -97,9 +104,7 @@ class MotionCompensator:
         self._grid: dict[tuple, np.ndarray] = {}  # pixel grids by size (x, y), without relative maps
 
     def _gray(self, frame: np.ndarray) -> np.ndarray:
-        h, w = frame.shape[:2]
-        scale = min(1.0, (self.flow_area / (h * w)) ** 0.5)
-        size = (max(8, round(w * scale)), max(8, round(h * scale)))
+        size = flow_size(*frame.shape[:2], self.flow_area)
         # Bilinear, not area, resampling: 7x cheaper at 720p (0.3 vs 2.3 ms here); the aliasing
         # does not hurt DIS (bench/lag.py gives the same errors).
         small = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
@@ -172,11 +177,11 @@ class MotionCompensator:
                 pairs[id(from_frame)] = (weakref.ref(from_frame), flow)
         return flow
 
-    @staticmethod
-    def _warpable(from_frame: np.ndarray, to_frame: np.ndarray) -> bool:
+    def _warpable(self, from_frame: np.ndarray, to_frame: np.ndarray) -> bool:
         """False for the same frame, frames of different sizes, or frames too small to follow motion in."""
-        return (from_frame is not to_frame and from_frame.shape == to_frame.shape
-                and from_frame.shape[0] * from_frame.shape[1] >= MIN_FLOW_AREA)
+        h, w = from_frame.shape[:2]
+        return (from_frame is not to_frame and from_frame.shape == to_frame.shape and h * w >= MIN_FLOW_AREA
+                and min(flow_size(h, w, self.flow_area)) >= MIN_FLOW_SIDE)
 
     def prepare(self, from_frame: np.ndarray, to_frame: np.ndarray) -> bool:
         """Make the flow :meth:`warp` will need for this pair now (on another thread, ahead of it);

@@ -257,7 +257,7 @@ class Pipeline:
             now = self.clock()
             if now - self._last_output_at >= 1.0:
                 self._send(self._last_output, now)
-                self.stats.record_output(0.0, 0.0, now)  # (the rate sent: once a second)
+                self.stats.record_idle_output(now)  # (the rate sent: once a second)
             self.stop_event.wait(0.05)
             return not self.frames.closed
         # sync: driven by new mattes (each with its own frame); async: by new frames

@@ -37,11 +37,11 @@ def install_signal_handlers(pipeline) -> Callable[[], None]:
 
 
 @contextmanager
-def ctrl_c_waits() -> Iterator[None]:
+def ctrl_c_waits(quiet: bool = False) -> Iterator[None]:
     """While a run stops (threads joined, the recording finalised, the terminal restored), a
     further Ctrl-C is noted, not raised: a KeyboardInterrupt in the middle of that would leave the
     recording without its index (unplayable) and the terminal without echo. Stopping is bounded
-    (a few seconds at most), so nobody waits long."""
+    (a few seconds at most), so nobody waits long. ``quiet``: nothing is said (all is closed already)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -49,7 +49,7 @@ def ctrl_c_waits() -> Iterator[None]:
     said = []
 
     def handler(signum, frame):
-        if not said:  # (once: Ctrl-C held down or pressed again and again)
+        if not said and not quiet:  # (once: Ctrl-C held down or pressed again and again)
             said.append(True)
             log.warning("stopping: finishing the recording and closing the outputs (a few seconds at most)")
 

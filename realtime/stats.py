@@ -112,6 +112,11 @@ class RunStats:
             return float("nan")
         return (self.outputs - 1) / (self.last_output_at - self.first_output_at)
 
+    def record_idle_output(self, now: float) -> None:
+        """A frame sent again while nobody watches: counted in the output rate, not in the latency."""
+        self.outputs += 1
+        self.output.tick(now)
+
     def record_output(self, latency_s: float, composite_s: float, now: float) -> None:
         if self.first_output_at is None:
             self.first_output_at = now
@@ -138,7 +143,8 @@ class RunStats:
         now = time.monotonic() if now is None else now
         recent = list(self.latency_ms)[-300:]
         return (f"output {self.output.rate(now):5.1f} fps | capture {capture_fps:5.1f} fps | "
-                f"mattes {self.mattes.rate(now):5.1f}/s ({figure(self.percentile(list(self.infer_ms)[-50:], 50))} ms) | "
+                f"mattes {self.mattes.rate(now):5.1f}/s "
+                f"({figure(self.percentile(list(self.infer_ms)[-50:], 50))} ms) | "
                 f"latency p50 {figure(self.percentile(recent, 50))} ms p95 {figure(self.percentile(recent, 95))} ms | "
                 f"cpu {figure(self.cpu_cores, '.2f')} cores")
 
@@ -150,9 +156,10 @@ class RunStats:
         return (f"{self.outputs} frame{'' if self.outputs == 1 else 's'} in {elapsed:.1f} s: output "
                 f"{self.outputs / elapsed:.1f} fps, "
                 f"capture {capture_frames / elapsed:.1f} fps, mattes {self.mattes.count / elapsed:.1f}/s "
-                f"(inference p50 {self.percentile(self.infer_ms, 50):.0f} ms), latency p50 "
-                f"{self.percentile(self.latency_ms, 50):.0f} ms, p95 {self.percentile(self.latency_ms, 95):.0f} ms, "
-                f"p99 {self.percentile(self.latency_ms, 99):.0f} ms; cpu "
+                f"(inference p50 {figure(self.percentile(self.infer_ms, 50))} ms), latency p50 "
+                f"{figure(self.percentile(self.latency_ms, 50))} ms, "
+                f"p95 {figure(self.percentile(self.latency_ms, 95))} ms, "
+                f"p99 {figure(self.percentile(self.latency_ms, 99))} ms; cpu "
                 f"{(time.process_time() - self._cpu_started) / elapsed:.2f} cores; {steady}")
 
     #: the stages in the order a frame meets them (others, if any, after these)

@@ -466,6 +466,10 @@ def test_a_config_files_real_time_settings_do_not_stop_a_conversion(tmp_path):
     assert (live.inference_share, live.max_matte_rate, live.vcam) == (0.35, 2.5, True)
     with pytest.raises(UsageError, match="--max-matte-rate is for live mode"):
         settings_from_args(["--config", str(cfg), "--source", "clip.mp4", "--every-frame", "--max-matte-rate", "2"])
+    both = tmp_path / "both.toml"  # a file that contradicts itself is refused, not quietly half-used
+    both.write_text("every_frame = true\nvcam = true\nmode = \"sync\"\n")
+    with pytest.raises(UsageError, match="--vcam needs a real-time run"):
+        settings_from_args(["--config", str(both), "--source", "clip.mp4"])
 
 
 @pytest.mark.parametrize("option", [["--pause-unwatched", "off"], ["--stats"], ["--stats-interval", "2"]])

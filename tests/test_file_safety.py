@@ -1,5 +1,6 @@
 """Nothing of the user's is lost: inputs are never overwritten, files land with normal permissions."""
 
+import errno
 import os
 import subprocess
 import sys
@@ -231,7 +232,7 @@ def test_a_file_made_while_a_picture_is_processed_is_not_replaced(tmp_path, monk
         return np.zeros((48, 64, 4), np.uint8), True
 
     monkeypatch.setattr(photo_mode, "cut_out", cut_out_while_the_user_saves)
-    with pytest.raises(photo_mode.WriteError, match="exists now"):
+    with pytest.raises(photo_mode.WriteError, match="there is a file of that name now"):
         photo_mode.run_photo(None, str(src), str(out), None, None, progress=False, targets=[(src, out)])
     assert out.read_bytes() == b"saved by the user meanwhile"
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
@@ -249,3 +250,23 @@ def test_writing_without_replacing_never_replaces_and_leaves_no_temporary_file(t
     with pytest.raises(FileExistsError):
         write_atomic(target, b"newer", replace=False)
     assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["x.bin"]
+
+
+@pytest.mark.parametrize("err", [errno.EINVAL, errno.EPERM, errno.EACCES], ids=["exFAT-on-Windows", "FAT", "FUSE"])
+def test_writing_without_replacing_works_where_there_are_no_hard_links(tmp_path, monkeypatch, err):
+    """A USB stick or share without hard links: every photo failed with "Incorrect function"."""
+    from matting import files
+
+    def no_links(src, dst):
+        raise OSError(err, os.strerror(err))
+
+    monkeypatch.setattr(files.os, "link", no_links)
+    target = tmp_path / "x.bin"
+    files.write_atomic(target, b"new", replace=False)
+    assert target.read_bytes() == b"new"
+    with pytest.raises(FileExistsError, match="there is a file of that name now"):
+        files.write_atomic(target, b"newer", replace=False)
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(FileExistsError, match="a link to nothing"):
+        files.write_atomic(tmp_path / "gone", b"x", replace=False)
+    assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["gone", "x.bin"]

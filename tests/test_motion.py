@@ -81,6 +81,12 @@ def test_frames_too_small_to_follow_motion_in_keep_the_matte_as_it_is():
     motion = MotionCompensator()
     assert not motion.prepare(*small)
     assert motion.warp(alpha0, *small) is alpha0
+    # nor frames whose flow frame would be a few pixels high (DIS failed on a 10x1000 frame: the run ended)
+    rng = np.random.default_rng(0)
+    for h, w in [(10, 1000), (8, 600), (24, 5000), (1000, 10)]:
+        frame = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        alpha = rng.random((h, w), dtype=np.float32)
+        assert motion.warp(alpha, frame, np.roll(frame, 2, axis=1)) is alpha
 
 
 def test_relative_maps_are_used_only_where_they_sample_exactly_as_grid_plus_flow(monkeypatch):

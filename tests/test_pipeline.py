@@ -585,6 +585,8 @@ def test_figures_not_measured_yet_read_as_a_dash_not_nan():
     assert "nan" not in line and "cpu - cores" in line and "latency p50 - ms" in line, line
     hud = hud_lines(fresh, "blur", ViewState(), time.monotonic())[0]
     assert "nan" not in hud and hud.endswith("cpu - cores"), hud
+    summary = fresh.summary(0)  # a run that ended before any matte or output
+    assert "nan" not in summary and "inference p50 - ms" in summary and "latency p50 - ms" in summary, summary
 
 
 def test_rate_meter_reads_slow_rates_and_decays_when_events_stop():

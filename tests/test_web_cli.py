@@ -329,7 +329,7 @@ def test_a_sheet_names_the_pictures_it_has_no_room_for_and_does_not_read_them(tm
     r = run_cli(tmp_path, "--image", str(folder), "--output", str(out), "--id-size", "passport",
                 "--sheet", "45x55mm", *selfie_args(), *face_args())  # room for one passport photo
     assert r.returncode == 1 and out.is_file(), r.stderr
-    assert "the sheet holds 1 photos: left out b.jpg, c.jpg (no room" in r.stderr, r.stderr
+    assert "the sheet holds 1 photo: left out b.jpg, c.jpg (no room" in r.stderr, r.stderr
     assert "2 of 3 pictures are not on the sheet: b.jpg, c.jpg" in r.stderr
     assert "readable" not in r.stderr  # c.jpg was not decoded
 

@@ -194,11 +194,7 @@ class WebServer:
     def start(self) -> None:
         import uvicorn
 
-        try:
-            _check_port(self.options.host, self.options.port)
-        except WebError:
-            self.stop()  # (its upload folder goes too: nothing was served)
-            raise
+        _check_port(self.options.host, self.options.port)
         app = create_app(self.maker, self.live, self.options, self.uploads)
         config = uvicorn.Config(app, host=self.options.host, port=self.options.port, log_level="warning",
                                 access_log=False, timeout_graceful_shutdown=0.5, lifespan="on")

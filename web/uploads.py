@@ -66,7 +66,11 @@ class UploadFolder:
             path.unlink(missing_ok=True)
 
     def read_picture_file(self, path: str | os.PathLike) -> np.ndarray:
-        if os.path.getsize(path) == 0:
+        try:
+            empty = os.path.getsize(path) == 0
+        except OSError:  # gone meanwhile (a cache cleaned up)
+            raise UploadError("the uploaded file is gone: upload it again", 415) from None
+        if empty:
             raise UploadError("the uploaded file is empty")
         try:
             header = probe_image(path)
@@ -116,7 +120,11 @@ def safe_stem(filename: str, letters: str = "ascii", fallback: str = "background
     stem = unicodedata.normalize("NFKC" if letters == "any" else "NFKD", Path(Path(filename or "").name).stem)
     if letters != "any":
         stem = stem.encode("ascii", "ignore").decode()
-    stem = re.sub(r"[^\w-]+" if letters == "any" else r"[^A-Za-z0-9_-]+", "-", stem).strip("-_")[:60]
+    if letters == "any":  # letters, digits and marks of any script (हिन्दी keeps its vowel signs)
+        stem = "".join(c if unicodedata.category(c)[0] in "LNM" or c in "-_" else " " for c in stem)
+        stem = re.sub(r"\s+", "-", stem.strip())
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", stem) if letters != "any" else stem
+    stem = stem.strip("-_")[:60]
     return stem or fallback
 
 
