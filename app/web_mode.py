@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 
 from realtime import SinkError, SourceError, has_display, install_signal_handlers, make_source, say
+from realtime.controls import TerminalKeys, action_for_key
 from realtime.remote import LiveHandle
 from web import WebOptions, WebServer, is_loopback
 from web.guard import new_token
@@ -97,7 +98,7 @@ def run_live_loop(settings: Settings, live: LiveHandle, stopping: threading.Even
             log.warning("live view unavailable: %s (the studio still works; pick another camera in the "
                         "Live tab)", exc)
             live.detach("failed", str(exc))
-            if not live.wait_for_restart():
+            if not wait_for_restart(live, stopping):
                 return
             continue
         except BaseException:
@@ -128,8 +129,31 @@ def run_live_loop(settings: Settings, live: LiveHandle, stopping: threading.Even
         if reason.startswith(USER_STOPS) or stopping.is_set():
             return  # (the process ends: nothing to collect)
         gc.collect()
-        if not live.wait_for_restart():
+        if not wait_for_restart(live, stopping):
             return
+
+
+def wait_for_restart(live: LiveHandle, stopping: threading.Event) -> bool:
+    """Wait for a retry from the Live tab (True); q or Esc in the terminal stop the server meanwhile,
+    as they do while a run goes (False; so do a signal and a closed handle)."""
+    quit_now = threading.Event()
+    keys = TerminalKeys(quit_now)
+    keys.start()
+    if keys.enabled:
+        say("the studio still works; q or Esc here (or Ctrl-C) stops the server")
+    try:
+        while not (stopping.is_set() or live.closed):
+            if live.wait_for_restart(timeout=0.1):
+                return True
+            if any((action_for_key(key) or ("",))[0] == "quit" for key in keys.drain()):
+                log.info("stopping the server (q)")
+                return False
+        return False
+    finally:
+        quit_now.set()
+        if keys.is_alive():
+            keys.join(1.0)
+        keys.restore()
 
 
 def next_free(path: str) -> str:

@@ -298,3 +298,30 @@ def test_a_burst_of_keys_is_carried_out_whole(reference_ckpt, vlog_path):
         proc.wait(timeout=10)
     finally:
         finish(proc, master)
+
+
+@pytest.mark.parametrize("key", [b"q", b"\x1b"], ids=["q", "Esc"])
+def test_q_stops_the_web_server_while_no_live_run_goes(tmp_path, key):
+    """No camera (the default `--web` on a machine without one), or the source ended: q and Esc
+    only echoed, and the server ran on until Ctrl-C, although the README says they stop it."""
+    import socket
+
+    from conftest import MODELS, need
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "live.py"), "--web", "--no-window", "--camera", "97",
+                             "--port", str(port), "--model", "selfie", "--weights",
+                             str(need(MODELS / "selfie_segmentation.onnx"))],
+                            stdin=slave, stdout=slave, stderr=slave, close_fds=True, cwd=tmp_path,
+                            env={**os.environ, "MODNET_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"})
+    os.close(slave)
+    try:
+        read_until(master, "q or Esc here (or Ctrl-C) stops the server", timeout=120)
+        os.write(master, key)
+        proc.wait(timeout=15)
+        assert proc.returncode == 0
+    finally:
+        finish(proc, master)
