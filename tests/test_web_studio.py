@@ -382,3 +382,16 @@ def test_empty_and_non_picture_uploads_are_told_plainly_in_the_studio_as_over_re
 def test_a_jpeg_id_photo_over_the_api_without_a_background_says_the_default_is_transparent(studio):
     r = post_photo(studio, size="passport", format="jpg")
     assert r.status_code == 400 and "the API's default is transparent" in r.json()["error"], r.text
+
+
+def test_cut_out_mode_locks_the_controls_it_ignores():
+    """Cut-out mode left Background (white) and Format (jpg) to choose, and made a transparent PNG anyway."""
+    pytest.importorskip("gradio")
+    from web.studio_ui import MODES, mode_controls
+
+    size, background, fmt, button = mode_controls(MODES[1])
+    assert not size["interactive"] and not background["interactive"] and not fmt["interactive"]
+    assert fmt["value"] == "png" and background["value"] == "transparent" and button["value"] == "Make cut-out"
+    size, background, fmt, button = mode_controls(MODES[0])
+    assert size["interactive"] and background["interactive"] and fmt["interactive"]
+    assert fmt["value"] == "jpg" and button["value"] == "Make ID photo"

@@ -76,6 +76,18 @@ def _number(value, name: str) -> float:
         raise IdPhotoError(f"{name} must be a number, got {str(value)[:40]!r}") from None
 
 
+def mode_controls(mode: str) -> tuple[dict, dict, dict, dict]:
+    """What the "Make" choice does to the size, background and format controls and the button: a
+    cut-out is the whole picture, transparent, PNG (they were left to choose, and silently ignored)."""
+    import gradio as gr
+
+    id_photo = mode == MODES[0]
+    return (gr.update(interactive=id_photo),
+            gr.update(interactive=id_photo, value="white" if id_photo else "transparent"),
+            gr.update(interactive=id_photo, value="jpg" if id_photo else "png"),
+            gr.update(value="Make ID photo" if id_photo else "Make cut-out"))
+
+
 class StudioActions:
     """What the studio's buttons do; plain methods, so tests can call them without a browser."""
 
@@ -286,7 +298,7 @@ def build_studio(maker: IdPhotoMaker, uploads: UploadFolder, live_panel: bool = 
         background.change(lambda b: (gr.update(visible=b == "custom colour"), gr.update(visible=b == "picture")),
                           background, [color, bg_picture], queue=False)
         size.change(lambda s: gr.update(visible=s == CUSTOM), size, custom, queue=False)
-        mode.change(lambda m: gr.update(interactive=m == MODES[0]), mode, size, queue=False)
+        mode.change(mode_controls, mode, [size, background, fmt, make], queue=False)
         previews = gr.State(None)
         common = [files, webcam, mode, background, color, bg_picture, size, custom, dpi, fmt, max_kb]
         # preprocess=False: the files as uploaded, unopened (StudioActions._read checks them first)
