@@ -21,8 +21,8 @@ class FlowAhead:
     flow from the newest matte's frame to this frame (:meth:`MotionCompensator.prepare`), made
     before the frame is handed on, so the render loop's warp only applies it (the flow is about
     two thirds of the warp's time; with another matte by then, the render loop makes its own).
-    Nothing while ``idle()`` (nobody watches: the last frame repeats). A failure here is left to
-    the render loop's own warp to report: the capture goes on."""
+    Nothing while ``idle()`` (inference rests: nobody watches, or the user paused; the last frame
+    repeats). A failure here is left to the render loop's own warp to report: the capture goes on."""
 
     def __init__(self, motion: MotionCompensator, mattes: LatestSlot, stats: RunStats, idle: Callable[[], bool]):
         self.motion, self.mattes, self.stats, self.idle = motion, mattes, stats, idle

@@ -49,7 +49,7 @@ from .signals import ctrl_c_waits
 from .sinks import Sink, WindowSink, save_snapshot
 from .slots import LatestSlot, SlotClosed
 from .sources import FrameSource
-from .stats import RunStats
+from .stats import RunStats, json_figure
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class Pipeline:
         self.capture = CaptureThread(source, self.frames, self.stop_event, reconnect=options.reconnect,
                                      clock=clock, stats=self.stats,
                                      on_frame=None if self.motion is None else
-                                     FlowAhead(self.motion, self.mattes, self.stats, lambda: self.idle))
+                                     FlowAhead(self.motion, self.mattes, self.stats, self.inference_rests))
         self.inference = InferenceWorkers(engine, smoother, self.frames, self.mattes, self.stop_event, self.stats,
                                           count=options.inference_workers,
                                           cadence=MatteCadence(options.matte_every, options.max_matte_rate,
@@ -192,12 +192,16 @@ class Pipeline:
         now = self.clock()
         recent = list(self.stats.latency_ms)[-60:]
         frame = self._last_output
-        return {"fps": _num(self.stats.output.rate(now)), "mattes_per_s": _num(self.stats.mattes.rate(now)),
-                "latency_ms": _num(self.stats.percentile(recent, 50)), "cpu_cores": _num(self.stats.cpu_cores),
+        return {"fps": json_figure(self.stats.output.rate(now)), "mattes_per_s": json_figure(self.stats.mattes.rate(now)),
+                "latency_ms": json_figure(self.stats.percentile(recent, 50)), "cpu_cores": json_figure(self.stats.cpu_cores),
                 "background": self.library.current_name, "view": self.state.view, "paused": self.state.paused,
                 "engine": self.engine.name, "mode": self.mode, "idle": self.idle, "source": self.source.name,
                 "size": None if frame is None else [int(frame.shape[1]), int(frame.shape[0])],
-                "capture_fps": _num(self.capture_rate(now)), "blur_strength": self.library.blur_strength}
+                "capture_fps": json_figure(self.capture_rate(now)), "blur_strength": self.library.blur_strength}
+
+    def inference_rests(self) -> bool:
+        """Nobody watches, or the user paused an async run: no mattes and no flows are made."""
+        return self.inference.paused.is_set()
 
     def capture_rate(self, now: float) -> float:
         """Frames read per second lately (the same window as the output rate beside it)."""
@@ -235,20 +239,19 @@ class Pipeline:
             self.frames.mark_taken(1)
 
     def _check_idle(self) -> bool:
-        """True while nobody reads the only sink (and there is a frame to repeat)."""
-        if self._watched is None or self._last_output is None:
-            return False
-        viewers = self._watched.watchers() + (self.remote.watchers if self.remote is not None else 0)
-        idle = self._gate.idle(viewers, self.clock())
+        """True while nobody reads the only sink (and there is a frame to repeat). Inference (and the
+        flow) also rest while the user pauses an async run: its output is the frozen frame anyway."""
+        idle = False
+        if self._watched is not None and self._last_output is not None:
+            viewers = self._watched.watchers() + (self.remote.watchers if self.remote is not None else 0)
+            idle = self._gate.idle(viewers, self.clock())
         if idle != self.idle:
             self.idle = idle
-            if idle:
-                self.inference.paused.set()
-                log.info("nobody is watching the %s: inference paused (the last frame, once a second)",
-                         self._watched.name)
-            else:
-                self.inference.paused.clear()
-                log.info("the %s has a viewer again: resumed", self._watched.name)
+            log.info("nobody is watching the %s: inference paused (the last frame, once a second)"
+                     if idle else "the %s has a viewer again: resumed", self._watched.name)
+        rest = idle or (self.state.paused and self.mode == "async" and self._last_output is not None)
+        if rest != self.inference.paused.is_set():
+            (self.inference.paused.set if rest else self.inference.paused.clear)()
         return idle
 
     def _step(self) -> bool:
@@ -393,8 +396,3 @@ class Pipeline:
                 raise PipelineError(f"{name} failed: {type(exc).__name__}: {exc}") from exc
         if self.close_error is not None:  # a recording that did not finish whole
             raise PipelineError(str(self.close_error)) from self.close_error
-
-
-def _num(value: float, digits: int = 2) -> float | None:
-    """A figure for JSON: rounded, ``None`` when not measured yet (NaN)."""
-    return None if value != value else round(float(value), digits)

@@ -66,6 +66,11 @@ def figure(value: float, spec: str = ".0f") -> str:
     return "-" if value != value else format(value, spec)
 
 
+def json_figure(value: float, digits: int = 2) -> float | None:
+    """A figure for JSON: rounded, ``None`` when not measured yet (NaN)."""
+    return None if value != value else round(float(value), digits)
+
+
 class RunStats:
     """Everything the pipeline measures. Bounded memory: keeps the last ``keep`` samples."""
 
