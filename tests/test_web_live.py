@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -137,12 +138,15 @@ def test_the_frame_read_right_after_a_change_shows_it(run):
         assert np.allclose(now_color(), level, atol=40), view
 
 
-def test_hotkeys_and_panel_share_one_state(run):
+def test_hotkeys_and_panel_share_one_state(run, caplog):
+    caplog.set_level(logging.INFO, logger="web")
     assert run.client.post("/api/v1/live/view", json={"view": "matte"}).json() == {"view": "matte"}
+    assert "view: matte (from the browser)" in caplog.text  # logged, as a hotkey's change is
     assert run.pipeline.state.view == "matte"
     run.live.call(lambda p: p.apply("matte"))  # the m key toggles it back
     assert run.client.get("/api/v1/live/status").json()["view"] == "composite"
     assert run.client.post("/api/v1/live/pause", json={}).json() == {"paused": True}
+    assert "paused: the last frame keeps going out (from the browser)" in caplog.text
     assert run.client.get("/api/v1/live/status").json()["paused"] is True
     run.live.call(lambda p: p.apply("next"))
     assert run.client.get("/api/v1/live/status").json()["background"] == run.pipeline.library.current_name

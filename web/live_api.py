@@ -353,7 +353,9 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
             return error(400, f"view must be one of {', '.join(VIEWS)}")
 
         def set_view(p):
-            p.state.view = value
+            if p.state.view != value:
+                p.state.view = value
+                log.info("view: %s (from the browser)", value)  # (as a hotkey's change is logged)
             return value
 
         return {"view": call(set_view, shown=True)}
@@ -365,7 +367,10 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
             return error(400, 'send {"paused": true|false}, or nothing to toggle')
 
         def set_pause(p):
-            p.state.paused = (not p.state.paused) if wanted is None else wanted
+            paused = (not p.state.paused) if wanted is None else wanted
+            if paused != p.state.paused:
+                p.state.paused = paused
+                log.info("%s (from the browser)", "paused: the last frame keeps going out" if paused else "resumed")
             return p.state.paused
 
         return {"paused": call(set_pause, shown=True)}
