@@ -209,7 +209,7 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
     def frame():
         _, image = live.latest_frame()
         if image is None:
-            return error(503, f"no frame yet (the live view is {live.state})")
+            return error(503, f"no frame yet (the live view {_state_words(live.state)})")
         return Response(encode_jpeg(image, quality=90), media_type="image/jpeg",
                         headers={"Cache-Control": "no-store"})
 
@@ -217,7 +217,7 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
     def snapshot_png():
         _, image = live.latest_frame()
         if image is None:
-            return error(503, f"no frame yet (the live view is {live.state})")
+            return error(503, f"no frame yet (the live view {_state_words(live.state)})")
         ok, data = cv2.imencode(".png", image)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         return Response(data.tobytes(), media_type="image/png",
@@ -376,6 +376,11 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
         return {"paused": call(set_pause, shown=True)}
 
     return router
+
+
+def _state_words(state: str) -> str:
+    """"the live view ..." + this: "failed", "has ended", "is starting" (not "is failed")."""
+    return {"failed": "failed", "ended": "has ended", "stopped": "has stopped"}.get(state, f"is {state}")
 
 
 class Refused(Exception):
