@@ -39,6 +39,8 @@ def flow_size(h: int, w: int, area: int = FLOW_AREA) -> tuple[int, int]:
     """``(width, height)`` of the flow frame of an ``h`` x ``w`` frame (see :data:`FLOW_AREA`)."""
     scale = min(1.0, (area / (h * w)) ** 0.5)
     return max(1, round(w * scale)), max(1, round(h * scale))
+
+
 #: DIS's finest pyramid level (0 = flow at full flow-frame resolution). ULTRAFAST's own 2 computes
 #: the flow at 64 px wide; 1 (128 px) cut the lag error from 0.78 to 0.72 of the stale matte's at
 #: N = 6 in ``bench/lag.py`` for 1 ms more; 0 gave 0.67 for 4 ms more.

@@ -192,12 +192,13 @@ class Pipeline:
         now = self.clock()
         recent = list(self.stats.latency_ms)[-60:]
         frame = self._last_output
-        return {"fps": json_figure(self.stats.output.rate(now)), "mattes_per_s": json_figure(self.stats.mattes.rate(now)),
-                "latency_ms": json_figure(self.stats.percentile(recent, 50)), "cpu_cores": json_figure(self.stats.cpu_cores),
+        figure = json_figure
+        return {"fps": figure(self.stats.output.rate(now)), "mattes_per_s": figure(self.stats.mattes.rate(now)),
+                "latency_ms": figure(self.stats.percentile(recent, 50)), "cpu_cores": figure(self.stats.cpu_cores),
                 "background": self.library.current_name, "view": self.state.view, "paused": self.state.paused,
                 "engine": self.engine.name, "mode": self.mode, "idle": self.idle, "source": self.source.name,
                 "size": None if frame is None else [int(frame.shape[1]), int(frame.shape[0])],
-                "capture_fps": json_figure(self.capture_rate(now)), "blur_strength": self.library.blur_strength}
+                "capture_fps": figure(self.capture_rate(now)), "blur_strength": self.library.blur_strength}
 
     def inference_rests(self) -> bool:
         """Nobody watches, or the user paused an async run: no mattes and no flows are made."""
