@@ -39,7 +39,7 @@ import numpy as np
 
 from common import SELFIE_TFLITE, VLOG, default_weights, engine_for, fail, iter_frames, positive  # noqa: E402  (sets up the project's imports)
 from matting.metrics import FlickerMeter  # noqa: E402
-from matting.motion import MotionCompensator, scene_thumbnail  # noqa: E402
+from matting.motion import DIS_PRESETS, FINEST_SCALE, FLOW_AREA, MotionCompensator, flow_size, scene_thumbnail  # noqa: E402
 from realtime.capture import FramePacket  # noqa: E402
 from realtime.inference import MatteCadence  # noqa: E402
 
@@ -72,14 +72,35 @@ def positive_every(text: str) -> int:
     return value
 
 
+def flow_area(text: str) -> int:
+    """``WxH`` (the flow frame of a 16:9 clip; other shapes keep as many pixels) as a pixel count."""
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"the flow size is WIDTHxHEIGHT, such as 256x144; got {text!r}") from None
+    if width < 16 or height < 16:
+        raise argparse.ArgumentTypeError(f"the flow size must be at least 16x16, got {text!r}")
+    return width * height
+
+
+def finest_scale(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"the finest scale is a whole number, got {text!r}") from None
+    if not 0 <= value <= 4:
+        raise argparse.ArgumentTypeError(f"the finest scale is 0 (the flow frame itself) to 4, got {value}")
+    return value
+
+
 class Reuse:
     """``--matte-every N`` over a stream of frames: the cadence, the newest matte and its frame,
     and the errors and flicker of the mattes shown in between, as is and motion-compensated."""
 
-    def __init__(self, every: int, strict: bool = False):
+    def __init__(self, every: int, strict: bool = False, **flow):
         self.every = every
         self.cadence = MatteCadence(every, new_scenes=not strict)
-        self.compensator = MotionCompensator()
+        self.compensator = MotionCompensator(**flow)  # (flow: flow_area, preset, finest_scale)
         self.key: tuple[int, np.ndarray, np.ndarray] | None = None  # (t, frame, its matte): the newest matte
         self.mattes = 0
         self.rows: dict[str, list[tuple[float, float]]] = {"without": [], "with": [], "both": []}
@@ -141,6 +162,12 @@ def main() -> None:
     parser.add_argument("--weights", help="model file (default: the shared selfie model, or MODNet's checkpoint)")
     parser.add_argument("--frames", type=positive, help="use only the first N frames")
     parser.add_argument("--strict", action="store_true", help="a matte on exactly every N-th frame, even after a cut")
+    parser.add_argument("--flow-preset", choices=sorted(DIS_PRESETS), default="ultrafast",
+                        help="DIS preset (live runs: ultrafast); slower ones show how far a better flow goes")
+    parser.add_argument("--flow-size", type=flow_area, default=FLOW_AREA, metavar="WxH",
+                        help="pixels of the flow frame, as WIDTHxHEIGHT (live runs: 256x144; never above the clip's)")
+    parser.add_argument("--finest-scale", type=finest_scale, default=FINEST_SCALE,
+                        help=f"DIS's finest pyramid level, 0 = the flow frame itself (live runs: {FINEST_SCALE})")
     args = parser.parse_args()
     weights = args.weights or (SELFIE_TFLITE if args.model == "selfie" else default_weights())
     frames = iter_frames(Path(args.clip), args.frames)
@@ -149,7 +176,8 @@ def main() -> None:
         fail(f"{args.clip}: 1 frame; the benchmark needs at least two")
     engine = engine_for(args.model, weights)
     everies = args.every or [3, 6, 12]
-    runs = [Reuse(every, args.strict) for every in everies]
+    flow = dict(flow_area=args.flow_size, preset=args.flow_preset, finest_scale=args.finest_scale)
+    runs = [Reuse(every, args.strict, **flow) for every in everies]
     reference_flicker, count, alpha = FlickerMeter(), 0, None  # (alpha: the last reference)
     for t, frame in enumerate(chain([first, second], frames)):
         if frame.shape != first.shape:
@@ -163,6 +191,9 @@ def main() -> None:
     print(f"{Path(args.clip).name}: {count} frames {first.shape[1]}x{first.shape[0]}, "
           f"reference = {engine.describe()} on every frame, alpha {alpha.shape[1]}x{alpha.shape[0]}, "
           f"its flicker {meter_value(reference_flicker):.4f}")
+    compensator = runs[0].compensator
+    width, height = flow_size(*first.shape[:2], compensator.flow_area)
+    print(f"flow: DIS {compensator.preset}, {width}x{height}, finest scale {compensator._dis.getFinestScale()}")
     print("(with: the newest matte moved onto the frame, as live mode does; both: weighed with the next "
           "matte moved back, as --every-frame conversions do)")
     print(f"{'every N':>7s} {'mattes':>6s} {'edge |Δα| without':>18s} {'with':>8s} {'both':>8s} "

@@ -45,11 +45,16 @@ def flow_size(h: int, w: int, area: int = FLOW_AREA) -> tuple[int, int]:
 #: the flow at 64 px wide; 1 (128 px) cut the lag error from 0.78 to 0.72 of the stale matte's at
 #: N = 6 in ``bench/lag.py`` for 1 ms more; 0 gave 0.67 for 4 ms more.
 FINEST_SCALE = 1
+#: DIS's presets by name: live runs use ULTRAFAST; the slower ones show how far a better flow goes.
+DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 #: Mismatch (grey levels, averaged over 5x5) between the new frame and the old one warped along the
 #: flow, above which a pixel's flow is not trusted. (30 or 40 took the lag ratio at N = 12 from 0.62
 #: to 0.60 in ``bench/lag.py``, but the compensated mattes flickered more: 0.0044-0.0049 against
 #: 0.0034 at N = 24.)
 MISMATCH_LEVELS = 20.0
+
+
 def _exact_relative_map() -> int:
     """cv2.remap's flag for maps that hold offsets, not positions, where this OpenCV has it and it
     samples exactly where the grid + offset map does (5.0 does; 4.10-4.12 differ on about 0.1 % of
@@ -92,11 +97,13 @@ class MotionCompensator:
     shown frame lives (the newest :data:`FLOW_FRAMES`); one flow is made at a time.
     """
 
-    def __init__(self, flow_area: int = FLOW_AREA, mismatch_levels: float = MISMATCH_LEVELS):
+    def __init__(self, flow_area: int = FLOW_AREA, mismatch_levels: float = MISMATCH_LEVELS,
+                 preset: str = "ultrafast", finest_scale: int = FINEST_SCALE):
         self.flow_area = flow_area
         self.mismatch_levels = mismatch_levels
-        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
-        self._dis.setFinestScale(FINEST_SCALE)
+        self.preset = preset
+        self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])  # (the others: bench/lag.py --flow-preset)
+        self._dis.setFinestScale(finest_scale)
         self._lock = threading.Lock()  # one DIS and one cached gray frame: one flow at a time
         # per shown frame: {id(matte's frame): (weakref to it, (backward, reliable) or None when still)}
         self._flows = FrameMemo(FLOW_FRAMES)

@@ -48,6 +48,29 @@ def test_lag_benchmark_runs_and_compensation_beats_the_stale_matte():
     assert float(rows[False][3]) < float(rows[True][3]), rows
 
 
+def test_lag_benchmark_flow_options_reach_the_compensator(tmp_path):
+    """``--flow-preset``, ``--flow-size`` and ``--finest-scale`` (how far a better flow goes) are the
+    flow the warps use, named in the output: a square clip keeps the pixel count asked for."""
+    import cv2
+    import numpy as np
+
+    clip = tmp_path / "square.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 160))
+    for shift in range(8):
+        frame = np.full((160, 160, 3), 40, np.uint8)
+        cv2.circle(frame, (60 + 4 * shift, 80), 30, (200, 180, 160), -1)
+        writer.write(frame)
+    writer.release()
+    selfie = SHARED / "models" / "selfie_segmentation.onnx"
+    need(selfie)
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "lag.py"), "--clip", str(clip), "--every", "4",
+                             "--model", "selfie", "--weights", str(selfie), "--flow-preset", "medium",
+                             "--flow-size", "96x54", "--finest-scale", "0"], capture_output=True, text=True,
+                            timeout=300, cwd=ROOT, env={**os.environ, "MODNET_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "flow: DIS medium, 72x72, finest scale 0" in result.stdout, result.stdout
+
+
 def test_lag_and_flicker_benchmarks_refuse_bad_inputs_with_a_message(tmp_path):
     """A missing clip, a file with no video frames, a still image (one frame), N = 1, a model file
     that is not one: a message saying what is wrong and a non-zero exit, never a traceback."""
@@ -75,6 +98,10 @@ def test_lag_and_flicker_benchmarks_refuse_bad_inputs_with_a_message(tmp_path):
         (["lag.py", "--clip", str(clip), "--weights", str(text)], "unsupported model format"),
         (["lag.py", "--every", "abc"], "N must be a whole number, got 'abc'"),
         (["lag.py", "--frames", "x"], "expected a whole number"),
+        (["lag.py", "--flow-size", "256"], "the flow size is WIDTHxHEIGHT"),
+        (["lag.py", "--flow-size", "8x8"], "at least 16x16"),
+        (["lag.py", "--finest-scale", "-1"], "0 (the flow frame itself) to 4"),
+        (["lag.py", "--flow-preset", "slow"], "invalid choice"),
         (["gpu_check.py", "--device", "bogus", "--quick"], "runs on cpu, cuda or cuda:N"),
         (["budget.py", "--seconds", "0"], "--seconds must be between 1 and 3600"),
         (["budget.py", "--rates", "2,abc"], "'abc' is not a positive number"),

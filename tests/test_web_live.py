@@ -97,6 +97,16 @@ def test_status_reports_the_figures(run):
     assert 15 < s["fps"] < 45 and s["mattes_per_s"] > 0 and s["latency_ms"] >= 0
 
 
+def test_status_gives_a_colour_background_as_hex_for_the_colour_picker(run):
+    """The panel's colour picker started light blue whatever the run's colour: the status now
+    says the colour (names as the compositor paints them), null for anything else."""
+    status = lambda: run.client.get("/api/v1/live/status").json()  # noqa: E731
+    assert status()["background_color"] == "#000000"  # the run's black
+    for chosen, shown in (("blue", "#008fd5"), ("#4A90D9", "#4a90d9"), ("blur", None)):
+        assert run.client.post("/api/v1/live/background", json={"background": chosen}).status_code == 200
+        wait_until(lambda: status()["background_color"] == shown, what=f"{chosen} in the status")
+
+
 def test_switch_by_colour_name_and_upload_changes_the_output(run):
     assert np.allclose(frame_color(run), 0, atol=40)  # black background (the alpha is nearly 0)
     r = run.client.post("/api/v1/live/background", json={"background": "#ff0000"})

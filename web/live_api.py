@@ -65,7 +65,14 @@ class PreviewJpegs:
 #: The status's run figures while no run is going (starting, failed, ended): every key a running one
 #: has (see ``Pipeline.status``), unknown.
 NO_RUN = dict.fromkeys(("fps", "mattes_per_s", "latency_ms", "cpu_cores", "background", "view", "paused", "engine",
-                        "mode", "idle", "source", "size", "capture_fps", "blur_strength"))
+                        "mode", "idle", "source", "size", "capture_fps", "blur_strength", "background_color"))
+
+
+def color_hex(background) -> str | None:
+    """``#rrggbb`` of a colour background's name (``"blue"``, ``"#4A90D9"``), else None (the live
+    panel starts its colour picker there)."""
+    bgr = parse_color(background) if isinstance(background, str) else None
+    return None if bgr is None else "#{2:02x}{1:02x}{0:02x}".format(*bgr)
 
 
 def _mirrored(live: LiveHandle) -> bool:
@@ -181,7 +188,8 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
         if live.pipeline is None:
             return {**body, **NO_RUN}
         try:
-            return {**body, **call(lambda p: p.status())}
+            figures = call(lambda p: p.status())
+            return {**body, **figures, "background_color": color_hex(figures.get("background"))}
         except Refused as exc:  # the run ended while it was asked (the state has changed), or is stuck
             ended = live.pipeline is None
             return {**body, **NO_RUN, "state": live.state, "error": (live.error or None) if ended else exc.message}
