@@ -343,6 +343,12 @@ def test_live_page_switches_background_and_view(page, server, tmp_path):
     fractions = poll(blue_now, 3.0, 0.1, "status and frame to show the blue background")
     switched_s = time.monotonic() - clicked
     page.locator('#gallery .thumb.current[data-name="blue"]').wait_for(timeout=5_000)  # the panel follows
+    # ... and so does the colour picker (it started light blue whatever the run's colour)
+    page.wait_for_function("() => document.getElementById('color').value === '#008fd5'", timeout=5_000)
+    # the figures keep their width as the numbers change (the line reflowed between refreshes)
+    widths = page.evaluate("""() => ['9.8', '12.5', '108.0'].map(t => {
+        const e = document.getElementById('fps'); e.textContent = t; return e.getBoundingClientRect().width; })""")
+    assert widths[0] == widths[1] and widths[0] > 0, widths
 
     page.wait_for_function("() => document.getElementById('preview').naturalWidth > 0", timeout=10_000)
     width = page.evaluate("() => document.getElementById('preview').naturalWidth")
