@@ -29,6 +29,7 @@ from realtime.sources import camera_problem, is_picture
 
 from .arguments import build_parser
 from .config_file import read_config_file
+from .paths import same_file, shortened, too_long
 from .errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,11 @@ class Settings:
                      "snapshot_dir", "vcam_device", "backgrounds_dir", "id_size"):  # "" was taken as left out
             if getattr(self, name) is not None and not str(getattr(self, name)).strip():
                 raise UsageError(f"{flag(name)} is empty: give a value, or leave the option out")
+        for name in ("background", "source", "record", "output", "image", "camera", "weights", "face_weights",
+                     "snapshot_dir", "vcam_device", "backgrounds_dir", "weights_dir", "export_onnx"):
+            if too_long(getattr(self, name)):  # (every later check of it gave a traceback)
+                raise UsageError(f"{flag(name)}: the name is too long for this system's files: "
+                                 f"{shortened(getattr(self, name))}")
         if Path(self.backgrounds_dir).exists() and not Path(self.backgrounds_dir).is_dir():
             raise UsageError(f"--backgrounds-dir {self.backgrounds_dir} is a file: give a folder (of pictures "
                              f"and videos; a missing one is made when a picture is uploaded into it)")
@@ -190,10 +196,10 @@ class Settings:
             raise UsageError(f"--record {self.record}: " + (f"give the file a name before {Path(self.record).name}, "
                              "such as call.mp4" if hidden else
                              f"use a file name ending in {', '.join(RECORD_FORMATS)}"))
-        if self.record and self.source and _same_file(self.record, self.source):
+        if self.record and self.source and same_file(self.record, self.source):
             raise UsageError(f"--record {self.record} is the --source video: it would be overwritten; "
                              f"record to another file")
-        if self.record and self.background and _same_file(self.record, _background_file(self) or self.background):
+        if self.record and self.background and same_file(self.record, _background_file(self) or self.background):
             raise UsageError(f"--record {self.record} is the --background video: it would be overwritten; "
                              f"record to another file")
         if self.record and not Path(self.record).parent.is_dir():
@@ -236,7 +242,7 @@ class Settings:
                 raise UsageError(f"--export-onnx: folder {folder} does not exist")
             if not os.access(folder, os.W_OK):
                 raise UsageError(f"--export-onnx: folder {folder} is not writable")
-            if self.weights and _same_file(self.export_onnx, self.weights):
+            if self.weights and same_file(self.export_onnx, self.weights):
                 raise UsageError(f"--export-onnx {target} is the --weights file: it would be overwritten")
             if target.exists() and target.suffix.lower() != ".onnx":
                 raise UsageError(f"--export-onnx {target} exists and is not an .onnx file: refusing to replace it")
@@ -305,14 +311,6 @@ def _background_file(settings: Settings) -> Path | None:
         return find_background_file(settings.background, [settings.backgrounds_dir])
     except OSError:  # a backgrounds folder that cannot be listed: the run says so later
         return None
-
-
-def _same_file(a: str, b: str) -> bool:
-    try:
-        return Path(a).resolve() == Path(b).resolve() or (Path(a).exists() and Path(b).exists()
-                                                          and Path(a).samefile(b))
-    except OSError:
-        return False
 
 
 def flag(name: str) -> str:

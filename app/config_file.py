@@ -13,6 +13,7 @@ from typing import Any
 
 from .arguments import parse_size
 from .errors import UsageError
+from .paths import shortened, too_long
 
 #: The largest config file read (a settings file is a few lines).
 MAX_CONFIG_BYTES = 1_000_000
@@ -35,6 +36,8 @@ def read_config_file(path: str, known: set[str]) -> dict[str, Any]:
     """The settings in a TOML or JSON file, keys normalised to the names in ``known`` (the
     settings' fields; types are checked later)."""
     file = Path(path)
+    if too_long(path):
+        raise UsageError(f"config file: the name is too long for this system's files: {shortened(path)}")
     if file.is_dir():
         raise UsageError(f"config file {path} is a folder")
     if not file.is_file():

@@ -115,7 +115,8 @@ class BackgroundLibrary:
             # A file named like the background given outside the folder (other/03_soft_office.jpg)
             # is listed by its file name: it must not take that one's place
             def taken(name: str, path: Path = path) -> bool:
-                return name in names or (name == custom and not _same_file(path, self._custom_file))
+                return (name in names or (name == custom and not _same_file(path, self._custom_file))
+                        or means_builtin(name))
 
             name, n = (path.stem if not taken(path.stem) else path.name), 2
             while taken(name):  # (white.jpg beside ~/Pictures/white.jpg, which goes by white.jpg)
@@ -134,11 +135,13 @@ class BackgroundLibrary:
             if entry is None or (entry.path is not None and self._loaded_keys.get(name) != entry.key):
                 self._loaded.pop(name).close()
                 self._loaded_keys.pop(name, None)
+        before = [e.name for e in self.entries]
         self.entries = entries
         names = [e.name for e in entries]
         self.index = names.index(current) if current in names else names.index("blur")
-        if not force:
-            log.info("backgrounds reloaded: %d available", len(entries))
+        if not force:  # (a file only growing, a recording made into the folder: no line each second)
+            log.log(logging.INFO if names != before else logging.DEBUG, "backgrounds reloaded: %d available",
+                    len(entries))
         return True
 
     def _keep_current(self, current: str | None, entries: list[Entry]) -> None:
@@ -271,6 +274,19 @@ class BackgroundLibrary:
         for background in self._loaded.values():
             background.close()
         self._loaded.clear()
+
+
+def means_builtin(name: str) -> bool:
+    """Would ``name`` be read as a built-in if no file had it: a colour (``red``), another spelling
+    of one in the cycle (``Grey``, ``KeyGreen``) or ``transparent``? A file named so (``red.jpg``)
+    goes by its file name, so asking for ``red`` gives the colour, as ``--background red`` does.
+    (``key.jpg`` and ``alpha.png``, the other words for transparent, are those pictures.)"""
+    text = canonical_name(name)
+    return (parse_color(name) is not None or text.replace(" ", "") in _BUILTIN_WORDS
+            or name.strip().lower() == "transparent")
+
+
+_BUILTIN_WORDS = {"blur", "none", *(color.replace(" ", "") for color in BUILTIN_COLORS)}
 
 
 def _being_written(path: Path, quiet_s: float = 2.0) -> bool:

@@ -131,7 +131,11 @@ class RecorderSink(Sink):
 
     def _write(self, frame: np.ndarray, captured_at: float) -> None:
         if not self.realtime:
-            self._writer.write(frame)
+            try:
+                self._writer.write(frame)
+            except KeyboardInterrupt:  # Ctrl-C, raised as OpenCV's write returned: the frame is in the file
+                self.frames_written += 1
+                raise
             self.frames_written += 1
             return
         due = int(round((captured_at - self._t0) * self.fps)) + 1  # frames that should exist now

@@ -545,6 +545,27 @@ def test_reload_count_leaves_out_unreadable_files(tmp_path, caplog):
     assert f"backgrounds reloaded: {builtins + 1} available" in caplog.text
 
 
+def test_a_file_growing_in_the_folder_logs_no_reload_each_second(tmp_path, caplog):
+    """Recording into the backgrounds folder logged "backgrounds reloaded: 6 available" every
+    second, the list unchanged; a new file is still said."""
+    folder = tmp_path / "bgs"
+    folder.mkdir()
+    now = [0.0]
+    lib = BackgroundLibrary(folder, clock=lambda: now[0])
+    growing = folder / "rec.mp4"
+    with caplog.at_level("INFO"):
+        for second in range(1, 5):
+            growing.write_bytes(b"\0" * 1000 * second)  # (not a video yet: no verdict while written)
+            now[0] = float(second)
+            lib.rescan()
+        assert "backgrounds reloaded" not in caplog.text
+        cv2.imwrite(str(folder / "new.png"), np.zeros((8, 8, 3), np.uint8))
+        os.utime(folder / "new.png", (time.time() - 60, time.time() - 60))
+        now[0] = 10.0
+        assert lib.rescan()
+    assert "backgrounds reloaded" in caplog.text and "new" in lib.names
+
+
 def test_hot_reload_while_pipeline_runs(tmp_path):
     import threading
 

@@ -142,6 +142,27 @@ def test_a_folder_file_never_takes_the_name_of_the_picture_from_elsewhere(tmp_pa
     assert library.select_name("white-2.jpg") and library.current().render(frame, None, 0).mean() > 150
 
 
+def test_folder_files_named_like_a_colour_or_transparent_go_by_their_file_names(tmp_path):
+    """An upload called transparent.png, keygreen.jpg or red.jpg took that word over in the live
+    API: "transparent" showed the picture instead of the key green, "red" a picture where
+    --background red gives the colour. They now go by their file names; key.jpg and alpha.png
+    stay those pictures (as documented)."""
+    folder = tmp_path / "bgs"
+    folder.mkdir()
+    for name in ("transparent.png", "keygreen.jpg", "red.jpg", "Grey.png", "none.jpg", "key.jpg", "sky.jpg"):
+        _picture(folder / name, 30)
+    library = BackgroundLibrary(folder)
+    folder_names = library.names[6:]  # after blur, white, gray, blue, key green, none
+    assert folder_names == ["Grey.png", "key", "keygreen.jpg", "none.jpg", "red.jpg", "sky", "transparent.png"]
+    frame = np.zeros((36, 64, 3), np.uint8)
+    for asked, chosen, bgr in (("transparent", "key green", (0, 255, 0)), ("red", "red", (0, 0, 208)),
+                               ("keygreen", "key green", (0, 255, 0)), ("grey", "gray", (128, 128, 128)),
+                               ("red.jpg", "red.jpg", (30, 30, 30)), ("key", "key", (30, 30, 30))):
+        assert library.choose(asked) == chosen, asked
+        shown = library.current().render(frame, None, 0).reshape(-1, 3).mean(axis=0)
+        assert np.allclose(shown, bgr, atol=3), (asked, shown)
+
+
 @pytest.mark.parametrize("size", [(320, 240), (640, 360), (1280, 720), (240, 320), (360, 640)])
 def test_the_help_overlay_fits_on_a_small_frame_below_the_hud(monkeypatch, size):
     """On a 640x360 preview the help ended at "d HUD on/off" (h/? and q/Esc below the frame's

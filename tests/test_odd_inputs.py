@@ -70,6 +70,27 @@ def test_video_names_that_are_not_utf8_are_refused_not_a_crash(small_args, tmp_p
     assert "not valid UTF-8" in one_line_error(r)
 
 
+def test_names_too_long_for_the_system_are_one_line_errors(small_args, tmp_path):
+    """A 300-character name (over the 255-byte limit of a file name) gave a traceback and exit 1
+    from --source, --background, --record, --weights, --backgrounds-dir and --config."""
+    long = tmp_path / ("a" * 300)
+    good = clip(tmp_path / "good.mp4")
+    deep = tmp_path.joinpath(*["b" * 200] * 25) / "x.mp4"  # each part allowed, the whole path not
+    cases = [("--source", ["--source", f"{long}.mp4", "--every-frame", "--record", tmp_path / "o.mp4"]),
+             ("--background", ["--source", good, "--background", f"{long}.jpg", "--every-frame",
+                               "--record", tmp_path / "o.mp4"]),
+             ("--record", ["--source", good, "--every-frame", "--record", deep]),
+             ("--weights", ["--source", good, "--every-frame", "--record", tmp_path / "o.mp4"]),
+             ("--backgrounds-dir", ["--source", good, "--every-frame", "--record", tmp_path / "o.mp4",
+                                    "--backgrounds-dir", long]),
+             ("config file", ["--config", f"{long}.toml", "--source", good])]
+    for flag, args in cases:
+        later = ["--weights", f"{long}.onnx"] if flag == "--weights" else []  # (after small_args' own)
+        line = one_line_error(run_cli(*args, "--no-window", *small_args, *later))
+        assert line.startswith(f"error: {flag}") and "too long" in line and len(line) < 200, (flag, line)
+    assert not (tmp_path / "o.mp4").exists()
+
+
 def test_a_background_folder_video_with_such_a_name_is_skipped(small_args, tmp_path):
     folder = tmp_path / "backgrounds"
     folder.mkdir()

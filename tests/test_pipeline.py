@@ -693,6 +693,26 @@ def test_live_recording_encodes_off_the_render_loop_and_keeps_real_time(tmp_path
     assert slow.frames[-1] == 44  # the last frame is written at close
 
 
+def test_a_ctrl_c_as_a_conversion_frame_is_written_still_counts_it(tmp_path):
+    """The summary said 194 frames for a conversion's file of 195: Ctrl-C, raised as OpenCV's
+    write returned, skipped the count."""
+    import signal
+
+    class InterruptedWriter(SlowWriter):
+        def write(self, frame):
+            super().write(frame)
+            if len(self.frames) == 3:
+                signal.raise_signal(signal.SIGINT)  # Ctrl-C, taken as the write returns
+
+    recorder = RecorderSink(str(tmp_path / "r.mp4"), (96, 64), 30, realtime=False)
+    recorder._writer.release()
+    recorder._writer = writer = InterruptedWriter(0.0)
+    with pytest.raises(KeyboardInterrupt):
+        for i in range(5):
+            recorder.send(np.full((64, 96, 3), i, np.uint8), i / 30)
+    assert writer.frames == [0, 1, 2] and recorder.frames_written == 3
+
+
 def test_a_failing_encoder_ends_the_run_through_the_next_send(tmp_path, caplog):
     recorder = RecorderSink(str(tmp_path / "r.mp4"), (96, 64), 30)
     recorder._writer.release()

@@ -325,3 +325,42 @@ def test_q_stops_the_web_server_while_no_live_run_goes(tmp_path, key):
         assert proc.returncode == 0
     finally:
         finish(proc, master)
+
+
+def test_ctrl_c_stops_a_run_waiting_for_a_named_pipe_and_a_writer_is_read(reference_ckpt, vlog_path, tmp_path):
+    """A named pipe with nothing writing into it as --source: OpenCV's open blocked, silent and
+    deaf to Ctrl-C (only SIGTERM ended it). The run now says it waits, and Ctrl-C stops it;
+    once something writes into the pipe, its video is read (a writer gone before the run reads
+    it included)."""
+    pipe = tmp_path / "feed"
+    os.mkfifo(pipe)
+    proc, master, _ = live_on_its_own_terminal(reference_ckpt, pipe)
+    try:
+        read_until(master, "waiting for something to write into the pipe", timeout=30)
+        os.write(master, b"\x03")  # Ctrl-C
+        assert proc.wait(timeout=20) == 130
+    finally:
+        finish(proc, master)
+    import cv2
+    import numpy as np
+
+    small = tmp_path / "small.avi"  # smaller than a pipe's buffer: its writer is gone before OpenCV opens it
+    writer = cv2.VideoWriter(str(small), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for level in range(0, 240, 30):
+        writer.write(np.full((48, 64, 3), level, np.uint8))
+    writer.release()
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "live.py"), "--source", str(pipe), "--every-frame",
+                             "--record", str(out), "--no-window", "--weights", str(reference_ckpt),
+                             "--inference-size", "64"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "MODNET_OFFLINE": "1"})
+    try:
+        time.sleep(1)
+        with open(pipe, "wb") as feed:  # (waits for the run's reader)
+            feed.write(small.read_bytes())
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert "recording saved" in err and "(8 frames)" in err, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()

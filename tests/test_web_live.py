@@ -107,6 +107,17 @@ def test_status_gives_a_colour_background_as_hex_for_the_colour_picker(run):
         wait_until(lambda: status()["background_color"] == shown, what=f"{chosen} in the status")
 
 
+def test_an_upload_of_two_files_in_one_request_is_refused(run):
+    """Two ``file`` fields in one upload kept the last and silently dropped the first."""
+    pictures = [("file", (name, cv2.imencode(".png", np.full((90, 160, 3), v, np.uint8))[1].tobytes(), "image/png"))
+                for name, v in (("one.png", 40), ("two.png", 200))]
+    r = run.client.post("/api/v1/live/backgrounds", files=pictures)
+    assert r.status_code == 400 and "send one file per request, not 2" in r.json()["error"], r.text
+    assert not any(run.folder.iterdir())
+    r = run.client.post("/api/v1/live/backgrounds", files=pictures[:1])
+    assert r.status_code == 200 and r.json()["saved"] == "one.png", r.text
+
+
 def test_switch_by_colour_name_and_upload_changes_the_output(run):
     assert np.allclose(frame_color(run), 0, atol=40)  # black background (the alpha is nearly 0)
     r = run.client.post("/api/v1/live/background", json={"background": "#ff0000"})
@@ -178,6 +189,13 @@ def test_unknown_names_and_bad_bodies_are_4xx(run):
     assert r.status_code == 400 and r.json()["error"] == "the request body is not valid JSON"
     r = run.client.post("/api/v1/live/background", data={"background": "blur"})  # a form, not JSON
     assert r.status_code == 400 and r.json()["error"].startswith("the request body must be a JSON object")
+    # each route's own example (/view and /pause named the background's)
+    for route, example in (("view", '{"view": "matte"}'), ("pause", '{"paused": true}'),
+                           ("camera", '{"camera": "1"}'), ("background", '{"background": "blur"}')):
+        r = run.client.post(f"/api/v1/live/{route}", json=[1, 2])
+        assert r.status_code == 400 and r.json()["error"].endswith(example), (route, r.text)
+    r = run.client.post("/api/v1/live/backgrounds", data={"x": "1"})
+    assert r.status_code == 400 and r.json()["error"] == "file: missing (send it as a multipart/form-data file)"
     assert run.client.post("/api/v1/live/view", json={"view": "sideways"}).status_code == 400
     assert run.client.get("/api/v1/live/backgrounds/999/thumbnail.jpg").status_code == 404
 

@@ -32,7 +32,7 @@ from realtime.remote import LiveHandle, LiveUnavailable
 from realtime.sources import camera_problem, is_camera_index
 
 from .errors import error
-from .uploads import UploadError, UploadFolder, save_background
+from .uploads import UploadError, UploadFolder, one_upload, save_background
 
 log = logging.getLogger(__name__)
 
@@ -336,8 +336,9 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
         return {"background": chosen}
 
     @router.post("/backgrounds")
-    def upload(file: UploadFile = File(...)):
+    def upload(file: list[UploadFile] = File(...)):
         try:
+            file = one_upload(file, "file")
             saved = save_background(file.file.read(), file.filename or "", backgrounds_dir, uploads)
         except UploadError as exc:
             return error(exc.status, str(exc))

@@ -64,7 +64,7 @@ def create_app(maker: IdPhotoMaker, live: LiveHandle | None, options: WebOptions
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError):
-        return error(400, validation_message(exc.errors()))
+        return error(400, validation_message(exc.errors(), request.url.path))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
@@ -148,7 +148,11 @@ class HeadAsGet:
         await self.app(scope, receive, send)
 
 
-def validation_message(errors: list) -> str:
+#: A JSON body each live route takes, for the message when one is not a JSON object.
+BODY_EXAMPLES = {"view": '{"view": "matte"}', "pause": '{"paused": true}', "camera": '{"camera": "1"}'}
+
+
+def validation_message(errors: list, path: str = "") -> str:
     """FastAPI's first validation error as a user reads it: which field, and what it needs."""
     first = errors[0] if errors else {}
     kind, loc = first.get("type", ""), tuple(first.get("loc", ()))
@@ -157,9 +161,10 @@ def validation_message(errors: list) -> str:
         return "the request body is not valid JSON"
     if loc == ("body",):
         return ("the request has no body" if kind == "missing"
-                else 'the request body must be a JSON object, e.g. {"background": "blur"}')
+                else "the request body must be a JSON object, e.g. "
+                     + BODY_EXAMPLES.get(path.rstrip("/").rsplit("/", 1)[-1], '{"background": "blur"}'))
     if kind == "missing":
-        return f"{where}: missing" + (" (send the picture as a multipart/form-data file)" if where == "image" else "")
+        return f"{where}: missing" + (" (send it as a multipart/form-data file)" if where in ("image", "file") else "")
     if "UploadFile" in str(first.get("msg", "")):
         return f"{where}: expected a file (send multipart/form-data with the picture as a file)"
     return f"{where or 'request'}: {first.get('msg', 'invalid value')}"

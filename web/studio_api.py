@@ -21,7 +21,7 @@ from idphoto.maker import Busy
 from matting.errors import DownloadError, ModelUnavailable, WeightsError
 
 from .errors import error
-from .uploads import UploadError, UploadFolder
+from .uploads import UploadError, UploadFolder, one_upload
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +69,6 @@ def _number(text: str | None, name: str, kind=float):
     return value
 
 
-def _one(images: list[UploadFile]) -> UploadFile:
-    """The one ``image`` a request sends (several were silently reduced to the last)."""
-    if len(images) != 1:
-        raise UploadError(f"send one image per request, not {len(images)} (the studio page takes many)", 400)
-    return images[0]
-
-
 def _dpi(text: str | None) -> float:
     value = _number(text, "dpi")
     return 300.0 if value is None else value
@@ -99,7 +92,7 @@ def studio_router(maker: IdPhotoMaker, uploads: UploadFolder) -> APIRouter:
               size: str | None = Form(None), dpi: str | None = Form(None), format: str | None = Form(None),
               max_kb: str | None = Form(None)):
         try:
-            image = _one(image)
+            image = one_upload(image, "image", " (the studio page takes many)")
             request = PhotoRequest(background=background, size=size or None, dpi=_dpi(dpi),
                                    format=format or None, max_kb=_number(max_kb, "max_kb"))
             request = request.checked()  # bad fields are refused before the upload is decoded
@@ -117,7 +110,7 @@ def studio_router(maker: IdPhotoMaker, uploads: UploadFolder) -> APIRouter:
               paper: str = Form("4x6in"), dpi: str | None = Form(None), format: str | None = Form(None),
               copies: str | None = Form(None), max_kb: str | None = Form(None)):
         try:
-            image = _one(image)
+            image = one_upload(image, "image", " (the studio page takes many)")
             count = _number(copies, "copies", int)
             if count is not None and not 1 <= count <= 500:
                 raise IdPhotoError(f"copies must be between 1 and 500, got {count}")

@@ -39,6 +39,13 @@ class UploadError(ValueError):
         self.status = status
 
 
+def one_upload(files: list, field: str, hint: str = ""):
+    """The one file a request sends in ``field`` (several were silently reduced to the last)."""
+    if len(files) != 1:
+        raise UploadError(f"send one {field} per request, not {len(files)}{hint}", 400)
+    return files[0]
+
+
 class UploadFolder:
     """The server's private temporary folder for uploads; :meth:`cleanup` removes it."""
 
