@@ -170,8 +170,7 @@ class Settings:
         for name in ("background", "source", "record", "output", "image", "camera", "weights", "face_weights",
                      "snapshot_dir", "vcam_device", "backgrounds_dir", "weights_dir", "export_onnx"):
             if too_long(getattr(self, name)):  # (every later check of it gave a traceback)
-                raise UsageError(f"{flag(name)}: the name is too long for this system's files: "
-                                 f"{shortened(getattr(self, name))}")
+                raise UsageError(f"{flag(name)}: file name too long for this system: {shortened(getattr(self, name))}")
         if Path(self.backgrounds_dir).exists() and not Path(self.backgrounds_dir).is_dir():
             raise UsageError(f"--backgrounds-dir {self.backgrounds_dir} is a file: give a folder (of pictures "
                              f"and videos; a missing one is made when a picture is uploaded into it)")

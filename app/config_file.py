@@ -37,7 +37,7 @@ def read_config_file(path: str, known: set[str]) -> dict[str, Any]:
     settings' fields; types are checked later)."""
     file = Path(path)
     if too_long(path):
-        raise UsageError(f"config file: the name is too long for this system's files: {shortened(path)}")
+        raise UsageError(f"config file: file name too long for this system: {shortened(path)}")
     if file.is_dir():
         raise UsageError(f"config file {path} is a folder")
     if not file.is_file():

@@ -10,7 +10,7 @@ from pathlib import Path
 def too_long(path) -> bool:
     """Is ``path`` (a str, or None) a name this system's files cannot have (a part over 255 bytes,
     the whole over 4095 on Linux)?"""
-    if not isinstance(path, str) or not path:
+    if not isinstance(path, str) or not path or "://" in path:  # (a stream's URL is no file name)
         return False
     try:
         os.stat(path)

@@ -167,7 +167,8 @@ def main() -> None:
     parser.add_argument("--flow-size", type=flow_area, default=FLOW_AREA, metavar="WxH",
                         help="pixels of the flow frame, as WIDTHxHEIGHT (live runs: 256x144; never above the clip's)")
     parser.add_argument("--finest-scale", type=finest_scale, default=FINEST_SCALE,
-                        help=f"DIS's finest pyramid level, 0 = the flow frame itself (live runs: {FINEST_SCALE})")
+                        help=f"DIS's finest pyramid level, 0 = the flow frame itself (live runs: {FINEST_SCALE}); it "
+                             "replaces the preset's own, and DIS lowers it to what the flow frame's size allows")
     args = parser.parse_args()
     weights = args.weights or (SELFIE_TFLITE if args.model == "selfie" else default_weights())
     frames = iter_frames(Path(args.clip), args.frames)

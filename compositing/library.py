@@ -258,8 +258,8 @@ class BackgroundLibrary:
         """The background outside the cycle; a file named like a built-in (``~/Pictures/white.jpg``)
         goes by its file name, so it is not taken for the built-in."""
         file = getattr(background, "path", None)
-        name = file.name if file is not None and background.name in {e.name for e in self._builtins()} \
-            else background.name
+        name = file.name if file is not None and (background.name in {e.name for e in self._builtins()}
+                                                  or means_builtin(background.name)) else background.name
         self._custom, self._custom_file = Entry(name, lambda: background), file
         self._loaded[name] = background
 

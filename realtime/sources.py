@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import select
-import stat
 import sys
 import threading
 import time
@@ -25,6 +23,7 @@ from compositing import IMAGE_EXTENSIONS, MediaError, read_image, to_bgr8
 from compositing.media import opencv_path, sane_fps
 
 from .errors import SourceError
+from .pipes import is_pipe, pipe_capture
 
 log = logging.getLogger(__name__)
 
@@ -188,12 +187,10 @@ class VideoSource(_OpenCVSource):
                 raise SourceError(f"{self.path} is a folder: --source takes a video file (or a picture)")
             if file.is_file() and file.stat().st_size == 0:  # (a pipe is read as it comes)
                 raise SourceError(f"video file is empty: {self.path}")
-        held = _wait_for_writer(self.path) if not self.live and stat.S_ISFIFO(os.stat(self.path).st_mode) else []
-        try:
-            cap = cv2.VideoCapture(opencv_path(self.path, SourceError))
-        finally:
-            for fd in held:
-                os.close(fd)
+        pipe = not self.live and is_pipe(self.path)
+        if pipe and self.loop:
+            raise SourceError(f"{self.path} is a pipe: it cannot be played again (--loop); leave --loop out")
+        cap = pipe_capture(self.path) if pipe else cv2.VideoCapture(opencv_path(self.path, SourceError))
         if not cap.isOpened():
             cap.release()
             raise SourceError(f"cannot open video {self.path}: not a video OpenCV can decode, or unreachable")
@@ -204,7 +201,8 @@ class VideoSource(_OpenCVSource):
             self.live, self.pace = False, self._want_pace
         self._cap = cap
         self.pacer.restart(self.fps)
-        self._stat = self._file_stat() if not self.live else None  # (changed since: see _ended_early)
+        # (changed since: see _ended_early; a pipe's time changes with each write, and it is read once)
+        self._stat = self._file_stat() if not self.live and not pipe else None
         self._position, resume, self._resume_at = 0, self._resume_at, 0
         if resume:  # a reopen after the file changed: on from the frame it had reached
             if cap.set(cv2.CAP_PROP_POS_FRAMES, resume) and int(cap.get(cv2.CAP_PROP_POS_FRAMES)) == resume:
@@ -295,28 +293,6 @@ class VideoSource(_OpenCVSource):
             log.warning("%s ended after %d of its %d frames: the rest could not be decoded (a damaged or "
                         "cut-off file?)", self.name, self._position, self._position + missing)
             self._short_told = True
-
-
-def _wait_for_writer(path: str) -> list[int]:
-    """A named pipe (``mkfifo``) as the source: wait until something writes into it, saying so
-    (OpenCV's open would block until then, deaf to Ctrl-C); the descriptors to close once OpenCV
-    has opened it. They hold the pipe open meanwhile: a reader, so nothing written is lost, and a
-    writer, so OpenCV's open does not block when the real one has written all and gone."""
-    reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # (does not wait for a writer)
-    try:
-        poller = select.poll()
-        poller.register(reader, select.POLLIN)
-        told = False
-        while not (events := poller.poll(250)):
-            if not told:
-                log.info("waiting for something to write into the pipe %s (Ctrl-C to stop)", path)
-                told = True
-        if not events[0][1] & select.POLLIN:  # a writer came and went, writing nothing
-            raise SourceError(f"the pipe {path} was closed without anything written into it")
-        return [reader, os.open(path, os.O_WRONLY | os.O_NONBLOCK)]
-    except BaseException:
-        os.close(reader)
-        raise
 
 
 class ImageSource(FrameSource):

@@ -161,6 +161,15 @@ def test_folder_files_named_like_a_colour_or_transparent_go_by_their_file_names(
         assert library.choose(asked) == chosen, asked
         shown = library.current().render(frame, None, 0).reshape(-1, 3).mean(axis=0)
         assert np.allclose(shown, bgr, atol=3), (asked, shown)
+    # ... and so does a --background picture from outside the folder named like a colour
+    from compositing.backgrounds import load_background_file
+
+    other = tmp_path / "other"
+    other.mkdir()
+    _picture(other / "red.jpg", 30)
+    outside = BackgroundLibrary(None, initial=load_background_file(other / "red.jpg"))
+    assert outside.current_name == "red.jpg"
+    assert outside.choose("red") == "red" and outside.current().render(frame, None, 0)[0, 0].tolist() == [0, 0, 208]
 
 
 @pytest.mark.parametrize("size", [(320, 240), (640, 360), (1280, 720), (240, 320), (360, 640)])

@@ -327,40 +327,66 @@ def test_q_stops_the_web_server_while_no_live_run_goes(tmp_path, key):
         finish(proc, master)
 
 
-def test_ctrl_c_stops_a_run_waiting_for_a_named_pipe_and_a_writer_is_read(reference_ckpt, vlog_path, tmp_path):
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="named pipes are waited for on Linux")
+def test_ctrl_c_stops_a_run_waiting_for_a_named_pipe_and_a_writer_is_read(reference_ckpt, tmp_path):
     """A named pipe with nothing writing into it as --source: OpenCV's open blocked, silent and
-    deaf to Ctrl-C (only SIGTERM ended it). The run now says it waits, and Ctrl-C stops it;
-    once something writes into the pipe, its video is read (a writer gone before the run reads
-    it included)."""
+    deaf to Ctrl-C (only SIGTERM ended it). The run now says it waits, and Ctrl-C stops it.
+    Once something writes into the pipe its video is read, also when the writer has gone before
+    OpenCV opens it; a writer that leaves a few bytes that are no video is one error line, not a
+    hang; --loop is refused (a pipe cannot be played again)."""
+    import fcntl
+    import signal
+    import termios
+
+    import cv2
+    import numpy as np
+
     pipe = tmp_path / "feed"
     os.mkfifo(pipe)
-    proc, master, _ = live_on_its_own_terminal(reference_ckpt, pipe)
+    args = [sys.executable, str(ROOT / "live.py"), "--source", str(pipe), "--weights", str(reference_ckpt),
+            "--inference-size", "64", "--no-window"]
+    env = {**os.environ, "MODNET_OFFLINE": "1"}
+    master, slave = pty.openpty()
+
+    def own_terminal():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # the child must get Ctrl-C's default
+    try:
+        proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, close_fds=True,
+                                preexec_fn=own_terminal, env=env)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        os.close(slave)
     try:
         read_until(master, "waiting for something to write into the pipe", timeout=30)
         os.write(master, b"\x03")  # Ctrl-C
         assert proc.wait(timeout=20) == 130
     finally:
         finish(proc, master)
-    import cv2
-    import numpy as np
+
+    def fed(data: bytes, *extra):
+        proc = subprocess.Popen([*args, *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                env=env)
+        try:
+            time.sleep(1)
+            with open(pipe, "wb") as feed:  # (waits for the run's reader)
+                feed.write(data)
+            _, err = proc.communicate(timeout=120)
+            return proc.returncode, err
+        finally:
+            if proc.poll() is None:
+                proc.kill()
 
     small = tmp_path / "small.avi"  # smaller than a pipe's buffer: its writer is gone before OpenCV opens it
     writer = cv2.VideoWriter(str(small), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
     for level in range(0, 240, 30):
         writer.write(np.full((48, 64, 3), level, np.uint8))
     writer.release()
-    out = tmp_path / "out.mp4"
-    proc = subprocess.Popen([sys.executable, str(ROOT / "live.py"), "--source", str(pipe), "--every-frame",
-                             "--record", str(out), "--no-window", "--weights", str(reference_ckpt),
-                             "--inference-size", "64"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "MODNET_OFFLINE": "1"})
-    try:
-        time.sleep(1)
-        with open(pipe, "wb") as feed:  # (waits for the run's reader)
-            feed.write(small.read_bytes())
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err
-        assert "recording saved" in err and "(8 frames)" in err, err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    code, err = fed(small.read_bytes(), "--every-frame", "--record", str(tmp_path / "out.mp4"))
+    assert code == 0 and "recording saved" in err and "(8 frames)" in err, err
+    code, err = fed(os.urandom(100), "--every-frame", "--record", str(tmp_path / "out2.mp4"))
+    assert code == 2 and "cannot open video" in err and "Traceback" not in err, err
+    r = subprocess.run([*args, "--loop"], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 2 and "is a pipe: it cannot be played again (--loop)" in r.stderr, r.stderr

@@ -102,7 +102,10 @@ def test_status_gives_a_colour_background_as_hex_for_the_colour_picker(run):
     says the colour (names as the compositor paints them), null for anything else."""
     status = lambda: run.client.get("/api/v1/live/status").json()  # noqa: E731
     assert status()["background_color"] == "#000000"  # the run's black
-    for chosen, shown in (("blue", "#008fd5"), ("#4A90D9", "#4a90d9"), ("blur", None)):
+    ok, png = cv2.imencode(".png", np.full((90, 160, 3), (30, 30, 30), np.uint8))
+    saved = run.client.post("/api/v1/live/backgrounds", files={"file": ("blue.png", png.tobytes(), "image/png")})
+    assert saved.json()["saved"] == "blue.png", saved.text
+    for chosen, shown in (("blue", "#008fd5"), ("#4A90D9", "#4a90d9"), ("blur", None), ("blue.png", None)):
         assert run.client.post("/api/v1/live/background", json={"background": chosen}).status_code == 200
         wait_until(lambda: status()["background_color"] == shown, what=f"{chosen} in the status")
 

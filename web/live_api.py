@@ -24,7 +24,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from compositing import parse_color
+from compositing import ColorBackground, parse_color
 from compositing.backgrounds import MAX_BLUR, canonical_name
 from compositing.media import IMAGE_EXTENSIONS, read_image
 from realtime import SinkError
@@ -68,11 +68,12 @@ NO_RUN = dict.fromkeys(("fps", "mattes_per_s", "latency_ms", "cpu_cores", "backg
                         "mode", "idle", "source", "size", "capture_fps", "blur_strength", "background_color"))
 
 
-def color_hex(background) -> str | None:
-    """``#rrggbb`` of a colour background's name (``"blue"``, ``"#4A90D9"``), else None (the live
-    panel starts its colour picker there)."""
-    bgr = parse_color(background) if isinstance(background, str) else None
-    return None if bgr is None else "#{2:02x}{1:02x}{0:02x}".format(*bgr)
+def color_hex(pipeline) -> str | None:
+    """``#rrggbb`` of the run's background while it is a colour (not a picture named like one),
+    else None: the live panel starts its colour picker there."""
+    library = getattr(pipeline, "library", None)
+    background = library.current() if library is not None and library.entries else None
+    return "#{2:02x}{1:02x}{0:02x}".format(*background.bgr) if isinstance(background, ColorBackground) else None
 
 
 def _mirrored(live: LiveHandle) -> bool:
@@ -188,8 +189,8 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
         if live.pipeline is None:
             return {**body, **NO_RUN}
         try:
-            figures = call(lambda p: p.status())
-            return {**body, **figures, "background_color": color_hex(figures.get("background"))}
+            figures, color = call(lambda p: (p.status(), color_hex(p)))
+            return {**body, **figures, "background_color": color}
         except Refused as exc:  # the run ended while it was asked (the state has changed), or is stuck
             ended = live.pipeline is None
             return {**body, **NO_RUN, "state": live.state, "error": (live.error or None) if ended else exc.message}
