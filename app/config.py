@@ -29,8 +29,8 @@ from realtime.sources import camera_problem, is_picture
 
 from .arguments import build_parser
 from .config_file import read_config_file
-from .paths import same_file, shortened, too_long
 from .errors import UsageError
+from .paths import same_file, shortened, too_long
 
 log = logging.getLogger(__name__)
 

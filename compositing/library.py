@@ -201,6 +201,11 @@ class BackgroundLibrary:
     def current_name(self) -> str:
         return self.entries[self.index].name
 
+    def shown(self) -> Background | None:
+        """The selected background if it is loaded already, else None: a look that loads nothing
+        and changes nothing (the live status asks every second)."""
+        return self._loaded.get(self.current_name) if self.entries else None
+
     def step(self, delta: int) -> Background:
         self.index = (self.index + delta) % len(self.entries)
         name = self.current_name

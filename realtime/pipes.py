@@ -50,8 +50,8 @@ def pipe_capture(path: str) -> cv2.VideoCapture:
 
 def _opened_on_a_thread(path: str, reader: int) -> cv2.VideoCapture:
     fifo = os.fstat(reader)
-    ours = {reader, os.open(path, os.O_WRONLY | os.O_NONBLOCK)}  # (a reader is there: ours)
-    writer = max(ours - {reader}, default=None)
+    writer = os.open(path, os.O_WRONLY | os.O_NONBLOCK)  # (does not wait: a reader is there, ours)
+    ours = {reader, writer}
     made: list[cv2.VideoCapture] = []
     # (FFmpeg alone: trying other backends after it opened the pipe again, and blocked, the writer gone)
     opener = threading.Thread(target=lambda: made.append(cv2.VideoCapture(path, cv2.CAP_FFMPEG)),

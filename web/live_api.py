@@ -72,7 +72,7 @@ def color_hex(pipeline) -> str | None:
     """``#rrggbb`` of the run's background while it is a colour (not a picture named like one),
     else None: the live panel starts its colour picker there."""
     library = getattr(pipeline, "library", None)
-    background = library.current() if library is not None and library.entries else None
+    background = library.shown() if library is not None else None
     return "#{2:02x}{1:02x}{0:02x}".format(*background.bgr) if isinstance(background, ColorBackground) else None
 
 
