@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from common import ROOT, SELFIE_TFLITE, VLOG, default_weights, fail  # noqa: E402  (sets up the project's imports)
+from app.config import BOUNDS  # noqa: E402
 
 SUMMARY = re.compile(r"mattes ([\d.]+)/s .*latency p50 (\d+) ms, p95 (\d+) ms.*"
                      r"steady \(from the first output\): ([\d.]+|nan) fps, cpu ([\d.]+|nan) cores")
@@ -70,14 +71,17 @@ def main() -> None:
     args = parser.parse_args()
     if not 1 <= args.seconds <= 3600:  # (nan fails this too)
         fail(f"--seconds must be between 1 and 3600, got {args.seconds:g}")
+    low, high, _ = BOUNDS["max_matte_rate"]  # live.py's own limits: refused here, not after minutes of rows
     for rate in filter(None, args.rates.split(",")):
         try:
-            ok = 0 < float(rate) < float("inf")
+            value = float(rate)
         except ValueError:
-            ok = False
-        if not ok:
+            value = float("nan")
+        if not 0 < value < float("inf"):
             fail(f"--rates: {rate!r} is not a positive number (give matte rates such as 2,3)")
-    engines = [("modnet", ["--weights", str(default_weights())])]
+        if not low <= value <= high:
+            fail(f"--rates: {rate!r} is outside what --max-matte-rate takes ({low:g} to {high:g} mattes a second)")
+    engines = [("modnet", ["--weights", str(default_weights(flag=False))])]
     if SELFIE_TFLITE.exists():
         engines.append(("selfie", ["--model", "selfie", "--weights", str(SELFIE_TFLITE)]))
     configs = [("uncapped, no motion comp., no still skip",

@@ -29,17 +29,22 @@ WEBCAM_CKPT = ROOT / "weights" / "modnet_webcam_portrait_matting.ckpt"
 REFERENCE_CKPT = SHARED / "reference" / "modnet_reference.ckpt"
 
 
-def positive(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
+def whole(text: str, least: int = 1, unit: str = "") -> int:
+    """An argparse type: a whole number (of ``unit``) of at least ``least``."""
     import argparse
 
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+        raise argparse.ArgumentTypeError(f"expected a whole number{unit and ' of ' + unit}, got {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
     return value
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    return whole(text)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -78,13 +83,15 @@ def read_frames(path: str | Path, limit: int | None = None) -> list:
     return list(iter_frames(path, limit))
 
 
-def default_weights(required: bool = True) -> Path | None:
-    """The official webcam checkpoint if downloaded, else the shared reference checkpoint."""
+def default_weights(required: bool = True, flag: bool = True) -> Path | None:
+    """The official webcam checkpoint if downloaded, else the shared reference checkpoint
+    (``flag``: the benchmark takes ``--weights``, and the message says so)."""
     for candidate in (WEBCAM_CKPT, REFERENCE_CKPT):
         if candidate.exists():
             return candidate
     if required:
-        fail("no MODNet checkpoint: pass --weights PATH", 1)
+        fail(f"no MODNet checkpoint: neither {WEBCAM_CKPT} nor {REFERENCE_CKPT} (MODNET_SHARED names the shared "
+             f"folder){'; or pass --weights PATH' if flag else ''}", 1)
     return None
 
 

@@ -88,7 +88,7 @@ def time_variants(device: str, quick: bool, rounds: int) -> dict[str, float]:
     from matting.checkpoint import load_modnet
 
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
-    base = load_modnet(default_weights(), device=device).to(dtype).eval()
+    base = load_modnet(default_weights(flag=False), device=device).to(dtype).eval()
     x = torch.randn(1, 3, 288, 512, device=device, dtype=dtype)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
@@ -106,7 +106,7 @@ def time_variants(device: str, quick: bool, rounds: int) -> dict[str, float]:
         return statistics.median(times)
 
     results = {"eager": timed(lambda: base(x, True))}
-    cl_net = load_modnet(default_weights(), device=device).to(dtype).to(memory_format=torch.channels_last).eval()
+    cl_net = load_modnet(default_weights(flag=False), device=device).to(dtype).to(memory_format=torch.channels_last).eval()
     x_cl = x.contiguous(memory_format=torch.channels_last)
     results["channels-last"] = timed(lambda: cl_net(x_cl, True))
     if device.startswith("cuda"):
@@ -150,7 +150,7 @@ def engine_paths(device: str, rounds: int) -> tuple[dict[str, float], float]:
                     dict(cuda_graphs=cuda, device_resize=True)}
     times, alphas = {}, []
     for label, options in variants.items():
-        engine = TorchModnetEngine(default_weights(), inference_size=default_inference_size(device, False),
+        engine = TorchModnetEngine(default_weights(flag=False), inference_size=default_inference_size(device, False),
                                    device=device, **options)
         for _ in range(3):
             engine.infer(frame)
@@ -192,7 +192,7 @@ def decode_fps(clip: Path) -> float:
 
 
 def pipeline_1080p(device: str, clip: Path, background: str) -> dict:
-    pipeline, _ = pipeline_for(clip, weights=str(default_weights()), device=device,
+    pipeline, _ = pipeline_for(clip, weights=str(default_weights(flag=False)), device=device,
                                every_frame=True, background=background, inference_workers=1)
     stats = pipeline.run()
     return {"compositor": type(pipeline.compositor).__name__, "fps": stats.steady_fps(),
@@ -228,7 +228,7 @@ def pipeline_1080p_in_memory(device: str, clip: Path, background: str, pace: flo
             return self.frames[self.index - 1]
 
     frames = read_frames(clip)
-    run = settings(source=str(clip), weights=str(default_weights()), device=device, every_frame=True,
+    run = settings(source=str(clip), weights=str(default_weights(flag=False)), device=device, every_frame=True,
                    background=background, inference_workers=1)
     cap = cv2.VideoCapture(str(clip))
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0  # (a background video follows it; every frame is shown anyway)
@@ -255,7 +255,7 @@ def pipelined_vs_serial(device: str, clip: Path, background: str, frames: int) -
         def send(self, frame, captured_at):
             self.frames.append(frame.copy())
 
-    values = dict(weights=str(default_weights()), device=device, every_frame=True, background=background,
+    values = dict(weights=str(default_weights(flag=False)), device=device, every_frame=True, background=background,
                   inference_workers=1, max_frames=frames)
     pipeline, _ = pipeline_for(clip, **values)
     kept = Keep()

@@ -38,7 +38,7 @@ def main() -> None:
     cuda = args.device.startswith("cuda")
     sync = (lambda: torch.cuda.synchronize()) if cuda else (lambda: None)
     clip = make_clip(args.frames)
-    pipeline, source = pipeline_for(clip, weights=str(default_weights()), device=args.device,
+    pipeline, source = pipeline_for(clip, weights=str(default_weights(flag=False)), device=args.device,
                                     every_frame=True, background="blue", inference_workers=1, engine="torch")
     source.close()
     engine, smoother, compositor = pipeline.engine, pipeline.smoother, pipeline.compositor

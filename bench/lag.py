@@ -22,6 +22,11 @@ its own flicker, printed first). The last two lines are
 ``lag_ratio_both_sides=<edge error both sides / without>`` and
 ``lag_ratio=<edge error with / without>`` (live) for the last N.
 
+``--delay D`` shows the frames as live mode does, where the model takes time: a matte is
+ready D frames after its own frame, so every frame (the inferred ones too) is cut with a
+matte at least D frames old, as is (without) or moved onto it (with); the last line is then
+``lag_ratio`` alone ("both sides" is what conversions do, and they wait for each matte).
+
 The clip is read once, frame by frame, every N at once: memory does not grow
 with its length (``--frames`` caps the time: the reference runs the engine on
 every frame).
@@ -37,7 +42,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import SELFIE_TFLITE, VLOG, default_weights, engine_for, fail, iter_frames, positive  # noqa: E402  (sets up the project's imports)
+from common import SELFIE_TFLITE, VLOG, default_weights, engine_for, fail, iter_frames, positive, whole  # noqa: E402  (sets up the project's imports)
 from matting.metrics import FlickerMeter  # noqa: E402
 from matting.motion import DIS_PRESETS, FINEST_SCALE, FLOW_AREA, MotionCompensator, flow_size, scene_thumbnail  # noqa: E402
 from realtime.capture import FramePacket  # noqa: E402
@@ -97,11 +102,13 @@ class Reuse:
     """``--matte-every N`` over a stream of frames: the cadence, the newest matte and its frame,
     and the errors and flicker of the mattes shown in between, as is and motion-compensated."""
 
-    def __init__(self, every: int, strict: bool = False, **flow):
-        self.every = every
+    def __init__(self, every: int, strict: bool = False, delay: int = 0, **flow):
+        self.every, self.delay = every, delay
         self.cadence = MatteCadence(every, new_scenes=not strict)
         self.compensator = MotionCompensator(**flow)  # (flow: flow_area, preset, finest_scale)
         self.key: tuple[int, np.ndarray, np.ndarray] | None = None  # (t, frame, its matte): the newest matte
+        # mattes still being made (``delay``): (t, frame, matte), usable from frame t + delay on
+        self.pending: list[tuple[int, np.ndarray, np.ndarray]] = []
         self.mattes = 0
         self.rows: dict[str, list[tuple[float, float]]] = {"without": [], "with": [], "both": []}
         self.meters = {"without": FlickerMeter(), "with": FlickerMeter(), "both": FlickerMeter()}
@@ -111,6 +118,9 @@ class Reuse:
 
     def push(self, t: int, frame: np.ndarray, reference: np.ndarray) -> None:
         """Frame ``t`` and the engine's own matte of it (the reference)."""
+        if self.delay:
+            self.push_delayed(t, frame, reference)
+            return
         if self.cadence.due(FramePacket(t, frame, float(t)), float(t)):
             self.release_held((t, frame, reference, scene_thumbnail(frame)))
             self.key, self.mattes = (t, frame, reference), self.mattes + 1  # an inferred frame: no lag
@@ -118,6 +128,10 @@ class Reuse:
                 meter.push(frame, reference)
             return
         self.held.append((t, frame, reference))
+        self.compare(t, frame, reference)
+
+    def compare(self, t: int, frame: np.ndarray, reference: np.ndarray) -> None:
+        """The errors and flicker of frame ``t`` cut with the newest matte, as is and moved onto it."""
         _, key_frame, key_alpha = self.key
         self.rows["without"].append(errors(key_alpha, reference))
         start, cpu = time.perf_counter(), time.process_time()
@@ -127,6 +141,18 @@ class Reuse:
         self.rows["with"].append(errors(warped, reference))
         self.meters["without"].push(frame, key_alpha)
         self.meters["with"].push(frame, warped)
+
+    def push_delayed(self, t: int, frame: np.ndarray, reference: np.ndarray) -> None:
+        """As live mode shows frame ``t``: with the newest matte that is ready by then (made on a
+        frame ``delay`` or more frames before), as is and moved onto it; none before the first."""
+        if self.cadence.due(FramePacket(t, frame, float(t)), float(t)):
+            self.pending.append((t, frame, reference))
+            self.mattes += 1
+        while self.pending and self.pending[0][0] + self.delay <= t:
+            self.key = self.pending.pop(0)
+        if self.key is None:
+            return
+        self.compare(t, frame, reference)
 
     def release_held(self, later: tuple | None) -> None:
         """The frames since the newest matte, with the next one (``later``; None: the clip ended)."""
@@ -162,6 +188,9 @@ def main() -> None:
     parser.add_argument("--weights", help="model file (default: the shared selfie model, or MODNet's checkpoint)")
     parser.add_argument("--frames", type=positive, help="use only the first N frames")
     parser.add_argument("--strict", action="store_true", help="a matte on exactly every N-th frame, even after a cut")
+    parser.add_argument("--delay", type=lambda text: whole(text, 0, "frames"), default=0, metavar="FRAMES",
+                        help="each matte is ready this many frames after its own frame, as in live mode, where "
+                             "the model takes that long (a 350-ms matte at 24 fps: 8); default 0")
     parser.add_argument("--flow-preset", choices=sorted(DIS_PRESETS), default="ultrafast",
                         help="DIS preset (live runs: ultrafast); slower ones show how far a better flow goes")
     parser.add_argument("--flow-size", type=flow_area, default=FLOW_AREA, metavar="WxH",
@@ -178,7 +207,7 @@ def main() -> None:
     engine = engine_for(args.model, weights)
     everies = args.every or [3, 6, 12]
     flow = dict(flow_area=args.flow_size, preset=args.flow_preset, finest_scale=args.finest_scale)
-    runs = [Reuse(every, args.strict, **flow) for every in everies]
+    runs = [Reuse(every, args.strict, args.delay, **flow) for every in everies]
     reference_flicker, count, alpha = FlickerMeter(), 0, None  # (alpha: the last reference)
     for t, frame in enumerate(chain([first, second], frames)):
         if frame.shape != first.shape:
@@ -195,8 +224,12 @@ def main() -> None:
     compensator = runs[0].compensator
     width, height = flow_size(*first.shape[:2], compensator.flow_area)
     print(f"flow: DIS {compensator.preset}, {width}x{height}, finest scale {compensator._dis.getFinestScale()}")
-    print("(with: the newest matte moved onto the frame, as live mode does; both: weighed with the next "
-          "matte moved back, as --every-frame conversions do)")
+    if args.delay:
+        print(f"(each matte ready {args.delay} frames after its own frame, as live mode's are: every frame is cut "
+              f"with the newest ready matte, as is or moved onto it; 'both' does not apply: conversions wait)")
+    else:
+        print("(with: the newest matte moved onto the frame, as live mode does; both: weighed with the next "
+              "matte moved back, as --every-frame conversions do)")
     print(f"{'every N':>7s} {'mattes':>6s} {'edge |Δα| without':>18s} {'with':>8s} {'both':>8s} "
           f"{'mask mismatch without':>22s} {'with':>8s} {'both':>8s} {'ratio':>6s} {'both':>6s} {'warp ms':>8s} "
           f"{'cpu ms':>7s} {'flicker without':>16s} {'with':>7s} {'both':>7s}")
@@ -215,7 +248,8 @@ def main() -> None:
     elif r["without"][0] < SMALL_ERROR:
         print(f"(the reused matte as is was off by less than {SMALL_ERROR} at the edges: hardly anything moved, "
               f"so these ratios are of noise)")
-    print(f"lag_ratio_both_sides={both:.2f}")
+    if not args.delay:
+        print(f"lag_ratio_both_sides={both:.2f}")
     print(f"lag_ratio={ratio:.2f}")
 
 

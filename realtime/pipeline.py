@@ -243,8 +243,9 @@ class Pipeline:
         """True while nobody reads the only sink (and there is a frame to repeat). Inference (and the
         flow) also rest while the user pauses an async run: its output is the frozen frame anyway."""
         idle = False
-        if self._watched is not None and self._last_output is not None:
-            viewers = self._watched.watchers() + (self.remote.watchers if self.remote is not None else 0)
+        readers = self._watched.watchers() if self._watched is not None and self._last_output is not None else None
+        if readers is not None:  # (None: nobody can tell, e.g. OBS's camera on Windows or macOS: never paused)
+            viewers = readers + (self.remote.watchers if self.remote is not None else 0)
             idle = self._gate.idle(viewers, self.clock())
         if idle != self.idle:
             self.idle = idle

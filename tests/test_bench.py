@@ -46,6 +46,52 @@ def test_lag_benchmark_runs_and_compensation_beats_the_stale_matte():
         rows[bool(strict)] = row
     assert rows[False][:2] == ["5", "9"] and rows[True][:2] == ["5", "8"], rows
     assert float(rows[False][3]) < float(rows[True][3]), rows
+    # --delay: as live mode shows them; "both sides" (conversions) does not apply, lag_ratio is last
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "lag.py"), "--frames", "40", "--every", "5",
+                             "--delay", "4"], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                            env={**os.environ, "MODNET_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    row = lines[-2].split()
+    assert row[:2] == ["5", "9"] and row[4] == "nan" and "lag_ratio_both_sides" not in result.stdout, lines
+    assert 0 < float(row[3]) < float(row[2]), lines
+    assert abs(float(lines[-1].removeprefix("lag_ratio=")) - float(row[3]) / float(row[2])) < 0.01, lines
+
+
+def test_lag_benchmark_delay_shows_each_frame_with_the_newest_ready_matte():
+    """``--delay D`` (live mode, where a matte is ready D frames after its frame): a textured disc
+    moving 2 px a frame, its own mask the reference. Every frame from the first ready matte on is
+    cut with the newest matte made D or more frames before it (the inferred frames too), and
+    moving that matte onto the frame follows the disc: well below the stale matte's error (not
+    all the way: the strip the disc uncovers keeps the old matte, where the flow is unreliable)."""
+    import cv2
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from lag import Reuse, errors
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    rng = np.random.default_rng(0)
+    room, skin = (cv2.normalize(cv2.GaussianBlur(rng.integers(0, 256, (144, 256, 3), dtype=np.uint8), (0, 0), 2),
+                                None, 0, 255, cv2.NORM_MINMAX) for _ in range(2))
+    run, used = Reuse(4, delay=3), []
+    for t in range(16):
+        mask = np.zeros((144, 256), np.uint8)
+        cv2.circle(mask, (70 + 2 * t, 72), 40, 1, -1)
+        frame = np.where(mask[..., None] > 0, np.roll(skin, 2 * t, axis=1), room)
+        run.push(t, frame, mask.astype(np.float32))
+        used.append(None if run.key is None else run.key[0])
+    assert used == [None] * 3 + [0] * 4 + [4] * 4 + [8] * 4 + [12], used  # ready 3 frames after its frame
+    result = run.result()
+    assert len(run.rows["without"]) == 13 and result["mattes"] == 4 and not run.rows["both"]
+    assert result["with"][0] < 0.7 * result["without"][0], result
+    # the newest ready matte as is: exactly the reference of its own frame, D to D + 3 frames back
+    disc = np.zeros((144, 256), np.float32)
+    cv2.circle(disc, (70, 72), 40, 1, -1)
+    later = np.zeros((144, 256), np.float32)
+    cv2.circle(later, (70 + 6, 72), 40, 1, -1)
+    assert errors(disc, later) == run.rows["without"][0]
 
 
 def test_lag_benchmark_flow_options_reach_the_compensator(tmp_path):
@@ -102,12 +148,30 @@ def test_lag_and_flicker_benchmarks_refuse_bad_inputs_with_a_message(tmp_path):
         (["lag.py", "--flow-size", "8x8"], "at least 16x16"),
         (["lag.py", "--finest-scale", "-1"], "0 (the flow frame itself) to 4"),
         (["lag.py", "--flow-preset", "slow"], "invalid choice"),
+        (["lag.py", "--delay", "-1"], "must be at least 0, got -1"),
+        (["lag.py", "--delay", "2.5"], "expected a whole number of frames, got '2.5'"),
         (["gpu_check.py", "--device", "bogus", "--quick"], "runs on cpu, cuda or cuda:N"),
         (["budget.py", "--seconds", "0"], "--seconds must be between 1 and 3600"),
         (["budget.py", "--rates", "2,abc"], "'abc' is not a positive number"),
+        (["budget.py", "--rates", "1e9"], "'1e9' is outside what --max-matte-rate takes (0.01 to 1000"),
     ]
     for args, message in cases:
         result = subprocess.run([sys.executable, str(ROOT / "bench" / args[0]), *args[1:]], capture_output=True,
                                 text=True, timeout=300, cwd=ROOT, env={**os.environ, "MODNET_OFFLINE": "1"})
         assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr, \
             (args, result.stderr[-1500:])
+
+
+def test_benchmarks_without_a_checkpoint_say_how_to_give_one(tmp_path):
+    """No MODNet checkpoint anywhere: the benchmarks that take ``--weights`` say so; the GPU check,
+    which takes none (its reference vectors are the shared checkpoint's), does not offer it."""
+    if (ROOT / "weights" / "modnet_webcam_portrait_matting.ckpt").exists():
+        import pytest
+
+        pytest.skip("a downloaded webcam checkpoint is found first")
+    env = {**os.environ, "MODNET_OFFLINE": "1", "MODNET_SHARED": str(tmp_path / "nothing")}
+    for args, offers_flag in ((["gpu_check.py", "--device", "cpu", "--quick"], False), (["engines.py"], True)):
+        result = subprocess.run([sys.executable, str(ROOT / "bench" / args[0]), *args[1:]], capture_output=True,
+                                text=True, timeout=300, cwd=ROOT, env=env)
+        assert result.returncode == 1 and "no MODNet checkpoint" in result.stderr, (args, result.stderr[-1500:])
+        assert ("--weights PATH" in result.stderr) == offers_flag, (args, result.stderr[-1500:])

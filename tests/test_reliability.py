@@ -449,6 +449,34 @@ def test_unwatched_virtual_camera_pauses_inference_until_an_app_opens_it(tmp_pat
     assert not runner.is_alive()
 
 
+def test_a_virtual_camera_whose_watchers_are_unknown_is_never_paused():
+    """Windows and macOS (OBS's or Unity's camera), or Linux without inotify: nobody can tell
+    who reads the camera, so ``--pause-unwatched`` (on by default) leaves it running; it failed
+    at the first frame ("render loop failed: TypeError")."""
+    import threading
+
+    from fakes import wait_until
+
+    FakeVirtualCamera.instances.clear()
+    vcam = VirtualCameraSink((96, 64), 30, device="OBS Virtual Camera", camera_factory=FakeVirtualCamera, watch=True)
+    assert vcam.watchers() is None
+    engine = IndexEngine()
+    pipeline = make_pipeline(SyntheticSource(fps=30), engine, mode="async", sinks=[vcam], pause_unwatched=True)
+    failures = []
+    runner = threading.Thread(target=lambda: failures.append(pipeline.run()))
+    runner.start()
+    cam = FakeVirtualCamera.instances[-1]
+    try:
+        wait_until(lambda: len(cam.frames) >= 90 or not runner.is_alive(), timeout=20, what="3 s of frames")
+        assert runner.is_alive() and not pipeline.idle, (failures, pipeline.stop_reason)
+        calls = engine.calls
+        wait_until(lambda: engine.calls > calls + 5, timeout=10, what="inference to go on")
+    finally:
+        pipeline.stop()
+        runner.join(10)
+    assert not runner.is_alive()
+
+
 def test_pausing_waits_until_nobody_has_watched_for_a_while():
     from realtime.readers import PAUSE_AFTER_S, PauseGate
 
