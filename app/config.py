@@ -24,7 +24,7 @@ from compositing.backgrounds import find_background_file
 from compositing.media import opencv_path
 from matting import MODELS, RUNTIMES, SMOOTHING_CHOICES, checked_inference_size
 from realtime.pipeline import MODES
-from realtime.sinks import RECORD_FORMATS
+from realtime.sinks import RECORD_FORMATS, VCAM_BACKENDS, vcam_backends
 from realtime.sources import camera_problem, is_picture
 
 from .arguments import build_parser
@@ -181,6 +181,13 @@ class Settings:
                                  f"'v4l2-ctl --list-devices' lists them)")
             if device.is_dir():
                 raise UsageError(f"--vcam-device {device} is a folder: give the device, such as /dev/video10")
+        if self.vcam_backend is not None and not self.image:
+            if self.vcam_backend not in VCAM_BACKENDS:
+                raise UsageError(f"--vcam-backend is one of {', '.join(VCAM_BACKENDS)}; got {self.vcam_backend!r}")
+            available = vcam_backends()
+            if available is not None and self.vcam_backend not in available:
+                raise UsageError(f"--vcam-backend {self.vcam_backend} is not available on this system (pyvirtualcam "
+                                 f"has {', '.join(available) or 'none'} here; obs and unitycapture: Windows, obs: macOS)")
         cores = os.cpu_count() or 1
         if self.threads is not None and self.threads > cores:
             log.warning("--threads %d is more than this machine's %d CPU cores: inference gets slower, not faster",

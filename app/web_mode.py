@@ -95,9 +95,10 @@ def run_live_loop(settings: Settings, live: LiveHandle, stopping: threading.Even
             pipeline = build_pipeline(settings, source, first)
         except (SourceError, SinkError) as exc:
             source.close()
-            log.warning("live view unavailable: %s (the studio still works; pick another camera in the "
-                        "Live tab)", exc)
-            live.detach("failed", str(exc))
+            output = isinstance(exc, SinkError)  # (the virtual camera or the recording: no camera fixes that)
+            log.warning("live view unavailable: %s (the studio still works; %s in the Live tab)", exc,
+                        "fix that, then try again" if output else "pick another camera")
+            live.detach("failed", str(exc), "output" if output else "camera")
             if not wait_for_restart(live, stopping):
                 return
             continue

@@ -76,6 +76,7 @@ class LiveHandle:
         self.source = source                     # the --source file the server started with (may run again)
         self.state = "starting"
         self.error = ""
+        self.failed_part = ""                    # what could not be opened: "camera" (the source) or "output"
         self.pipeline: Any = None                # the running Pipeline, or None
         self._commands: queue.Queue[tuple[Callable[[Any], Any], Future]] = queue.Queue(maxsize=64)
         self._command_lock = threading.Lock()    # "is a pipeline there?" and "queue it" happen as one
@@ -98,16 +99,18 @@ class LiveHandle:
         if self._chosen is not None:
             _restore(pipeline, self._chosen)
         with self._command_lock:
-            self.pipeline, self.state, self.error = pipeline, "running", ""
+            self.pipeline, self.state, self.error, self.failed_part = pipeline, "running", "", ""
         self._restart.clear()
 
-    def detach(self, state: str, error: str = "") -> None:
-        """The pipeline ended (``state`` ended/stopped) or never started (failed, with ``error``)."""
-        assert state in STATES
+    def detach(self, state: str, error: str = "", part: str = "camera") -> None:
+        """The pipeline ended (``state`` ended/stopped) or never started (failed, with ``error``:
+        its ``part`` "camera", or "output", a virtual camera or recording that could not open)."""
+        assert state in STATES and part in ("camera", "output")
         with self._command_lock:
             if self.pipeline is not None:
                 self._chosen = _choices(self.pipeline) or self._chosen
             self.pipeline, self.state, self.error = None, state, error
+            self.failed_part = part if state == "failed" else ""
             self._fail_pending(LiveUnavailable(error or STATE_WORDS.get(state, state)))
 
     def wait_for_restart(self, timeout: float | None = None) -> bool:
@@ -138,7 +141,7 @@ class LiveHandle:
     def request_restart(self, camera: str | None = None) -> None:
         if camera is not None:
             self.camera = camera
-        self.state = "starting"
+        self.state, self.failed_part = "starting", ""
         self._restart.set()
 
     def submit(self, command: Callable[[Any], Any]) -> Future:

@@ -228,6 +228,19 @@ def vcam_help(platform: str | None = None) -> str:
     return VCAM_HELP_LINUX if (platform or sys.platform).startswith("linux") else VCAM_HELP_OTHER
 
 
+#: pyvirtualcam's backends by name (each platform registers its own)
+VCAM_BACKENDS = ("v4l2loopback", "obs", "unitycapture")
+
+
+def vcam_backends() -> list[str] | None:
+    """The virtual-camera backends pyvirtualcam has on this system (None without pyvirtualcam)."""
+    try:
+        from pyvirtualcam.camera import BACKENDS
+    except ImportError:
+        return None
+    return sorted(BACKENDS)
+
+
 class VirtualCameraSink(Sink):
     """pyvirtualcam adapter: BGR frames straight through (PixelFormat.BGR), never mirrored.
 
@@ -245,6 +258,9 @@ class VirtualCameraSink(Sink):
         except ImportError:
             raise SinkError("the virtual camera needs pyvirtualcam: pip install -r requirements.txt") from None
         factory = camera_factory or pyvirtualcam.Camera
+        available = vcam_backends() if camera_factory is None else None
+        if backend and available is not None and backend not in available:  # (pyvirtualcam: a KeyError)
+            raise SinkError(f"no {backend} virtual camera on this system (it has {', '.join(available) or 'none'})")
         self.size = size
         kwargs = {"fmt": pyvirtualcam.PixelFormat.BGR}
         if device:

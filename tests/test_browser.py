@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -278,15 +279,22 @@ def test_live_tab_embeds_the_live_page(page, server):
     assert frame.is_visible()
     # the embedded page works: its gallery is filled from the live API
     page.frame_locator('iframe[src="/live"]').locator("#gallery .thumb").first.wait_for()
+    # its preview streams only while the tab shows (it went on, encoded for nobody, behind the studio)
+    before = poll(lambda: server.api("/api/v1/live/status")["watchers"] or None, 10, 0.2, what="the preview")
+    page.get_by_role("tab", name="ID photo studio").click()
+    poll(lambda: server.api("/api/v1/live/status")["watchers"] == before - 1, 10, 0.2, what="the hidden preview to stop")
+    page.get_by_role("tab", name="Live").click()
+    poll(lambda: server.api("/api/v1/live/status")["watchers"] == before, 10, 0.2, what="the preview again")
+    assert not page.js_errors, page.js_errors
 
 
-def test_live_page_without_a_camera_says_why_and_shows_no_broken_picture(page, tmp_path):
-    """No camera: the preview showed a broken-image icon and the gallery was blank."""
+@contextmanager
+def failed_live_server(tmp_path, *args):
+    """``live.py --web ARGS`` (the selfie model) whose live view failed to start: its URL."""
     port = free_port()
-    log = tmp_path / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "live.py", "--web", "--port", str(port), "--no-window", "--camera",
-                                 "97", "--model", "selfie", "--weights", str(need(MODELS / "selfie_segmentation.onnx"))],
+    with open(tmp_path / "server.log", "wb") as out:
+        proc = subprocess.Popen([sys.executable, "live.py", "--web", "--port", str(port), "--no-window", *args,
+                                 "--model", "selfie", "--weights", str(need(MODELS / "selfie_segmentation.onnx"))],
                                 cwd=ROOT, env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}, stdout=out,
                                 stderr=subprocess.STDOUT)
     try:
@@ -298,10 +306,21 @@ def test_live_page_without_a_camera_says_why_and_shows_no_broken_picture(page, t
             except OSError:
                 return False
 
-        poll(failed, 60, 0.25, "the camera to fail")
+        poll(failed, 60, 0.25, "the live view to fail")
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+
+
+def test_live_page_without_a_camera_says_why_and_shows_no_broken_picture(page, tmp_path):
+    """No camera: the preview showed a broken-image icon and the gallery was blank."""
+    with failed_live_server(tmp_path, "--camera", "97") as url:
         page.goto(url + "/live", wait_until="load")
         page.locator("#camera-box").wait_for(state="visible")
+        assert page.locator("#camera-why").inner_text().startswith("The camera could not be opened: ")
         assert "camera 97" in page.locator("#camera-why").inner_text()
+        assert page.locator("#retry").inner_text() == "Try this camera" and page.input_value("#camera") == "97"
         page.wait_for_function("document.getElementById('gallery').textContent.length > 0")
         assert "while the live view runs" in page.locator("#gallery").inner_text()
         preview = page.locator("#preview")
@@ -311,9 +330,25 @@ def test_live_page_without_a_camera_says_why_and_shows_no_broken_picture(page, t
         assert "no frame yet" in page.locator("#notice").inner_text()
         page.screenshot(path=str(tmp_path / "live_no_camera.png"))
         assert not page.js_errors
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(10)
+
+
+def test_live_page_without_a_virtual_camera_does_not_blame_the_camera(page, tmp_path):
+    """``--web --vcam`` with no virtual-camera device: the panel said "The camera could not be
+    opened", offered webcam 0 in place of the --source file, and "Try this camera"."""
+    import glob
+
+    if glob.glob("/sys/devices/virtual/video4linux/video*"):
+        pytest.skip("a v4l2loopback device is loaded here: the virtual camera would open")
+    with failed_live_server(tmp_path, "--vcam", "--source", str(need(VLOG))) as url:
+        page.goto(url + "/live", wait_until="load")
+        page.locator("#camera-box").wait_for(state="visible")
+        why = page.locator("#camera-why").inner_text()
+        assert why.startswith("The output could not be opened: ") and "virtual camera" in why, why
+        assert "\n" in why  # the how-to keeps its lines
+        assert page.locator("#retry").inner_text() == "Try again"
+        assert page.input_value("#camera").endswith("vlog_720p.mp4")
+        page.screenshot(path=str(tmp_path / "live_no_vcam.png"))
+        assert not page.js_errors
 
 
 def test_live_page_switches_background_and_view(page, server, tmp_path):

@@ -92,6 +92,9 @@ def test_config_accepts_the_negated_flag_names(tmp_path):
     (["--vcam", "--vcam-device", "/dev"], "--vcam-device /dev is a folder"),
     (["--background", " "], "--background is empty"),  # (it was taken as left out)
     (["--record", ""], "--record is empty"),
+    (["--vcam", "--vcam-backend", "foo"], "--vcam-backend is one of v4l2loopback, obs, unitycapture; got 'foo'"),
+    *([(["--vcam", "--vcam-backend", "obs"], "--vcam-backend obs is not available on this system (pyvirtualcam "
+                                             "has v4l2loopback here")] if sys.platform.startswith("linux") else []),
 ])
 def test_numbers_out_of_range_are_refused_with_one_line(still, args, text):
     error = one_error_line(run_cli("--source", still, "--no-window", "--max-frames", "1", *args))
@@ -641,3 +644,15 @@ def test_limits_are_shown_in_full():
 
     with pytest.raises(UsageError, match=r"--max-frames must be at most 1000000000, got 99999999999"):
         Settings(max_frames=99999999999).validate()
+
+
+def test_a_virtual_camera_backend_this_system_lacks_is_one_line():
+    """pyvirtualcam raises a bare KeyError for a backend this system has not registered, and its
+    half-made camera then prints a traceback when collected ("Exception ignored in ... __del__")."""
+    code = ("import sys; from realtime.sinks import SinkError, VirtualCameraSink, vcam_backends\n"
+            "missing = next(name for name in ('obs', 'v4l2loopback') if name not in vcam_backends())\n"
+            "try:\n    VirtualCameraSink((64, 48), 30, backend=missing)\n"
+            "except SinkError as exc:\n    print(exc)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 0 and "virtual camera on this system (it has" in r.stdout, (r.stdout, r.stderr)
+    assert "Exception ignored" not in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -547,6 +547,49 @@ def test_runs_restarted_from_the_panel_do_not_pile_up(reference_ckpt, tmp_path):
     assert alive <= 1, f"{alive} pipelines still held after 4 runs"
 
 
+def test_a_failed_output_is_not_called_a_camera_problem(tmp_path, monkeypatch):
+    """``--web --vcam`` without a virtual-camera device: the status says the output failed (the
+    panel then offers to try again, not another camera: no camera fixes a missing device), and
+    a retry once the device is there runs."""
+    from app import web_mode
+    from app.config import settings_from_args
+    from realtime import SinkError
+
+    clip = tmp_path / "short.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (64, 48))
+    for i in range(3):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    settings = settings_from_args(["--web", "--no-window", "--source", str(clip), "--backgrounds-dir", str(tmp_path)])
+    built = []
+
+    def build(settings, source, first):
+        built.append(source.name)
+        raise SinkError("No virtual camera device was found")
+
+    monkeypatch.setattr(web_mode, "build_pipeline", build)
+    live, stopping = LiveHandle(str(clip), source=str(clip)), threading.Event()
+    app = create_app(unused_maker(), live, WebOptions(backgrounds_dir=str(tmp_path), gradio=False), UploadFolder())
+    client = TestClient(app, base_url="http://127.0.0.1")
+    loop = threading.Thread(target=web_mode.run_live_loop, args=(settings, live, stopping), daemon=True)
+    loop.start()
+    try:
+        wait_until(lambda: live.state == "failed", timeout=20, what="the output to fail")
+        s = client.get("/api/v1/live/status").json()
+        assert s["failed"] == "output" and "virtual camera" in s["error"] and s["camera"] == str(clip), s
+        client.post("/api/v1/live/camera", json={"camera": str(clip)})  # "Try again"
+        wait_until(lambda: len(built) == 2 and live.state == "failed", timeout=20, what="the retry")
+    finally:
+        stopping.set()
+        live.close()
+        loop.join(10)
+    live = LiveHandle("7")
+    live.detach("failed", "cannot open camera 7")
+    assert live.failed_part == "camera"
+    live.request_restart("1")
+    assert live.failed_part == ""
+
+
 def test_viewers_that_keep_reading_keep_their_places(tmp_path, monkeypatch):
     """The other side of giving a stalled viewer's place away: a stream that goes on taking frames
     is never counted as stalled, however long it runs."""
