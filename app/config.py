@@ -181,13 +181,15 @@ class Settings:
                                  f"'v4l2-ctl --list-devices' lists them)")
             if device.is_dir():
                 raise UsageError(f"--vcam-device {device} is a folder: give the device, such as /dev/video10")
-        if self.vcam_backend is not None and not self.image:
-            if self.vcam_backend not in VCAM_BACKENDS:
-                raise UsageError(f"--vcam-backend is one of {', '.join(VCAM_BACKENDS)}; got {self.vcam_backend!r}")
+        if self.vcam_backend is not None and self.vcam and not self.image:  # (unused without --vcam)
             available = vcam_backends()
+            known = sorted({*VCAM_BACKENDS, *(available or ())})
+            if self.vcam_backend not in known:
+                raise UsageError(f"--vcam-backend is one of {', '.join(known)}; got {self.vcam_backend!r}")
             if available is not None and self.vcam_backend not in available:
                 raise UsageError(f"--vcam-backend {self.vcam_backend} is not available on this system (pyvirtualcam "
-                                 f"has {', '.join(available) or 'none'} here; obs and unitycapture: Windows, obs: macOS)")
+                                 f"has {', '.join(available) or 'none'} here; obs: Windows and macOS, unitycapture: "
+                                 f"Windows)")
         cores = os.cpu_count() or 1
         if self.threads is not None and self.threads > cores:
             log.warning("--threads %d is more than this machine's %d CPU cores: inference gets slower, not faster",

@@ -24,8 +24,10 @@ its own flicker, printed first). The last two lines are
 
 ``--delay D`` shows the frames as live mode does, where the model takes time: a matte is
 ready D frames after its own frame, so every frame (the inferred ones too) is cut with a
-matte at least D frames old, as is (without) or moved onto it (with); the last line is then
-``lag_ratio`` alone ("both sides" is what conversions do, and they wait for each matte).
+matte at least D frames old, as is (without) or moved onto it (with); as with live mode's one
+inference thread, the next matte starts only once one is ready (so N ≥ D; N = D is live mode
+uncapped), and a cut waits for it too. "mattes" counts those ready before the clip ends. The
+last line is then ``lag_ratio`` alone ("both sides" is what conversions do: they wait).
 
 The clip is read once, frame by frame, every N at once: memory does not grow
 with its length (``--frames`` caps the time: the reference runs the engine on
@@ -107,9 +109,9 @@ class Reuse:
         self.cadence = MatteCadence(every, new_scenes=not strict)
         self.compensator = MotionCompensator(**flow)  # (flow: flow_area, preset, finest_scale)
         self.key: tuple[int, np.ndarray, np.ndarray] | None = None  # (t, frame, its matte): the newest matte
-        # mattes still being made (``delay``): (t, frame, matte), usable from frame t + delay on
+        # the matte being made (``delay``; at most one): (t, frame, matte), ready from frame t + delay on
         self.pending: list[tuple[int, np.ndarray, np.ndarray]] = []
-        self.mattes = 0
+        self.mattes = 0  # mattes shown (with --delay: made and ready before the clip ended)
         self.rows: dict[str, list[tuple[float, float]]] = {"without": [], "with": [], "both": []}
         self.meters = {"without": FlickerMeter(), "with": FlickerMeter(), "both": FlickerMeter()}
         self.held: list[tuple[int, np.ndarray, np.ndarray]] = []  # (t, frame, reference) waiting for the next matte
@@ -143,13 +145,14 @@ class Reuse:
         self.meters["with"].push(frame, warped)
 
     def push_delayed(self, t: int, frame: np.ndarray, reference: np.ndarray) -> None:
-        """As live mode shows frame ``t``: with the newest matte that is ready by then (made on a
-        frame ``delay`` or more frames before), as is and moved onto it; none before the first."""
-        if self.cadence.due(FramePacket(t, frame, float(t)), float(t)):
+        """As live mode shows frame ``t``: with the newest matte that is ready by then, as is and
+        moved onto it; none before the first. As live mode's one inference thread does, a matte
+        is started only while none is being made (``delay`` frames each), on a frame the cadence
+        wants: a cut gets its matte once the one in hand is done."""
+        if self.pending and self.pending[0][0] + self.delay <= t:
+            self.key, self.mattes = self.pending.pop(), self.mattes + 1
+        if not self.pending and self.cadence.due(FramePacket(t, frame, float(t)), float(t)):
             self.pending.append((t, frame, reference))
-            self.mattes += 1
-        while self.pending and self.pending[0][0] + self.delay <= t:
-            self.key = self.pending.pop(0)
         if self.key is None:
             return
         self.compare(t, frame, reference)
@@ -199,13 +202,17 @@ def main() -> None:
                         help=f"DIS's finest pyramid level, 0 = the flow frame itself (live runs: {FINEST_SCALE}); it "
                              "replaces the preset's own, and DIS lowers it to what the flow frame's size allows")
     args = parser.parse_args()
+    everies = args.every or [3, 6, 12]
+    if args.delay and min(everies) < args.delay:
+        fail(f"--every {min(everies)} with --delay {args.delay}: one inference thread makes a matte every "
+             f"{args.delay} frames at most (--every {args.delay} is live mode uncapped); give N of "
+             f"{args.delay} or more")
     weights = args.weights or (SELFIE_TFLITE if args.model == "selfie" else default_weights())
     frames = iter_frames(Path(args.clip), args.frames)
     first, second = next(frames), next(frames, None)
     if second is None:
         fail(f"{args.clip}: 1 frame; the benchmark needs at least two")
     engine = engine_for(args.model, weights)
-    everies = args.every or [3, 6, 12]
     flow = dict(flow_area=args.flow_size, preset=args.flow_preset, finest_scale=args.finest_scale)
     runs = [Reuse(every, args.strict, args.delay, **flow) for every in everies]
     reference_flicker, count, alpha = FlickerMeter(), 0, None  # (alpha: the last reference)
@@ -242,7 +249,9 @@ def main() -> None:
               f"{r['without'][1]:22.4f} {r['with'][1]:8.4f} {r['both'][1]:8.4f} {ratio:6.2f} {both:6.2f} "
               f"{r['warp_ms']:8.2f} {r['warp_cpu_ms']:7.2f} {r['flicker']['without']:16.4f} "
               f"{r['flicker']['with']:7.4f} {r['flicker']['both']:7.4f}")
-    if ratio != ratio:
+    if ratio != ratio and args.delay and r["mattes"] == 0:
+        print(f"(no ratio: no matte was ready before the clip ended, {args.delay} frames after the first)")
+    elif ratio != ratio:
         print("(no ratio: the reused mattes had no error to compare, e.g. no outline in the reference, "
               "or every frame got its own matte)")
     elif r["without"][0] < SMALL_ERROR:

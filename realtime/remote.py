@@ -139,10 +139,17 @@ class LiveHandle:
 
     # -- remote controls (any thread) ------------------------------------
     def request_restart(self, camera: str | None = None) -> None:
-        if camera is not None:
-            self.camera = camera
-        self.state, self.failed_part = "starting", ""
+        with self._command_lock:
+            if camera is not None:
+                self.camera = camera
+            self.state, self.failed_part = "starting", ""
         self._restart.set()
+
+    def outline(self) -> dict[str, Any]:
+        """``state``, ``error``, ``failed`` and ``camera`` read together (for the status)."""
+        with self._command_lock:
+            return {"state": self.state, "error": self.error or None, "failed": self.failed_part or None,
+                    "camera": self.camera}
 
     def submit(self, command: Callable[[Any], Any]) -> Future:
         """Run ``command(pipeline)`` on the render loop; the future holds its result or exception."""

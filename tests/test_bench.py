@@ -53,7 +53,8 @@ def test_lag_benchmark_runs_and_compensation_beats_the_stale_matte():
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()
     row = lines[-2].split()
-    assert row[:2] == ["5", "9"] and row[4] == "nan" and "lag_ratio_both_sides" not in result.stdout, lines
+    # ready before the end: 0, 5, ..., 30, then the cut's (34, started as 30's was ready); not 39's
+    assert row[:2] == ["5", "8"] and row[4] == "nan" and "lag_ratio_both_sides" not in result.stdout, lines
     assert 0 < float(row[3]) < float(row[2]), lines
     assert abs(float(lines[-1].removeprefix("lag_ratio=")) - float(row[3]) / float(row[2])) < 0.01, lines
 
@@ -92,6 +93,15 @@ def test_lag_benchmark_delay_shows_each_frame_with_the_newest_ready_matte():
     later = np.zeros((144, 256), np.float32)
     cv2.circle(later, (70 + 6, 72), 40, 1, -1)
     assert errors(disc, later) == run.rows["without"][0]
+    # one inference thread: a cut (frame 5) while frame 4's matte is being made waits for it, and
+    # its own matte is made from the first frame after (7), ready 3 frames later
+    run, used = Reuse(4, delay=3), []
+    for t in range(16):
+        frame = (room // 4 if t < 5 else 200 + room // 5).astype(np.uint8)  # a dark room, then a bright one
+        run.push(t, frame, np.zeros((144, 256), np.float32))
+        used.append(None if run.key is None else run.key[0])
+    assert used == [None] * 3 + [0] * 4 + [4] * 3 + [7] * 4 + [11] * 2, used
+    assert run.mattes == 4
 
 
 def test_lag_benchmark_flow_options_reach_the_compensator(tmp_path):
@@ -150,6 +160,7 @@ def test_lag_and_flicker_benchmarks_refuse_bad_inputs_with_a_message(tmp_path):
         (["lag.py", "--flow-preset", "slow"], "invalid choice"),
         (["lag.py", "--delay", "-1"], "must be at least 0, got -1"),
         (["lag.py", "--delay", "2.5"], "expected a whole number of frames, got '2.5'"),
+        (["lag.py", "--delay", "8", "--every", "12", "--every", "6"], "one inference thread makes a matte every 8"),
         (["gpu_check.py", "--device", "bogus", "--quick"], "runs on cpu, cuda or cuda:N"),
         (["budget.py", "--seconds", "0"], "--seconds must be between 1 and 3600"),
         (["budget.py", "--rates", "2,abc"], "'abc' is not a positive number"),

@@ -550,7 +550,7 @@ def test_runs_restarted_from_the_panel_do_not_pile_up(reference_ckpt, tmp_path):
 def test_a_failed_output_is_not_called_a_camera_problem(tmp_path, monkeypatch):
     """``--web --vcam`` without a virtual-camera device: the status says the output failed (the
     panel then offers to try again, not another camera: no camera fixes a missing device), and
-    a retry once the device is there runs."""
+    a retry builds the run again."""
     from app import web_mode
     from app.config import settings_from_args
     from realtime import SinkError

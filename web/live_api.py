@@ -184,8 +184,7 @@ def live_router(live: LiveHandle, uploads: UploadFolder, backgrounds_dir: str) -
 
     @router.get("/status")
     def status():
-        body = {"state": live.state, "error": live.error or None, "failed": live.failed_part or None,
-                "camera": live.camera, "watchers": live.watchers,
+        body = {**live.outline(), "watchers": live.watchers,
                 "max_watchers": MAX_STREAMS}
         if live.pipeline is None:
             return {**body, **NO_RUN}
