@@ -23,7 +23,7 @@ from .errors import MissingPackage, UsageError
 log = logging.getLogger(__name__)
 
 #: Live MODNet on a CPU: the share of time spent inferring (chosen from bench/budget.py and bench/lag.py).
-DEFAULT_CPU_SHARE = 0.5
+DEFAULT_CPU_SHARE = 0.35
 
 
 def choose_mode(settings: Settings, device: str) -> str:
@@ -62,9 +62,10 @@ def threads_per_worker(settings: Settings, workers: int) -> int | None:
 
 def choose_inference_share(settings: Settings, engine: MattingEngine, mode: str) -> float | None:
     """The share of time inference may take: the user's; else, for MODNet live in async mode on a
-    CPU, one half: mattes at half the model's speed, and motion compensation moves each one onto
-    the frames between (see the CPU table in the README); without motion compensation (``--motion-comp
-    off``) nothing would carry them, so no limit. The selfie model is cheap: no limit."""
+    CPU, DEFAULT_CPU_SHARE: mattes at about a third of the model's speed, and motion compensation
+    moves each one onto the frames between (see the CPU table in the README); without motion
+    compensation (``--motion-comp off``) nothing would carry them, so no limit. The selfie model is
+    cheap: no limit."""
     if settings.inference_share is not None:
         return settings.inference_share if settings.inference_share < 1 else None
     if (settings.every_frame or mode != "async" or engine.device != "cpu" or not engine.name.startswith("modnet")

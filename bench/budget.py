@@ -88,7 +88,7 @@ def main() -> None:
                 ["--motion-comp", "off", "--skip-still", "off", "--inference-share", "1"]),
                ("defaults", []),
                ("--inference-share 1 (no limit)", ["--inference-share", "1"]),
-               ("--inference-share 0.35", ["--inference-share", "0.35"])]
+               ("--inference-share 0.5", ["--inference-share", "0.5"])]
     configs += [(f"--max-matte-rate {r}", ["--max-matte-rate", r]) for r in args.rates.split(",") if r]
     with tempfile.TemporaryDirectory() as tmp:
         cap = cv2.VideoCapture(str(VLOG))

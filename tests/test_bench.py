@@ -186,3 +186,49 @@ def test_benchmarks_without_a_checkpoint_say_how_to_give_one(tmp_path):
                                 text=True, timeout=300, cwd=ROOT, env=env)
         assert result.returncode == 1 and "no MODNet checkpoint" in result.stderr, (args, result.stderr[-1500:])
         assert ("--weights PATH" in result.stderr) == offers_flag, (args, result.stderr[-1500:])
+
+
+def test_sway_clip_moves_the_person_over_a_still_background(tmp_path):
+    """``bench/sway.py``: the clip has the frames and size asked for; the person (the selfie
+    segmenter's matte of each frame) is where the sway puts them, a quarter period later
+    ``amplitude`` pixels to the side; the background's corner stays put; an existing clip is
+    never replaced, and bad values are one line each."""
+    import cv2
+    import numpy as np
+
+    need(SHARED / "models" / "selfie_segmentation_landscape.tflite")
+    need(SHARED / "media" / "portrait_720p.jpg")
+    clip = tmp_path / "sway.mp4"
+    cmd = [sys.executable, str(ROOT / "bench" / "sway.py"), str(SHARED / "media" / "portrait_720p.jpg"), str(clip),
+           "--size", "320x180", "--frames", "9", "--period", "16", "--amplitude", "40"]
+    env = {**os.environ, "MODNET_OFFLINE": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sway.mp4"]  # no part file left
+    cap = cv2.VideoCapture(str(clip))
+    frames = []
+    while (ok_frame := cap.read())[0]:
+        frames.append(ok_frame[1])
+    assert len(frames) == 9 and frames[0].shape == (180, 320, 3)
+    sys.path.insert(0, str(ROOT / "bench"))
+    from common import SELFIE_TFLITE, engine_for
+
+    engine = engine_for("selfie", SELFIE_TFLITE)
+
+    def centre_x(frame):
+        alpha = cv2.resize(engine.infer(frame), (320, 180), interpolation=cv2.INTER_LINEAR)
+        return float((alpha.sum(axis=0) * np.arange(320)).sum() / alpha.sum())
+
+    moved = centre_x(frames[4]) - centre_x(frames[0])  # t = 4 is a quarter of the period: +40 px
+    assert 30 < moved < 50, moved
+    assert np.abs(frames[0][:20, :20].astype(int) - frames[8][:20, :20]).mean() < 6  # the background at rest
+    before = clip.read_bytes()
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    assert again.returncode == 2 and "exists; give a new name" in again.stderr and clip.read_bytes() == before
+    for args, message in ((["--size", "321x180"], "must be even"), (["--period", "1"], "--period must be at least 2"),
+                          (["--frames", "0"], "must be at least 1"), (["--background", str(tmp_path / "none.jpg")],
+                                                                      "does not exist")):
+        bad = subprocess.run([*cmd[:3], str(tmp_path / "new.mp4"), *args], capture_output=True, text=True,
+                             timeout=300, cwd=ROOT, env=env)
+        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr, (args, bad.stderr)
+        assert not (tmp_path / "new.mp4").exists()

@@ -39,12 +39,12 @@ class _Engine:
         self.name, self.device = name, device
 
 
-def test_modnet_on_a_cpu_infers_half_the_time_by_default():
+def test_modnet_on_a_cpu_infers_about_a_third_of_the_time_by_default():
     from app.build import DEFAULT_CPU_SHARE, choose_inference_share
 
     live = settings(source="clip.mp4")
-    assert choose_inference_share(live, _Engine("modnet-onnx"), "async") == DEFAULT_CPU_SHARE == 0.5
-    assert choose_inference_share(live, _Engine("modnet"), "async") == 0.5
+    assert choose_inference_share(live, _Engine("modnet-onnx"), "async") == DEFAULT_CPU_SHARE == 0.35
+    assert choose_inference_share(live, _Engine("modnet"), "async") == 0.35
     assert choose_inference_share(live, _Engine("selfie"), "async") is None        # cheap: no limit
     assert choose_inference_share(live, _Engine("modnet", "cuda"), "sync") is None  # a GPU keeps up
     assert choose_inference_share(live, _Engine("modnet"), "sync") is None
