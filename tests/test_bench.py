@@ -192,7 +192,7 @@ def test_sway_clip_moves_the_person_over_a_still_background(tmp_path):
     """``bench/sway.py``: the clip has the frames and size asked for; the person (the selfie
     segmenter's matte of each frame) is where the sway puts them, a quarter period later
     ``amplitude`` pixels to the side; the background's corner stays put; an existing clip is
-    never replaced, and bad values are one line each."""
+    never replaced, and bad values (a picture with nobody in it too) are one line each."""
     import cv2
     import numpy as np
 
@@ -211,9 +211,12 @@ def test_sway_clip_moves_the_person_over_a_still_background(tmp_path):
         frames.append(ok_frame[1])
     assert len(frames) == 9 and frames[0].shape == (180, 320, 3)
     sys.path.insert(0, str(ROOT / "bench"))
-    from common import SELFIE_TFLITE, engine_for
+    try:
+        from common import SELFIE_TFLITE, engine_for
 
-    engine = engine_for("selfie", SELFIE_TFLITE)
+        engine = engine_for("selfie", SELFIE_TFLITE)
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
 
     def centre_x(frame):
         alpha = cv2.resize(engine.infer(frame), (320, 180), interpolation=cv2.INTER_LINEAR)
@@ -225,10 +228,15 @@ def test_sway_clip_moves_the_person_over_a_still_background(tmp_path):
     before = clip.read_bytes()
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
     assert again.returncode == 2 and "exists; give a new name" in again.stderr and clip.read_bytes() == before
-    for args, message in ((["--size", "321x180"], "must be even"), (["--period", "1"], "--period must be at least 2"),
-                          (["--frames", "0"], "must be at least 1"), (["--background", str(tmp_path / "none.jpg")],
-                                                                      "does not exist")):
-        bad = subprocess.run([*cmd[:3], str(tmp_path / "new.mp4"), *args], capture_output=True, text=True,
+    portrait, nobody = cmd[2], str(SHARED / "media" / "background_night_sky.jpg")
+    cases = ((portrait, ["--size", "321x180"], "must be even"),
+             (portrait, ["--period", "1"], "--period must be between 2 and"),
+             (portrait, ["--frames", "0"], "must be at least 1"),
+             (portrait, ["--amplitude", "nan"], "--amplitude must be between 0"),
+             (portrait, ["--background", str(tmp_path / "none.jpg")], "does not exist"),
+             (nobody, ["--size", "320x180", "--frames", "2"], "no person found"))
+    for picture, args, message in cases:
+        bad = subprocess.run([*cmd[:2], picture, str(tmp_path / "new.mp4"), *args], capture_output=True, text=True,
                              timeout=300, cwd=ROOT, env=env)
         assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr, (args, bad.stderr)
-        assert not (tmp_path / "new.mp4").exists()
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["sway.mp4"]  # nothing written, nothing left
