@@ -122,9 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-matte-rate", type=float, metavar="HZ",
                    help="live: at most HZ mattes per second (less CPU; the output keeps the camera's rate)")
     g.add_argument("--inference-share", type=float, metavar="F",
-                   help="live: spend at most this share of the time inferring, e.g. 0.5 = mattes at half the "
-                        "model's speed, motion compensation covering the frames between (default: 0.35 for MODNet "
-                        "on a CPU with --motion-comp on, 1 = no limit)")
+                   help="live: spend at most this share of the time inferring (0.01 to 1), e.g. 0.5 = mattes at "
+                        "half the model's speed, motion compensation covering the frames between (default: 0.35 "
+                        "for MODNet on a CPU with --motion-comp on, 1 = no limit)")
     g.add_argument("--no-window", dest="window", action="store_false", default=None, help="no preview window")
     g.add_argument("--no-mirror", dest="mirror", action="store_false", default=None,
                    help="do not mirror the preview")
