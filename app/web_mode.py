@@ -60,14 +60,17 @@ def run_web(settings: Settings) -> int:
     shown = server.url if server.url == local else f"{server.url} (on this computer: {local})"
     say(f"studio and live panel: {shown}", sys.stdout)  # the CLI's own output
     stopping = threading.Event()
+    opening = threading.Event()  # set while the source opens: a named pipe waits for its writer, watching nothing
 
     def on_signal(signum, frame):
         stopping.set()
         live.close()
+        if opening.is_set():  # end that wait as Ctrl-C does (KeyboardInterrupt: the server stops below)
+            raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        run_live_loop(settings, live, stopping)
+        run_live_loop(settings, live, stopping, opening)
     except KeyboardInterrupt:
         pass
     finally:
@@ -77,8 +80,11 @@ def run_web(settings: Settings) -> int:
     return 0
 
 
-def run_live_loop(settings: Settings, live: LiveHandle, stopping: threading.Event) -> None:
-    """Open the source and run the pipeline; on failure wait for a retry from the Live tab."""
+def run_live_loop(settings: Settings, live: LiveHandle, stopping: threading.Event,
+                  opening: threading.Event | None = None) -> None:
+    """Open the source and run the pipeline; on failure wait for a retry from the Live tab.
+    ``opening`` is set while the source opens and reads its first frame."""
+    opening = opening or threading.Event()
     runs, first_record = 0, settings.record
     while not stopping.is_set() and not live.closed:
         if runs and first_record:  # a restarted run records into a new file: never over the last one
@@ -88,8 +94,12 @@ def run_live_loop(settings: Settings, live: LiveHandle, stopping: threading.Even
         source = make_source(settings.camera if from_file else chosen, chosen if from_file else None,
                              settings.loop, settings.size, settings.fps, settings.fourcc, pace=True)
         try:
-            source.open()
-            first = source.read()
+            opening.set()
+            try:
+                source.open()
+                first = source.read()
+            finally:
+                opening.clear()
             if first is None:
                 raise SourceError(f"{source.name} has no frames")
             pipeline = build_pipeline(settings, source, first)

@@ -512,3 +512,23 @@ def test_sigterm_while_the_live_run_starts_ends_the_server(reference_ckpt, tmp_p
             server.proc.kill()
     assert code == 0 and took < 8, (code, took, server.output())
     assert "Traceback" not in server.output()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="named pipes are waited for on Linux")
+def test_sigterm_stops_the_server_while_a_named_pipe_waits_for_its_writer(tmp_path):
+    """``--web --source FIFO`` with nothing writing into the pipe: the studio works meanwhile, and
+    SIGTERM stops the server (it went unheard: the pipe's wait watched for Ctrl-C alone)."""
+    pipe = tmp_path / "feed"
+    os.mkfifo(pipe)
+    server = Server(["--source", str(pipe), *selfie_args()], tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while "waiting for something to write into the pipe" not in server.output():
+            assert time.monotonic() < deadline and server.proc.poll() is None, server.output()
+            time.sleep(0.2)
+        code, body, _ = get(server.base + "/api/v1/sizes")
+        assert code == 200 and any(s["id"] == "passport" for s in json.loads(body))
+    finally:
+        code, took = server.stop()
+    assert code == 0 and took < 2, (code, took, server.output())
+    assert "Traceback" not in server.output()
