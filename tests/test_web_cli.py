@@ -529,6 +529,10 @@ def test_sigterm_stops_the_server_while_a_named_pipe_waits_for_its_writer(tmp_pa
         code, body, _ = get(server.base + "/api/v1/sizes")
         assert code == 200 and any(s["id"] == "passport" for s in json.loads(body))
     finally:
-        code, took = server.stop()
+        try:
+            code, took = server.stop()
+        finally:
+            if server.proc.poll() is None:  # (a server deaf to SIGTERM is not left behind)
+                server.proc.kill()
     assert code == 0 and took < 2, (code, took, server.output())
     assert "Traceback" not in server.output()
