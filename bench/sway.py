@@ -17,42 +17,30 @@ the person uncovers and covers it as a real one does. An existing OUT is never r
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import signal
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from common import SELFIE_TFLITE, SHARED, engine_for, fail, positive
 
+from app.arguments import parse_size  # noqa: E402
+from compositing.backgrounds import fit_image  # noqa: E402
+from matting.files import open_temp_beside, place_new  # noqa: E402
+
 NIGHT_SKY = SHARED / "media" / "background_night_sky.jpg"
 LARGEST = (7680, 4320)
 
 
 def size(text: str) -> tuple[int, int]:
-    """An argparse type: WIDTHxHEIGHT, each even and at least 64 (what video encoders take)."""
-    try:
-        w, h = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1280x720, got {text!r}") from None
+    """An argparse type: WIDTHxHEIGHT (as ``live.py --size`` reads it), each even and 64 to 7680x4320."""
+    w, h = parse_size(text)
     if w < 64 or h < 64 or w % 2 or h % 2:
         raise argparse.ArgumentTypeError(f"width and height must be even and at least 64, got {text!r}")
     if w > LARGEST[0] or h > LARGEST[1]:
         raise argparse.ArgumentTypeError(f"at most {LARGEST[0]}x{LARGEST[1]}, got {text!r}")
     return w, h
-
-
-def cover(picture: np.ndarray, w: int, h: int) -> np.ndarray:
-    """The picture scaled to cover w×h and cropped to its middle (BGR uint8)."""
-    import cv2
-
-    scale = max(w / picture.shape[1], h / picture.shape[0])
-    big = cv2.resize(picture, (max(w, round(picture.shape[1] * scale)), max(h, round(picture.shape[0] * scale))),
-                     interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    y, x = (big.shape[0] - h) // 2, (big.shape[1] - w) // 2
-    return big[y:y + h, x:x + w]
 
 
 def read_picture(path: Path, what: str) -> np.ndarray:
@@ -81,9 +69,8 @@ def write_clip(out: Path, frames, fps: int, w: int, h: int) -> None:
     has it by then: an existing file is never replaced, and nothing is left on failure."""
     import cv2
 
-    fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part.mp4")
+    fd, part = open_temp_beside(out, suffix=".mp4")  # (the user's umask, as any file they save)
     os.close(fd)
-    part = Path(name)
     try:
         writer = cv2.VideoWriter(str(part), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
         if not writer.isOpened():
@@ -93,25 +80,12 @@ def write_clip(out: Path, frames, fps: int, w: int, h: int) -> None:
                 writer.write(frame)
         finally:
             writer.release()
-        os.chmod(part, 0o666 & ~current_umask())
         try:
-            os.link(part, out)  # never replaces: an OUT made meanwhile is kept
+            place_new(part, out)
         except FileExistsError:
             fail(f"{out} appeared while this ran; nothing is replaced")
-        except OSError as exc:  # a file system without hard links: look, then rename
-            if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
-                raise
-            if out.exists() or out.is_symlink():
-                fail(f"{out} appeared while this ran; nothing is replaced")
-            os.replace(part, out)
     finally:
         part.unlink(missing_ok=True)
-
-
-def current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def main() -> None:
@@ -147,8 +121,8 @@ def main() -> None:
         fail(f"{args.out}: the folder {args.out.parent} does not exist")
     if not SELFIE_TFLITE.exists():
         fail(f"the selfie model {SELFIE_TFLITE} is missing (MODNET_SHARED names the shared folder)")
-    person = cover(read_picture(args.picture, "picture"), w, h)
-    room = cover(read_picture(args.background, "--background"), w, h).astype(np.float32)
+    person = fit_image(read_picture(args.picture, "picture"), (h, w))
+    room = fit_image(read_picture(args.background, "--background"), (h, w)).astype(np.float32)
     alpha = upsample_alpha(engine_for("selfie", SELFIE_TFLITE).infer(person), (h, w))
     if not finds_person(alpha):
         fail(f"{args.picture}: {NO_PERSON}")

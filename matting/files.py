@@ -13,12 +13,13 @@ import secrets
 from pathlib import Path
 
 
-def open_temp_beside(target: str | os.PathLike) -> tuple[int, Path]:
-    """``(fd, path)`` of a new, exclusively created hidden file in ``target``'s folder."""
+def open_temp_beside(target: str | os.PathLike, suffix: str = "") -> tuple[int, Path]:
+    """``(fd, path)`` of a new, exclusively created hidden file in ``target``'s folder, its name
+    ending in ``suffix`` (for writers that choose the format by the name, such as ``.mp4``)."""
     target = Path(target)
     folder = target.parent if str(target.parent) else Path(".")
     for _ in range(100):
-        tmp = folder / f".{target.name}.{secrets.token_hex(4)}.part"
+        tmp = folder / f".{target.name}.{secrets.token_hex(4)}.part{suffix}"
         try:
             return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
         except FileExistsError:
@@ -40,13 +41,15 @@ def write_atomic(target: str | os.PathLike, data: bytes, replace: bool = True) -
         if replace:
             os.replace(tmp, target)
         else:
-            _place_new(tmp, Path(target))
+            place_new(tmp, Path(target))
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
-def _place_new(tmp: Path, target: Path) -> None:
+def place_new(tmp: Path, target: Path) -> None:
+    """Give the finished file ``tmp`` the name ``target`` unless something has it by now
+    (FileExistsError): never replaces, even what was made after the caller checked."""
     try:
         os.link(tmp, target)  # FileExistsError if the name is taken
         return
